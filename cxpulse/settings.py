@@ -1,0 +1,293 @@
+"""One settings object for every part of cxpulse: a YAML file plus ``CXPULSE_*`` environment variables.
+
+Why one object: the KPI core, the worker, the sinks and the simulator must agree on thresholds, topics and
+addresses; a second source of truth would let the wallboard and Prometheus disagree. Validation happens at
+start, and :func:`load_settings` turns pydantic's errors into lines naming the key and the bad value.
+
+Environment variables override the file, nested keys joined by ``__``:
+``CXPULSE_KAFKA__BOOTSTRAP_SERVERS=broker:9092``, ``CXPULSE_KPI__TIMEZONE=Europe/Paris``.
+The file is ``$CXPULSE_CONFIG`` or the path given to :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SlFormula = Literal["exclude_short_abandons", "abandons_count_against", "abandons_within_count_for"]
+CHANNELS = ("voice", "chat", "email", "sms", "social")
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> int:
+    """``"60s"``, ``"15m"``, ``"1h"``, ``"7d"`` or a number of seconds -> whole seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = int(value)
+    else:
+        match = _DURATION.match(str(value).strip())
+        if match is None:
+            raise ValueError(f"not a duration like 60s, 15m, 1h, 7d: {value!r}")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative: {value!r}")
+    return seconds
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {name!r}") from None
+    return name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelDefaults(_Strict):
+    """Per-channel defaults of the per-queue settings (kpis.md, Settings)."""
+
+    sl_threshold_seconds: float = Field(gt=0)
+    sl_target: float = Field(default=0.80, gt=0, le=1)
+    short_abandon_seconds: float = Field(default=0, ge=0)
+
+
+class QueueOverride(_Strict):
+    """What a single queue may change; unset fields fall back to its channel's defaults."""
+
+    sl_threshold_seconds: float | None = Field(default=None, gt=0)
+    sl_target: float | None = Field(default=None, gt=0, le=1)
+    short_abandon_seconds: float | None = Field(default=None, ge=0)
+    sl_formula: SlFormula | None = None
+    timezone: str | None = None
+
+    _tz = field_validator("timezone")(lambda cls, v: v if v is None else _check_timezone(v))
+
+
+class QueueSettings(_Strict):
+    """The effective settings of one (queue, channel): what the KPI core reads on its hot path."""
+
+    sl_threshold_seconds: float
+    sl_target: float
+    short_abandon_seconds: float
+    sl_formula: SlFormula
+    timezone: str
+
+    @cached_property
+    def threshold_us(self) -> int:
+        return round(self.sl_threshold_seconds * 1_000_000)
+
+    @cached_property
+    def short_abandon_us(self) -> int:
+        return round(self.short_abandon_seconds * 1_000_000)
+
+
+def _default_channels() -> dict[str, ChannelDefaults]:
+    return {
+        "voice": ChannelDefaults(sl_threshold_seconds=20, short_abandon_seconds=5),
+        "chat": ChannelDefaults(sl_threshold_seconds=30),
+        "sms": ChannelDefaults(sl_threshold_seconds=120),
+        "social": ChannelDefaults(sl_threshold_seconds=3600),
+        "email": ChannelDefaults(sl_threshold_seconds=14400),
+    }
+
+
+class KpiSettings(_Strict):
+    """Everything kpis.md calls a setting."""
+
+    sl_formula: SlFormula = "exclude_short_abandons"
+    timezone: str = "UTC"
+    fcr_window: int = Field(default=7 * 86400, description="seconds; accepts 7d")
+    allowed_disorder: int = Field(default=60, description="seconds; accepts 60s")
+    windows: tuple[str, ...] = ("15m", "1h", "24h", "today")
+    bucket_seconds: int = Field(default=60, gt=0, description="aggregation bucket; at most 1/15 of the shortest window")
+    channels: dict[str, ChannelDefaults] = Field(default_factory=_default_channels)
+    queues: dict[str, QueueOverride] = Field(default_factory=dict)
+    contact_retention: int = Field(default=31 * 86400, description="how long a contact is remembered (>= 30 days)")
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+    @field_validator("fcr_window", "allowed_disorder", "contact_retention", "bucket_seconds", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> int:
+        return parse_duration(value)
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _merge_channels(cls, value: Any) -> Any:
+        """A file may set one field of one channel; the other channels and fields keep their defaults."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {name: d.model_dump() for name, d in _default_channels().items()}
+        for name, override in value.items():
+            if name not in CHANNELS:
+                raise ValueError(f"unknown channel {name!r} (one of {', '.join(CHANNELS)})")
+            if isinstance(override, ChannelDefaults):
+                override = override.model_dump()
+            if not isinstance(override, dict):
+                raise ValueError(f"channel {name!r} must be a mapping, got {override!r}")
+            merged[name] = {**merged[name], **override}
+        return merged
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name != "today":
+                parse_duration(name)
+        if not value:
+            raise ValueError("at least one window is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_fits_windows(self) -> "KpiSettings":
+        rolling = [parse_duration(w) for w in self.windows if w != "today"]
+        shortest = min(rolling, default=86400)
+        if self.bucket_seconds * 15 > shortest:
+            raise ValueError(
+                f"bucket_seconds={self.bucket_seconds} is more than 1/15 of the shortest window ({shortest} s)"
+            )
+        if 86400 % self.bucket_seconds or 900 % self.bucket_seconds:
+            raise ValueError(f"bucket_seconds={self.bucket_seconds} must divide 15 minutes, so local midnights stay on bucket edges")
+        if self.contact_retention < 30 * 86400:
+            raise ValueError(f"contact_retention={self.contact_retention} s is below the 30 days kpis.md asks for")
+        return self
+
+    def for_queue(self, queue: str, channel: str) -> QueueSettings:
+        """Effective settings of a queue visit: the queue's overrides over its channel's defaults (cached)."""
+        key = (queue, channel)
+        cache: dict[tuple[str, str], QueueSettings] = self.__dict__.setdefault("_queue_cache", {})
+        found = cache.get(key)
+        if found is None:
+            base = self.channels.get(channel) or ChannelDefaults(sl_threshold_seconds=20)
+            over = self.queues.get(queue) or QueueOverride()
+            found = QueueSettings(
+                sl_threshold_seconds=over.sl_threshold_seconds or base.sl_threshold_seconds,
+                sl_target=over.sl_target or base.sl_target,
+                short_abandon_seconds=(
+                    over.short_abandon_seconds if over.short_abandon_seconds is not None else base.short_abandon_seconds
+                ),
+                sl_formula=over.sl_formula or self.sl_formula,
+                timezone=over.timezone or self.timezone,
+            )
+            cache[key] = found
+        return found
+
+
+class TopicSettings(_Strict):
+    contact_events: str = "contact-events"
+    survey_responses: str = "survey-responses"
+    contact_events_dlq: str = "contact-events-dlq"
+    survey_responses_dlq: str = "survey-responses-dlq"
+    sla_breaches: str = "sla-breaches"
+
+
+class KafkaSettings(_Strict):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+    client_id: str = "cxpulse"
+
+
+class RedisSettings(_Strict):
+    url: str = "redis://127.0.0.1:16379/0"
+    key_prefix: str = "cxpulse"
+    ttl_seconds: int = Field(default=15, ge=2)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix://, got {value!r}")
+        return value
+
+
+class WorkerSettings(_Strict):
+    app_id: str = "cxpulse"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    store: str = "rocksdb://"
+    data_dir: str = ".local/worker"
+    max_queues: int = Field(default=200, ge=1, description="distinct queue labels in /metrics before 'other'")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value not in ("rocksdb://", "memory://"):
+            raise ValueError(f"must be rocksdb:// or memory://, got {value!r}")
+        return value
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings` to get readable errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CXPULSE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    kpi: KpiSettings = Field(default_factory=KpiSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment wins over the file (init_settings carries the file's content)
+        return (env_settings, init_settings)
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message names every bad key and value, one per line."""
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        lines.append(f"  {key} = {shown[:80]}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read the YAML file (``path``, else ``$CXPULSE_CONFIG``, else defaults) and the environment, and validate."""
+    chosen = path or os.environ.get("CXPULSE_CONFIG")
+    data: dict[str, Any] = {}
+    source = "defaults and environment"
+    if chosen:
+        file = Path(chosen)
+        source = f"{file} and environment"
+        if not file.is_file():
+            raise ConfigError(f"invalid configuration: settings file {str(file)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid configuration: {file} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"invalid configuration: {file} must hold a mapping at top level")
+        data = loaded or {}
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
