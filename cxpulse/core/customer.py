@@ -1,0 +1,93 @@
+"""First contact resolution, per customer (kpis.md, "First contact resolution").
+
+Why per customer: whether a contact is a repeat, and whether a resolution is confirmed, depends on the
+customer's *other* contacts within the FCR window F. The customer's facts are recomputed from the summaries
+of all their remembered contacts whenever one of them changes, so the result again depends only on the set
+of events, not on their order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxpulse.core import measures as m
+from cxpulse.core.contact import Summary
+from cxpulse.core.measures import Fact
+
+
+def _reasons_match(a: str | None, b: str | None) -> bool:
+    """Same reason, or either unknown (null matches any reason)."""
+    return a is None or b is None or a == b
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """The FCR summaries of one customer's remembered contacts, by contact id."""
+
+    contacts: dict[str, Summary] = field(default_factory=dict)
+
+    def put(self, summary: Summary) -> bool:
+        """Store the newest summary of a contact; False when nothing changed."""
+        if self.contacts.get(summary.contact_id) == summary:
+            return False
+        self.contacts[summary.contact_id] = summary
+        return True
+
+    def forget_before(self, t0_limit: int) -> None:
+        """Drop contacts whose first queued time is before ``t0_limit`` (they can no longer change any count)."""
+        for contact_id in [cid for cid, s in self.contacts.items() if s.t0 < t0_limit]:
+            del self.contacts[contact_id]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"c": [list(s[:6]) + [list(s.final) if s.final else None] for s in self.contacts.values()]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CustomerState":
+        state = cls()
+        for item in data["c"]:
+            final = tuple(item[6]) if item[6] else None
+            state.contacts[item[0]] = Summary(*item[:6], final)  # type: ignore[arg-type]
+        return state
+
+
+def customer_facts(state: CustomerState, fcr_window_us: int) -> list[Fact]:
+    """Repeats, first contacts (resolved), closed and confirmed first contacts of one customer."""
+    contacts = sorted(state.contacts.values(), key=lambda s: (s.t0, s.contact_id))
+    times = [s.t0 for s in contacts]
+    facts: list[Fact] = []
+    window = fcr_window_us
+    for summary in contacts:
+        t0 = summary.t0
+        # another contact with first queued time in [t0 - F, t0) and a matching reason?
+        lo = bisect.bisect_left(times, t0 - window)
+        hi = bisect.bisect_left(times, t0)
+        repeat = any(
+            _reasons_match(other.reason, summary.reason)
+            for other in contacts[lo:hi]
+            if other.contact_id != summary.contact_id
+        )
+        if repeat:
+            facts.append(Fact(m.REPEATS, t0, summary.queue, summary.channel))
+            continue
+        if summary.final is None:
+            continue
+        ended_ts, resolved, queue, channel = summary.final
+        facts.append(Fact(m.FIRST, ended_ts, queue, channel))
+        if resolved:
+            facts.append(Fact(m.FIRST_RESOLVED, ended_ts, queue, channel))
+        closed_at = max(t0 + window, ended_ts)
+        facts.append(Fact(m.FIRST_CLOSED, closed_at, queue, channel))
+        if resolved:
+            # confirmed when no other contact with a matching reason has its first queued time in (t0, t0 + F]
+            lo = bisect.bisect_right(times, t0)
+            hi = bisect.bisect_right(times, t0 + window)
+            recontacted = any(
+                _reasons_match(other.reason, summary.reason)
+                for other in contacts[lo:hi]
+                if other.contact_id != summary.contact_id
+            )
+            if not recontacted:
+                facts.append(Fact(m.FIRST_CONFIRMED, closed_at, queue, channel))
+    return facts

@@ -1,0 +1,190 @@
+"""The KPI core in one process: validation, both processors, one set of aggregates, and the document.
+
+Used by ``cxpulse replay``, by tests, and as the reference the live engine must agree with. It imports no
+Faust, Kafka or Redis: the live engine runs the same processors, partition by partition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.measures import zero_counts
+from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
+from cxpulse.core.report import add_counts, window_kpis
+from cxpulse.core.windows import window_bounds
+from cxpulse.models.events import InvalidEvent, SurveyResponse, format_ts, parse_any_event, parse_contact_event, parse_survey_response
+from cxpulse.settings import KpiSettings
+
+TWO_DAYS_US = 2 * 86400 * 1_000_000
+
+
+@dataclass(slots=True)
+class Health:
+    """The pipeline's own counts: processed, duplicates, invalid by kind (metric-safe words)."""
+
+    processed: int = 0
+    duplicates: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class KpiEngine:
+    """Feed events with :meth:`process`; read the KPI document with :meth:`snapshot`."""
+
+    def __init__(self, kpi: KpiSettings | None = None, *, publish_breaches: bool = False) -> None:
+        self.kpi = kpi or KpiSettings()
+        self.bucket_us = self.kpi.bucket_seconds * 1_000_000
+        self.aggregates = Aggregates(self.bucket_us)
+        self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
+        self.customers = CustomerProcessor(self.kpi, self.aggregates)
+        self.health = Health()
+        self.rejections: list[Rejection] = []
+
+    @property
+    def stream_time(self) -> int:
+        return self.contacts.stream_time
+
+    def process(self, raw: bytes | str | dict[str, Any], topic: str | None = None,
+                source: tuple[str, int, int] | None = None) -> bool:
+        """Validate and apply one event (``topic`` picks the parser; None: told apart by ``type``).
+
+        Returns True when accepted. Invalid events are recorded in :attr:`rejections` with their reason,
+        never raised: bad input must not stop the pipeline.
+        """
+        try:
+            if topic == "survey-responses":
+                event = parse_survey_response(raw)
+            elif topic == "contact-events":
+                event = parse_contact_event(raw)
+            else:
+                event = parse_any_event(raw)
+        except InvalidEvent as exc:
+            self._reject(Rejection(exc.kind, exc.reason, "", "", _as_bytes(raw), source))
+            return False
+        return self.process_event(event, _as_bytes(raw), source)
+
+    def process_event(self, event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None) -> bool:
+        """Apply one already validated event."""
+        if not self.contacts.handle(event, raw, source):
+            self.health.duplicates += 1
+            return False
+        self.health.processed += 1
+        for summary in self.contacts.drain_summaries():
+            self.customers.update(summary)
+        for rejection in self.contacts.settle():
+            self._reject(rejection)
+        return True
+
+    def process_many(self, lines: Iterable[bytes | str]) -> None:
+        for line in lines:
+            self.process(line)
+
+    def _reject(self, rejection: Rejection) -> None:
+        self.health.invalid[rejection.kind] += 1
+        self.health.reasons[rejection.reason] += 1
+        self.rejections.append(rejection)
+
+    def finish(self) -> None:
+        """End of a replay: every event is in, so pending impossible events are rejected now."""
+        self.contacts.stream_time += self.contacts.disorder_us + 1
+        try:
+            for rejection in self.contacts.settle():
+                self._reject(rejection)
+        finally:
+            self.contacts.stream_time -= self.contacts.disorder_us + 1
+
+    def due_breaches(self, now_us: int) -> list[Breach]:
+        return self.contacts.due_breaches(now_us)
+
+    # -- the document -----------------------------------------------------------------------------------
+    def snapshot(self, now_us: int | None = None, *, include_all: bool = False) -> dict[str, Any]:
+        """The KPI document at ``now_us`` (default: stream time, as kpis.md asks of a replay)."""
+        now = self.stream_time if now_us is None else now_us
+        return build_document(
+            self.kpi, [self.aggregates], self.contacts.waiting_by_queue(now), now,
+            all_window=(self.contacts.first_ts, now + 1) if include_all and self.contacts.first_ts is not None else None,
+        )
+
+
+def _as_bytes(raw: bytes | str | dict[str, Any]) -> bytes | None:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return None
+
+
+def build_document(
+    kpi: KpiSettings,
+    parts: list[Aggregates],
+    waiting: dict[tuple[str, str], tuple[int, float]],
+    now_us: int,
+    *,
+    all_window: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The KPI document over one or more aggregates (one per partition in the live engine).
+
+    ``all_window`` = [first event, stream time] for a replay's ``all`` window (it also counts facts due at
+    exactly the last moment, which [start, now) windows leave out).
+    """
+    bucket_us = kpi.bucket_seconds * 1_000_000
+    for part in parts:
+        part.advance(now_us)
+        part.prune(now_us - TWO_DAYS_US)
+    keys = sorted({key for part in parts for key in part.buckets} | set(waiting))
+    queues: list[dict[str, Any]] = []
+    for queue, channel in keys:
+        qs = kpi.for_queue(queue, channel)
+        windows: dict[str, Any] = {}
+        for name in kpi.windows:
+            start, end = window_bounds(name, now_us, qs.timezone, bucket_us)
+            counts = _sum(parts, start, end, (queue, channel))
+            windows[name] = window_kpis(counts, qs.sl_formula, start, end)
+        if all_window is not None:
+            counts = _sum_all(parts, all_window[1], (queue, channel))
+            windows["all"] = window_kpis(counts, qs.sl_formula, all_window[0], all_window[1])
+        count, longest = waiting.get((queue, channel), (0, 0.0))
+        queues.append({
+            "queue": queue,
+            "channel": channel,
+            "live": {"waiting": count, "longest_wait_seconds": longest},
+            "windows": windows,
+        })
+    totals: dict[str, Any] = {}
+    for name in kpi.windows:
+        start, end = window_bounds(name, now_us, kpi.timezone, bucket_us)
+        counts = _sum(parts, start, end, None)
+        totals[name] = window_kpis(counts, kpi.sl_formula, start, end)
+    if all_window is not None:
+        totals["all"] = window_kpis(_sum_all(parts, all_window[1], None), kpi.sl_formula, *all_window)
+    live_total = (sum(c for c, _ in waiting.values()), max((w for _, w in waiting.values()), default=0.0))
+    return {
+        "generated_at": format_ts(now_us),
+        "queues": queues,
+        "totals": {"live": {"waiting": live_total[0], "longest_wait_seconds": live_total[1]}, "windows": totals},
+    }
+
+
+def _sum(parts: list[Aggregates], start: int, end: int, key: tuple[str, str] | None) -> list[int]:
+    """Counts in [start, end) for one (queue, channel), or for all of them (key None)."""
+    out = zero_counts()
+    for part in parts:
+        for counts in part.window(start, end, None if key is None else [key]).values():
+            add_counts(out, counts)
+    return out
+
+
+def _sum_all(parts: list[Aggregates], end: int, key: tuple[str, str] | None) -> list[int]:
+    """Every count since the first event, up to ``end`` (exclusive), for one key or all."""
+    out = zero_counts()
+    for part in parts:
+        for k, counts in part.totals.items():
+            if key is None or k == key:
+                add_counts(out, counts)
+        for k, counts in part.future_until(end).items():
+            if key is None or k == key:
+                add_counts(out, counts)
+    return out

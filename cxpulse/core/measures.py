@@ -1,0 +1,80 @@
+"""The raw counts every KPI is made of, and the *facts* that add to them.
+
+Why facts: each KPI in kpis.md is a ratio of counts, and each count is "+1 (or +x) at some attribution time,
+for some (queue, channel)". A fact is exactly that: ``(measure, at_us, queue, channel, value)``. Windows are
+then plain sums of facts whose time lies inside, which makes every window exact and every total additive
+(across queues, partitions and workers).
+
+Values are integers (durations in microseconds) so that adding and later retracting a fact leaves no
+floating-point residue.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+MEASURES: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "answered_within_threshold",
+    "wait_answered_us",  # sum of waits of answered visits (ASA numerator)
+    "abandoned",
+    "abandoned_short",
+    "abandoned_within_threshold",
+    "wait_abandoned_us",
+    "sla_breaches",
+    "handled",
+    "handle_us",  # sum of talk + hold + wrap (AHT numerator)
+    "repeat_contacts",
+    "first_contacts",
+    "first_contacts_resolved",
+    "first_contacts_closed",
+    "first_contacts_confirmed",
+    "promoters",
+    "passives",
+    "detractors",
+    "csat_1",
+    "csat_2",
+    "csat_3",
+    "csat_4",
+    "csat_5",
+)
+M = {name: index for index, name in enumerate(MEASURES)}
+N_MEASURES = len(MEASURES)
+
+OFFERED = M["offered"]
+ANSWERED = M["answered"]
+ANSWERED_WITHIN = M["answered_within_threshold"]
+WAIT_ANSWERED = M["wait_answered_us"]
+ABANDONED = M["abandoned"]
+ABANDONED_SHORT = M["abandoned_short"]
+ABANDONED_WITHIN = M["abandoned_within_threshold"]
+WAIT_ABANDONED = M["wait_abandoned_us"]
+SLA_BREACHES = M["sla_breaches"]
+HANDLED = M["handled"]
+HANDLE = M["handle_us"]
+REPEATS = M["repeat_contacts"]
+FIRST = M["first_contacts"]
+FIRST_RESOLVED = M["first_contacts_resolved"]
+FIRST_CLOSED = M["first_contacts_closed"]
+FIRST_CONFIRMED = M["first_contacts_confirmed"]
+PROMOTERS = M["promoters"]
+PASSIVES = M["passives"]
+DETRACTORS = M["detractors"]
+CSAT_1 = M["csat_1"]  # csat_k = CSAT_1 + k - 1
+
+UNKNOWN = "unknown"
+
+
+class Fact(NamedTuple):
+    """One addition to one count: ``value`` added to ``measure`` at ``at_us`` for (queue, channel)."""
+
+    measure: int
+    at_us: int
+    queue: str
+    channel: str
+    value: int = 1
+
+
+def zero_counts() -> list[int]:
+    return [0] * N_MEASURES
