@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from cxpulse.core.measures import N_MEASURES, Fact
 
 Key = tuple[str, str]  # queue, channel
+Slot = tuple[int, int, str, str]  # measure, at_us, queue, channel: a future fact without its value
 
 
 class Aggregates:
@@ -27,8 +28,8 @@ class Aggregates:
     def __init__(self, bucket_us: int, now_us: int = 0) -> None:
         self.bucket_us = bucket_us
         self.buckets: dict[Key, dict[int, list[int]]] = {}
-        self.future: dict[Fact, int] = {}  # fact (value 0) -> summed value
-        self._heap: list[tuple[int, Fact]] = []
+        self.future: dict[Slot, int] = {}  # (measure, at, queue, channel) -> summed value
+        self._heap: list[tuple[int, Slot]] = []
         self.now = now_us  # facts at or after this are in the future
         self.totals: dict[Key, list[int]] = {}
 
@@ -50,7 +51,7 @@ class Aggregates:
             if at < now:
                 self._to_bucket(measure, at, (queue, channel), sign * value)
             else:
-                slot = Fact(measure, at, queue, channel, 0)
+                slot = (measure, at, queue, channel)
                 previous = self.future.get(slot)
                 if previous is None:
                     heapq.heappush(self._heap, (at, slot))
@@ -71,7 +72,7 @@ class Aggregates:
             _, slot = heapq.heappop(heap)
             value = self.future.pop(slot, 0)
             if value:
-                self._to_bucket(slot.measure, slot.at_us, (slot.queue, slot.channel), value)
+                self._to_bucket(slot[0], slot[1], (slot[2], slot[3]), value)
 
     def ensure_key(self, key: Key) -> None:
         """Make a (queue, channel) known even before it has counts (a queue where contacts only wait)."""
@@ -108,8 +109,8 @@ class Aggregates:
     def future_until(self, end_us: int) -> dict[Key, list[int]]:
         """Counts of facts still in the future but before ``end_us`` (for a window ending past now)."""
         out: dict[Key, list[int]] = {}
-        for slot, value in self.future.items():
-            if slot.at_us < end_us:
-                sums = out.setdefault((slot.queue, slot.channel), [0] * N_MEASURES)
-                sums[slot.measure] += value
+        for (measure, at, queue, channel), value in self.future.items():
+            if at < end_us:
+                sums = out.setdefault((queue, channel), [0] * N_MEASURES)
+                sums[measure] += value
         return out

@@ -182,38 +182,38 @@ def contact_facts(lifecycle: Walk, queue_settings: QueueLookup) -> list[Fact]:
     for queued, outcome in lifecycle.visits:
         qs = queue_settings(queued.queue, queued.channel)
         threshold = qs.threshold_us
-        add(Fact(m.OFFERED, queued.ts, queued.queue, queued.channel))
+        add((m.OFFERED, queued.ts, queued.queue, queued.channel, 1))
         if outcome is None:
             # still waiting: the wait exceeds T from queued + T on (a future fact until then)
-            add(Fact(m.SLA_BREACHES, queued.ts + threshold, queued.queue, queued.channel))
+            add((m.SLA_BREACHES, queued.ts + threshold, queued.queue, queued.channel, 1))
             continue
         wait = outcome.ts - queued.ts
         at, q, ch = outcome.ts, outcome.queue, outcome.channel
         if outcome.kind == ANSWERED:
-            add(Fact(m.ANSWERED, at, q, ch))
-            add(Fact(m.WAIT_ANSWERED, at, q, ch, wait))
+            add((m.ANSWERED, at, q, ch, 1))
+            add((m.WAIT_ANSWERED, at, q, ch, wait))
             if wait <= threshold:
-                add(Fact(m.ANSWERED_WITHIN, at, q, ch))
+                add((m.ANSWERED_WITHIN, at, q, ch, 1))
         else:
-            add(Fact(m.ABANDONED, at, q, ch))
-            add(Fact(m.WAIT_ABANDONED, at, q, ch, wait))
+            add((m.ABANDONED, at, q, ch, 1))
+            add((m.WAIT_ABANDONED, at, q, ch, wait))
             if wait < qs.short_abandon_us:
-                add(Fact(m.ABANDONED_SHORT, at, q, ch))
+                add((m.ABANDONED_SHORT, at, q, ch, 1))
             if wait <= threshold:
-                add(Fact(m.ABANDONED_WITHIN, at, q, ch))
+                add((m.ABANDONED_WITHIN, at, q, ch, 1))
         if wait > threshold:
-            add(Fact(m.SLA_BREACHES, queued.ts + threshold, queued.queue, queued.channel))
+            add((m.SLA_BREACHES, queued.ts + threshold, queued.queue, queued.channel, 1))
     for ended in lifecycle.ended:
-        add(Fact(m.HANDLED, ended.ts, ended.queue, ended.channel))
-        add(Fact(m.HANDLE, ended.ts, ended.queue, ended.channel, ended.handle_us))
+        add((m.HANDLED, ended.ts, ended.queue, ended.channel, 1))
+        add((m.HANDLE, ended.ts, ended.queue, ended.channel, ended.handle_us))
     for survey in lifecycle.surveys:
         queue, channel = survey_attribution(lifecycle.queued, survey.ts)
         if survey.nps is not None:
             score = survey.nps
             measure = m.PROMOTERS if score >= 9 else m.PASSIVES if score >= 7 else m.DETRACTORS
-            add(Fact(measure, survey.ts, queue, channel))
+            add((measure, survey.ts, queue, channel, 1))
         if survey.csat is not None:
-            add(Fact(m.CSAT_1 + survey.csat - 1, survey.ts, queue, channel))
+            add((m.CSAT_1 + survey.csat - 1, survey.ts, queue, channel, 1))
     return facts
 
 
@@ -272,11 +272,15 @@ class ContactState:
         if rejected:
             gone = {id(rec) for rec, _ in rejected}
             self.records = [rec for rec in self.records if id(rec) not in gone]
+        self.forget_bytes(horizon)
+        return rejected
+
+    def forget_bytes(self, horizon: int) -> None:
+        """Events older than ``horizon`` can no longer be rejected: their original bytes are not needed."""
         for rec in self.records:
             if rec.ts < horizon and rec.raw is not None:
                 rec.raw = None
                 rec.source = None
-        return rejected
 
     def unsettled_since(self) -> int | None:
         """Earliest ts of an event still kept with its bytes (it may yet be rejected)."""

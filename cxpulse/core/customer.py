@@ -9,6 +9,7 @@ of events, not on their order.
 from __future__ import annotations
 
 import bisect
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,42 +53,42 @@ class CustomerState:
         return state
 
 
+_BY_TIME = itemgetter(2, 0)  # (t0, contact_id)
+
+
+def _any_match(contacts: list[Summary], lo: int, hi: int, summary: Summary) -> bool:
+    """Is there, among ``contacts[lo:hi]``, another contact whose reason matches ``summary``'s?"""
+    reason, contact_id = summary.reason, summary.contact_id
+    for index in range(lo, hi):
+        other = contacts[index]
+        if other.contact_id != contact_id and (reason is None or other.reason is None or other.reason == reason):
+            return True
+    return False
+
+
 def customer_facts(state: CustomerState, fcr_window_us: int) -> list[Fact]:
     """Repeats, first contacts (resolved), closed and confirmed first contacts of one customer."""
-    contacts = sorted(state.contacts.values(), key=lambda s: (s.t0, s.contact_id))
+    contacts = sorted(state.contacts.values(), key=_BY_TIME) if len(state.contacts) > 1 else list(state.contacts.values())
     times = [s.t0 for s in contacts]
     facts: list[Fact] = []
     window = fcr_window_us
     for summary in contacts:
         t0 = summary.t0
-        # another contact with first queued time in [t0 - F, t0) and a matching reason?
-        lo = bisect.bisect_left(times, t0 - window)
-        hi = bisect.bisect_left(times, t0)
-        repeat = any(
-            _reasons_match(other.reason, summary.reason)
-            for other in contacts[lo:hi]
-            if other.contact_id != summary.contact_id
-        )
-        if repeat:
-            facts.append(Fact(m.REPEATS, t0, summary.queue, summary.channel))
+        # a repeat: another contact with first queued time in [t0 - F, t0) and a matching reason
+        if _any_match(contacts, bisect.bisect_left(times, t0 - window), bisect.bisect_left(times, t0), summary):
+            facts.append((m.REPEATS, t0, summary.queue, summary.channel, 1))
             continue
         if summary.final is None:
             continue
         ended_ts, resolved, queue, channel = summary.final
-        facts.append(Fact(m.FIRST, ended_ts, queue, channel))
+        facts.append((m.FIRST, ended_ts, queue, channel, 1))
         if resolved:
-            facts.append(Fact(m.FIRST_RESOLVED, ended_ts, queue, channel))
+            facts.append((m.FIRST_RESOLVED, ended_ts, queue, channel, 1))
         closed_at = max(t0 + window, ended_ts)
-        facts.append(Fact(m.FIRST_CLOSED, closed_at, queue, channel))
-        if resolved:
-            # confirmed when no other contact with a matching reason has its first queued time in (t0, t0 + F]
-            lo = bisect.bisect_right(times, t0)
-            hi = bisect.bisect_right(times, t0 + window)
-            recontacted = any(
-                _reasons_match(other.reason, summary.reason)
-                for other in contacts[lo:hi]
-                if other.contact_id != summary.contact_id
-            )
-            if not recontacted:
-                facts.append(Fact(m.FIRST_CONFIRMED, closed_at, queue, channel))
+        facts.append((m.FIRST_CLOSED, closed_at, queue, channel, 1))
+        # confirmed: resolved, and no other matching contact with first queued time in (t0, t0 + F]
+        if resolved and not _any_match(
+            contacts, bisect.bisect_right(times, t0), bisect.bisect_right(times, t0 + window), summary
+        ):
+            facts.append((m.FIRST_CONFIRMED, closed_at, queue, channel, 1))
     return facts

@@ -74,15 +74,22 @@ class Breach:
 
 
 def _diff(aggregates: Aggregates, old: list[Fact], new: list[Fact]) -> None:
-    """Apply only what changed between two fact lists (usually a few appended facts)."""
+    """Apply only what changed between two fact lists (usually a few facts)."""
     if old == new:
         return
-    if len(new) > len(old) and new[: len(old)] == old:
-        aggregates.apply(new[len(old):], 1)
+    if not old:
+        aggregates.apply(new, 1)
         return
-    before, after = Counter(old), Counter(new)
-    gone = before - after
-    came = after - before
+    before, after = set(old), set(new)
+    if len(before) == len(old) and len(after) == len(new):  # no repeated fact: sets are exact and fast
+        gone_set, came_set = before - after, after - before
+        if gone_set:
+            aggregates.apply(gone_set, -1)
+        if came_set:
+            aggregates.apply(came_set, 1)
+        return
+    counted_before, counted_after = Counter(old), Counter(new)
+    gone, came = counted_before - counted_after, counted_after - counted_before
     if gone:
         aggregates.apply(gone.elements(), -1)
     if came:
@@ -109,6 +116,7 @@ class ContactProcessor:
         self._settle_heap: list[tuple[int, str]] = []
         self._breach_heap: list[tuple[int, str, str]] = []
         self._scheduled: set[str] = set()
+        self._has_unfit: set[str] = set()  # contacts holding events that cannot happen (yet)
         self.late_breaches: list[Breach] = []
 
     # -- events ---------------------------------------------------------------------------------------
@@ -135,6 +143,10 @@ class ContactProcessor:
         _diff(self.aggregates, self._facts.get(contact_id, []), facts)
         self._facts[contact_id] = facts
         self.dirty.add(contact_id)
+        if lifecycle.unfit:
+            self._has_unfit.add(contact_id)
+        else:
+            self._has_unfit.discard(contact_id)
         waiting = lifecycle.waiting
         if waiting is None:
             self.waiting.pop(contact_id, None)
@@ -184,9 +196,14 @@ class ContactProcessor:
             state = self.contacts.get(contact_id)
             if state is None:
                 continue
-            lifecycle = walk(state.records)
-            for rec, why in state.settle(horizon, lifecycle):
-                rejections.append(Rejection("lifecycle", why, KIND_TYPE[rec.kind], rec.event_id, rec.raw, rec.source))
+            if contact_id in self._has_unfit:
+                lifecycle = walk(state.records)
+                for rec, why in state.settle(horizon, lifecycle):
+                    rejections.append(Rejection("lifecycle", why, KIND_TYPE[rec.kind], rec.event_id, rec.raw, rec.source))
+                if not walk(state.records).unfit:
+                    self._has_unfit.discard(contact_id)
+            else:
+                state.forget_bytes(horizon)
             self.dirty.add(contact_id)
         return rejections
 
