@@ -14,8 +14,13 @@ from typing import Any, Optional
 import typer
 
 
-def replay_file(path: Path, settings_path: Path | None = None, progress: bool = True) -> tuple[dict[str, Any], Any, float]:
-    """Replay ``path``; returns (document with the ``all`` window, the engine, seconds spent in the core)."""
+def replay_file(
+    path: Path, settings_path: Path | None = None, progress: bool = True, now_us: int | None = None
+) -> tuple[dict[str, Any], Any, float]:
+    """Replay ``path``; returns (document with the ``all`` window, the engine, seconds spent in the core).
+
+    ``now_us`` evaluates the windows at another instant than the stream time (e.g. a live API's
+    ``generated_at``, to compare a live worker with the replay of the same file)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cxpulse.core.engine import KpiEngine
@@ -41,7 +46,7 @@ def replay_file(path: Path, settings_path: Path | None = None, progress: bool = 
         bar.update(task, completed=size)
     engine.finish()
     elapsed = time.perf_counter() - started
-    return engine.snapshot(include_all=True), engine, elapsed
+    return engine.snapshot(now_us, include_all=True), engine, elapsed
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
@@ -93,14 +98,23 @@ def register(app: typer.Typer) -> None:
         window: str = typer.Option("all", "--window", help="window shown in the table"),
         config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        now: Optional[str] = typer.Option(None, "--now", help="evaluate at this RFC 3339 instant instead of stream time"),
     ) -> None:
         """Compute every KPI over an event file, "now" being the stream time."""
         import orjson
 
         from cxpulse.settings import ConfigError
 
+        now_us = None
+        if now is not None:
+            from cxpulse.models.events import parse_rfc3339, to_us
+
+            try:
+                now_us = to_us(parse_rfc3339(now))
+            except Exception as exc:
+                raise typer.BadParameter(f"--now {now!r}: {exc}") from None
         try:
-            document, engine, elapsed = replay_file(file, config, progress=progress and not json_out)
+            document, engine, elapsed = replay_file(file, config, progress=progress and not json_out, now_us=now_us)
         except ConfigError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None

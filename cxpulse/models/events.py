@@ -33,7 +33,7 @@ _RFC3339 = re.compile(
 )
 
 
-def _parse_rfc3339(value: Any) -> datetime:
+def parse_rfc3339(value: Any) -> datetime:
     """Accept only an RFC 3339 *string* with an explicit offset: event time must be unambiguous."""
     if not isinstance(value, str):
         raise PydanticCustomError("timestamp_type", "timestamp must be an RFC 3339 string")
@@ -54,7 +54,7 @@ def _parse_rfc3339(value: Any) -> datetime:
         raise PydanticCustomError("timestamp_format", "timestamp is not a valid date/time: {value}", {"value": repr(value)}) from exc
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_parse_rfc3339)]
+Timestamp = Annotated[datetime, BeforeValidator(parse_rfc3339)]
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 QueueName = Annotated[str, Field(min_length=1, max_length=64)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]

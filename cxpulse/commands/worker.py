@@ -1,0 +1,28 @@
+"""``cxpulse worker``: run the live engine (Faust worker with the HTTP API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("worker")
+    def worker(
+        config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
+        loglevel: str = typer.Option("info", "--loglevel"),
+    ) -> None:
+        """Consume contact-events and survey-responses, keep every KPI live, serve /api/v1/kpis."""
+        from cxpulse.settings import ConfigError, load_settings
+
+        try:
+            settings = load_settings(config)
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+
+        from cxpulse.streams.runner import run_worker
+
+        run_worker(settings, loglevel)

@@ -1,0 +1,182 @@
+"""The KPI core split by Kafka partition, as one live worker holds it.
+
+Why per partition: a worker owns some partitions of the contact topic (and of the customer repartition topic)
+and their stored state. Keeping one processor and one set of aggregates per partition means a rebalance only
+adds or drops whole partitions, every partition's counts can be rebuilt from its stored state alone, and the
+figures of several workers add up to the whole. Still no Faust, Kafka or Redis import: the Faust agents in
+:mod:`cxpulse.streams` call this, and unit tests can too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.contact import ContactState, Summary
+from cxpulse.core.customer import CustomerState
+from cxpulse.core.engine import build_document
+from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
+from cxpulse.settings import KpiSettings
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class TopicHealth:
+    """Pipeline health per source topic: the worker's own counters (never reset while it runs)."""
+
+    processed: int = 0
+    duplicates: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)  # by kind (metric-safe)
+
+
+class LiveKpis:
+    """Processors and aggregates per partition, and the document over all partitions this worker owns."""
+
+    def __init__(self, kpi: KpiSettings) -> None:
+        self.kpi = kpi
+        self.bucket_us = kpi.bucket_seconds * 1_000_000
+        self.contact_parts: dict[int, ContactProcessor] = {}
+        self.customer_parts: dict[int, CustomerProcessor] = {}
+        self.health: dict[str, TopicHealth] = {}
+        self.published_visits: set[str] = set()  # breaches already on the sla-breaches topic
+        self.breaches_published_total = 0
+        self.last_event_ts_us = 0  # event time of the newest event processed
+        self.last_processed_wall_us = 0
+
+    # -- partitions ------------------------------------------------------------------------------------
+    def contacts(self, partition: int) -> ContactProcessor:
+        proc = self.contact_parts.get(partition)
+        if proc is None:
+            proc = self.contact_parts[partition] = ContactProcessor(
+                self.kpi, Aggregates(self.bucket_us, now_us()), publish_breaches=True
+            )
+        return proc
+
+    def customers(self, partition: int) -> CustomerProcessor:
+        proc = self.customer_parts.get(partition)
+        if proc is None:
+            proc = self.customer_parts[partition] = CustomerProcessor(self.kpi, Aggregates(self.bucket_us, now_us()))
+        return proc
+
+    def rebuild_contacts(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
+        """Replace the contact side by what the recovered table holds for the ``assigned`` partitions."""
+        self.contact_parts = {}
+        count = 0
+        for contact_id, value in stored:
+            partition = value["p"]
+            if partition not in assigned:
+                continue
+            state = ContactState.from_dict(value)
+            self.published_visits.update(state.breaches_published)
+            self.contacts(partition).restore(contact_id, state)
+            count += 1
+        for partition in assigned:
+            self.contacts(partition)
+        return count
+
+    def rebuild_customers(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
+        """Replace the customer side by what the recovered table holds for the ``assigned`` partitions."""
+        self.customer_parts = {}
+        count = 0
+        for customer_id, value in stored:
+            partition = value["p"]
+            if partition in assigned:
+                self.customers(partition).restore(customer_id, CustomerState.from_dict(value))
+                count += 1
+        for partition in assigned:
+            self.customers(partition)
+        return count
+
+    def all_summaries(self) -> list[Summary]:
+        """Every known contact's FCR summary (re-sent after recovery: the customer side ignores repeats)."""
+        out: list[Summary] = []
+        for proc in self.contact_parts.values():
+            out.extend(proc._sent_summary.values())
+        return out
+
+    # -- events ----------------------------------------------------------------------------------------
+    def topic_health(self, topic: str) -> TopicHealth:
+        found = self.health.get(topic)
+        if found is None:
+            found = self.health[topic] = TopicHealth()
+        return found
+
+    def note_invalid(self, topic: str, kind: str) -> None:
+        self.topic_health(topic).invalid[kind] += 1
+
+    def handle(self, topic: str, partition: int, event: Any, raw: bytes, offset: int) -> bool:
+        """One validated event from ``topic``/``partition``; False for a duplicate."""
+        health = self.topic_health(topic)
+        proc = self.contacts(partition)
+        accepted = proc.handle(event, raw, (topic, partition, offset))
+        if accepted:
+            health.processed += 1
+            ts = proc.stream_time
+            if ts > self.last_event_ts_us:
+                self.last_event_ts_us = ts
+        else:
+            health.duplicates += 1
+            # a duplicate may be a re-delivery after a crash: send the contact's summary again (idempotent)
+            summary = proc._sent_summary.get(event.contact_id)
+            if summary is not None:
+                proc.summaries[event.contact_id] = summary
+        self.last_processed_wall_us = now_us()
+        return accepted
+
+    def settle(self, partition: int) -> list[Rejection]:
+        rejections = self.contacts(partition).settle()
+        for rejection in rejections:
+            source_topic = rejection.source[0] if rejection.source else "contact-events"
+            self.note_invalid(source_topic, rejection.kind)
+        return rejections
+
+    def due_breaches(self, now: int) -> list[Breach]:
+        """Breaches to publish now, over all partitions, never one already published."""
+        out: list[Breach] = []
+        for proc in self.contact_parts.values():
+            for breach in proc.due_breaches(now):
+                if breach.queued_event_id not in self.published_visits:
+                    self.published_visits.add(breach.queued_event_id)
+                    out.append(breach)
+        self.breaches_published_total += len(out)
+        return out
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def stream_time(self) -> int:
+        return max((proc.stream_time for proc in self.contact_parts.values()), default=0)
+
+    def parts(self) -> list[Aggregates]:
+        return [p.aggregates for p in self.contact_parts.values()] + [p.aggregates for p in self.customer_parts.values()]
+
+    def waiting(self, now: int) -> dict[tuple[str, str], tuple[int, float]]:
+        merged: dict[tuple[str, str], tuple[int, float]] = {}
+        for proc in self.contact_parts.values():
+            for key, (count, longest) in proc.waiting_by_queue(now).items():
+                c0, l0 = merged.get(key, (0, 0.0))
+                merged[key] = (c0 + count, max(l0, longest))
+        return merged
+
+    def document(self, now: int | None = None, *, include_all: bool = False) -> dict[str, Any]:
+        """The KPI document over this worker's partitions; ``now`` defaults to the wall clock."""
+        at = now_us() if now is None else now
+        first = min((p.first_ts for p in self.contact_parts.values() if p.first_ts is not None), default=None)
+        return build_document(
+            self.kpi, self.parts(), self.waiting(at), at,
+            all_window=(first, at + 1) if include_all and first is not None else None,
+        )
+
+    def totals(self) -> dict[tuple[str, str], list[int]]:
+        """Every count since start per (queue, channel), for Prometheus counters (facts up to now)."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for part in self.parts():
+            for key, counts in part.totals.items():
+                into = out.setdefault(key, [0] * len(counts))
+                for index, value in enumerate(counts):
+                    into[index] += value
+        return out

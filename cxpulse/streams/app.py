@@ -1,0 +1,245 @@
+"""The Faust worker: agents, tables and timers around the pure KPI core (:class:`~cxpulse.core.live.LiveKpis`).
+
+Data flow::
+
+    contact-events ─┐                        ┌─> contact-events-dlq / survey-responses-dlq
+    survey-responses┴─> contacts agent ──────┼─> table "contacts" (changelog)      [key contact_id]
+                                             └─> <app>-fcr-summaries ─> customers agent ─> table "customers"
+    breach timer (every 200 ms) ─> sla-breaches                                      [key customer_id]
+
+Why this shape (see docs/live-engine.md): Faust windows expire on the wall clock and have no late-event hook,
+so event time, disorder and windows live in the core; Faust tables only keep each contact's and customer's
+state, written once per batch per changed key. The counts are *derived* from that state, so recovery rebuilds
+them exactly from the changelog, and a re-delivered event after a crash is a duplicate by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import faust
+import orjson
+from faust.streams import _current_event
+import weakref
+
+from cxpulse.core.live import LiveKpis, now_us
+from cxpulse.core.processors import Rejection
+from cxpulse.models.events import InvalidEvent, parse_contact_event, parse_survey_response
+from cxpulse.settings import Settings
+from cxpulse.streams import codec
+from cxpulse.streams.dead_letters import DeadLetter
+
+log = logging.getLogger("cxpulse.worker")
+
+BATCH_MAX = 2000
+BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long, so live figures lag by no more
+BREACH_TICK = 0.2  # seconds: a breach goes out at most this long after its crossing
+MAINTENANCE_EVERY = 60.0  # seconds: forget contacts past the retention
+
+
+@contextmanager
+def in_partition_of(event: Any) -> Iterator[None]:
+    """Let Faust table writes go to ``event``'s partition.
+
+    Faust routes a table write (changelog partition, RocksDB column) by the *current event*. We write each
+    changed key once per batch, after the batch, so we point the current event at an event of that key's
+    partition for the write. Why not write per event: one changelog record per changed key per batch instead of
+    one per event is what keeps the changelog from dominating the worker's time.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+@dataclass
+class Worker:
+    """Everything the worker is made of, so tests and the CLI can build one from settings."""
+
+    settings: Settings
+    app: faust.App
+    live: LiveKpis
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    recovered: set[str] = field(default_factory=set)
+    breaches_loaded: bool = False
+
+
+def create_worker(settings: Settings) -> Worker:
+    """Build the Faust app for ``settings`` (topics, partitions, store, web port)."""
+    kafka, topics, ws = settings.kafka, settings.kafka.topics, settings.worker
+    app = faust.App(
+        ws.app_id,
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        store=ws.store,
+        datadir=ws.data_dir,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        web_enabled=True,
+        web_host=ws.web_host,
+        web_port=ws.web_port,
+        web_bind=ws.web_host,
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        stream_buffer_maxsize=8192,
+        web_in_thread=False,
+    )
+    worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi))
+    live = worker.live
+
+    source = app.topic(topics.contact_events, topics.survey_responses, value_serializer="raw", key_serializer="raw")
+    summaries = app.topic(f"{ws.app_id}-fcr-summaries", partitions=kafka.partitions, internal=True,
+                          value_serializer="raw", key_serializer="raw")
+    breaches_topic = app.topic(topics.sla_breaches, value_serializer="raw", key_serializer="raw")
+    dlq = {
+        topics.contact_events: app.topic(topics.contact_events_dlq, value_serializer="raw", key_serializer="raw"),
+        topics.survey_responses: app.topic(topics.survey_responses_dlq, value_serializer="raw", key_serializer="raw"),
+    }
+    contacts_table = app.Table("contacts", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+    customers_table = app.Table("customers", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        topic = dlq.get(letter.source_topic) or dlq[topics.contact_events]
+        await topic.send(key=letter.key, value=letter.value, headers=letter.headers())
+
+    async def send_rejection(rejection: Rejection) -> None:
+        topic, partition, offset = rejection.source or (topics.contact_events, -1, -1)
+        await send_dead_letter(DeadLetter(rejection.raw or b"", None, rejection.reason, rejection.kind, topic, partition, offset))
+
+    def parse(topic: str, raw: bytes) -> Any:
+        if topic == topics.survey_responses:
+            return parse_survey_response(raw)
+        return parse_contact_event(raw)
+
+    @app.agent(source, name="cxpulse-contacts")
+    async def process_contacts(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            touched: dict[int, Any] = {}
+            for event in events:
+                message = event.message
+                raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+                topic = message.topic
+                try:
+                    parsed = parse(topic, raw)
+                except InvalidEvent as exc:
+                    live.note_invalid(topic, exc.kind)
+                    await send_dead_letter(DeadLetter(raw, message.key, exc.reason, exc.kind, topic, message.partition, message.offset))
+                    continue
+                try:
+                    live.handle(topic, message.partition, parsed, raw, message.offset)
+                except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
+                    log.exception("internal error on an event of %s[%d]", topic, message.partition)
+                    live.note_invalid(topic, "internal_error")
+                    await send_dead_letter(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}", "internal_error", topic, message.partition, message.offset))
+                    continue
+                touched[message.partition] = event
+            for partition, event in touched.items():
+                for rejection in live.settle(partition):
+                    await send_rejection(rejection)
+                proc = live.contacts(partition)
+                for summary in proc.drain_summaries():
+                    await summaries.send(key=summary.customer_id.encode(), value=codec.encode_summary(summary))
+                with in_partition_of(event):
+                    for contact_id in proc.dirty:
+                        state = proc.contacts.get(contact_id)
+                        if state is None:
+                            contacts_table.pop(contact_id.encode(), None)
+                        else:
+                            contacts_table[contact_id.encode()] = codec.encode_contact(state, partition)
+                proc.dirty.clear()
+
+    @app.agent(summaries, name="cxpulse-customers")
+    async def process_customers(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            touched: dict[int, Any] = {}
+            for event in events:
+                partition = event.message.partition
+                live.customers(partition).update(codec.decode_summary(event.value))
+                touched[partition] = event
+            for partition, event in touched.items():
+                proc = live.customers(partition)
+                with in_partition_of(event):
+                    for customer_id in proc.dirty:
+                        state = proc.customers.get(customer_id)
+                        if state is None:
+                            customers_table.pop(customer_id.encode(), None)
+                        else:
+                            customers_table[customer_id.encode()] = codec.encode_customer(state, partition)
+                proc.dirty.clear()
+
+    def assigned(topic_name: str) -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic_name}
+
+    @contacts_table.on_recover
+    async def contacts_recovered() -> None:
+        items = ((codec.key_text(k), codec.decode(v)) for k, v in contacts_table.items())
+        count = live.rebuild_contacts(items, assigned(topics.contact_events))
+        log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
+        worker.recovered.add("contacts")
+        _maybe_ready()
+
+    @customers_table.on_recover
+    async def customers_recovered() -> None:
+        items = ((codec.key_text(k), codec.decode(v)) for k, v in customers_table.items())
+        count = live.rebuild_customers(items, assigned(summaries.get_topic_name()))
+        log.info("customers recovered: %d customers in %d partitions", count, len(live.customer_parts))
+        worker.recovered.add("customers")
+        _maybe_ready()
+
+    def _maybe_ready() -> None:
+        if worker.breaches_loaded and {"contacts", "customers"} <= worker.recovered:
+            worker.ready.set()
+
+    @app.task
+    async def load_published_breaches() -> None:
+        """Read what is already on ``sla-breaches`` so a restarted worker never publishes a breach twice."""
+        from cxpulse.streams.breach_log import read_published_visits
+
+        for topic in (breaches_topic, *dlq.values()):
+            await topic.maybe_declare()  # created with the configured partitions, not the broker's default
+
+        while True:
+            try:
+                visits = await read_published_visits(kafka.bootstrap_servers, topics.sla_breaches)
+                break
+            except Exception as exc:  # never start publishing blind: retry until the log is read
+                log.warning("cannot read %s yet (%s); retrying", topics.sla_breaches, exc)
+                await asyncio.sleep(1.0)
+        live.published_visits.update(visits)
+        log.info("sla-breaches already published: %d", len(visits))
+        worker.breaches_loaded = True
+        _maybe_ready()
+
+    @app.timer(BREACH_TICK)
+    async def publish_breaches() -> None:
+        if not worker.ready.is_set():
+            return
+        for breach in live.due_breaches(now_us()):
+            await breaches_topic.send(key=breach.contact_id.encode(), value=orjson.dumps(breach.to_dict()))
+
+    @app.timer(MAINTENANCE_EVERY)
+    async def forget_old_contacts() -> None:
+        # marks only: the agents delete the keys from the tables (tables change inside agents only)
+        if not worker.ready.is_set():
+            return
+        now = now_us()
+        for proc in live.contact_parts.values():
+            proc.dirty.update(proc.forget(now))
+        for proc in live.customer_parts.values():
+            proc.dirty.update(proc.forget(now))
+
+    from cxpulse.streams.web import add_routes
+
+    add_routes(worker)
+    return worker

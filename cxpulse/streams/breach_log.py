@@ -1,0 +1,59 @@
+"""Read back the ``sla-breaches`` topic: the record of which breaches were already published.
+
+Why the topic itself: a breach is published with the producer's acknowledgement; after a crash, whatever was
+acknowledged is on the topic, whatever was not is published again. Reading it before the breach timer starts
+is what keeps "exactly once per visit" across a restart without Kafka transactions.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def read_published_visits(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> set[str]:
+    """Every ``visit_id`` on ``topic`` from the beginning to its current end (empty when it does not exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    visits: set[str] = set()
+    try:
+        if topic not in await consumer.topics():  # fetches fresh metadata
+            return visits
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            return visits
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=int(timeout_s * 1000))
+            if not batch:
+                break
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        visit = orjson.loads(record.value).get("visit_id")
+                    except (orjson.JSONDecodeError, AttributeError):
+                        continue
+                    if visit:
+                        visits.add(visit)
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await _stop(consumer)
+    return visits
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer. aiokafka may raise CancelledError from its coordinator's own background task when
+    stopped soon after start; that is its task being cancelled, not ours, so it must not end the caller."""
+    import asyncio
+
+    stopping = asyncio.ensure_future(consumer.stop())
+    try:
+        await asyncio.shield(stopping)
+    except asyncio.CancelledError:
+        if not stopping.done() or (asyncio.current_task() and asyncio.current_task().cancelling()):
+            raise

@@ -1,0 +1,52 @@
+"""Start a Faust worker for a :class:`~cxpulse.streams.app.Worker` (used by ``cxpulse worker``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncio
+
+from cxpulse.kafka_io import ensure_topics
+from cxpulse.settings import Settings
+
+
+def worker_topics(settings: Settings) -> list[str]:
+    """Every topic the worker reads or writes, created up front with the configured partition count.
+
+    Why: Faust subscribes before it creates its internal topics, and an agent whose topic is missing at
+    subscription time is silently left without input; auto-created topics get the broker's partition count.
+    """
+    t = settings.kafka.topics
+    return [
+        t.contact_events, t.survey_responses, t.contact_events_dlq, t.survey_responses_dlq, t.sla_breaches,
+        f"{settings.worker.app_id}-fcr-summaries",
+    ]
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    """Faust's changelog topics of our tables (named ``<app id>-<table>-changelog``)."""
+    return [f"{settings.worker.app_id}-{table}-changelog" for table in ("contacts", "customers")]
+
+
+async def prepare_topics(settings: Settings) -> None:
+    """Create the worker's topics and the tables' changelogs (compacted, as Faust makes them) if missing."""
+    kafka = settings.kafka
+    await ensure_topics(kafka.bootstrap_servers, worker_topics(settings),
+                        partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+    await ensure_topics(kafka.bootstrap_servers, changelog_topics(settings), partitions=kafka.partitions,
+                        replication_factor=kafka.replication_factor, configs={"cleanup.policy": "compact"})
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    import faust
+
+    from cxpulse.streams.app import create_worker
+
+    Path(settings.worker.data_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(prepare_topics(settings))
+    built = create_worker(settings)
+    # Faust is chatty at INFO about its own internals; our own logger keeps the chosen level
+    for noisy in ("faust", "aiokafka", "mode"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(loglevel.upper())))
+    faust.Worker(built.app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,58 @@
+"""The worker's HTTP API (Faust's aiohttp server): KPIs as JSON, health and readiness.
+
+Each worker answers for the partitions it owns (see docs/live-engine.md, "Several workers"): with one worker
+that is everything; with several, Prometheus' ``sum by (queue)`` or the Redis read model give the whole.
+
+"now" is the wall clock, as kpis.md asks of live operation; ``generated_at`` says which instant was used, so
+``cxpulse replay FILE --now <generated_at>`` computes the very same document offline. ``?all=1`` adds the
+``all`` window (first event to now), which the replay has too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from cxpulse.core.live import now_us
+
+if TYPE_CHECKING:
+    from cxpulse.streams.app import Worker
+
+JSON = "application/json"
+
+
+def add_routes(worker: "Worker") -> None:
+    app, live = worker.app, worker.live
+
+    def document(request: Any) -> dict[str, Any]:
+        return live.document(now_us(), include_all=request.query.get("all") in ("1", "true"))
+
+    def respond(web: Any, body: Any, status: int = 200) -> Any:
+        return web.bytes(orjson.dumps(body), content_type=JSON, status=status)
+
+    @app.page("/api/v1/kpis")
+    async def kpis(web: Any, request: Any) -> Any:
+        if not worker.ready.is_set():
+            return respond(web, {"error": "not ready: tables are recovering"}, 503)
+        return respond(web, document(request))
+
+    @app.page("/api/v1/kpis/{queue}")
+    async def kpis_of_queue(web: Any, request: Any, queue: str) -> Any:
+        if not worker.ready.is_set():
+            return respond(web, {"error": "not ready: tables are recovering"}, 503)
+        doc = document(request)
+        doc["queues"] = [q for q in doc["queues"] if q["queue"] == queue]
+        if not doc["queues"]:
+            return respond(web, {"error": f"no data for queue {queue!r} on this worker"}, 404)
+        return respond(web, doc)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return respond(web, {"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        if worker.ready.is_set():
+            return respond(web, {"status": "ready"})
+        return respond(web, {"status": "recovering", "recovered": sorted(worker.recovered)}, 503)
