@@ -47,6 +47,22 @@ def add_routes(worker: "Worker") -> None:
             return respond(web, {"error": f"no data for queue {queue!r} on this worker"}, 404)
         return respond(web, doc)
 
+    @app.page("/api/v1/status")
+    async def status(web: Any, request: Any) -> Any:
+        """The worker's own health: what it processed, rejected and published (no ids, no KPI values)."""
+        from cxpulse.models.events import format_ts
+
+        return respond(web, {
+            "ready": worker.ready.is_set(),
+            "partitions": sorted(live.contact_parts),
+            "stream_time": format_ts(live.stream_time()) if live.stream_time() else None,
+            "topics": {
+                topic: {"processed": h.processed, "duplicates": h.duplicates, "invalid": dict(h.invalid)}
+                for topic, h in live.health.items()
+            },
+            "breaches_published": live.breaches_published_total,
+        })
+
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return respond(web, {"status": "ok"})
