@@ -1,0 +1,94 @@
+# cxpulse developer entry points. `make help` lists them.
+#
+# Local stack (deploy/local/stack.sh): Kafka 4.x KRaft single node from Maven Central jars on
+# 127.0.0.1:$(CXPULSE_STACK_KAFKA_PORT) (controller $(CXPULSE_STACK_CONTROLLER_PORT)), Redis on
+# 127.0.0.1:$(CXPULSE_STACK_REDIS_PORT); data, logs and the jar cache under .local/ (git-ignored).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON3 ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.cxpulse-installed
+STACK := deploy/local/stack.sh
+WITH_STACK := deploy/local/with_stack.sh
+PYTEST_ARGS ?=
+
+# ports of the local stack; stack.sh reads the same variables (and has the same defaults)
+CXPULSE_STACK_KAFKA_PORT ?= 19092
+CXPULSE_STACK_CONTROLLER_PORT ?= 19093
+CXPULSE_STACK_REDIS_PORT ?= 16379
+export CXPULSE_STACK_KAFKA_PORT CXPULSE_STACK_CONTROLLER_PORT CXPULSE_STACK_REDIS_PORT
+
+# Debian packages the stack and the later tooling need; java/mvn checked by command name
+APT_PACKAGES := redis-server prometheus prometheus-alertmanager chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help venv deps jars up down status logs clean test unit run
+
+help:
+	@echo "make venv     .venv with cxpulse[dev] (re-installs when pyproject.toml changes)"
+	@echo "make deps     Debian packages when missing: $(APT_PACKAGES), java, maven"
+	@echo "make jars     Apache Kafka jars from Maven Central into .local/kafka-jars/"
+	@echo "make up       start Kafka ($(CXPULSE_STACK_KAFKA_PORT)) and Redis ($(CXPULSE_STACK_REDIS_PORT)); idempotent"
+	@echo "make down     stop them"
+	@echo "make status   what runs, pid, port"
+	@echo "make logs     tail of the Kafka and Redis logs"
+	@echo "make clean    stop everything and remove .local/ (data, logs, jar cache)"
+	@echo "make test     install what is missing, start the stack, run all tests, stop what it started"
+	@echo "make unit     unit tests only (no services)"
+	@echo "make run      install, start the stack and the simulator (Ctrl-C stops)"
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(PY) || { echo "venv: creating $(VENV)"; $(PYTHON3) -m venv $(VENV); }
+	@echo "venv: pip install -e '.[dev]'"
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
+	test -x $(PY) || $(PYTHON3) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+jars:
+	@$(STACK) jars
+
+up: deps venv jars
+	@$(STACK) up
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status || true
+
+logs:
+	@$(STACK) logs
+
+clean:
+	@$(STACK) clean
+
+# with_stack.sh stops only what it started (a stack from `make up` stays up) also when pytest fails or is
+# interrupted, and exits with pytest's code (5 = no tests collected is a failure too).
+test: deps venv jars
+	@$(WITH_STACK) $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	@$(PY) -m pytest -m "not integration" tests/unit $(PYTEST_ARGS)
+
+run: deps venv jars
+	@deploy/local/run.sh
