@@ -12,26 +12,28 @@ Also kept: ``totals``, every count since the start (never pruned), for Prometheu
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from cxpulse.core.measures import N_MEASURES, Fact
+from cxpulse.core.measures import N_MEASURES, SLA_BREACHES, Fact
 
 Key = tuple[str, str]  # queue, channel
 Slot = tuple[int, int, str, str]  # measure, at_us, queue, channel: a future fact without its value
+Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 
 
 class Aggregates:
     """Sums of facts. ``apply(facts, sign)`` adds (+1) or retracts (-1) facts."""
 
-    __slots__ = ("bucket_us", "buckets", "future", "_heap", "now", "totals")
+    __slots__ = ("bucket_us", "buckets", "future", "_heap", "now", "totals", "observer")
 
-    def __init__(self, bucket_us: int, now_us: int = 0) -> None:
+    def __init__(self, bucket_us: int, now_us: int = 0, observer: "Observer | None" = None) -> None:
         self.bucket_us = bucket_us
         self.buckets: dict[Key, dict[int, list[int]]] = {}
         self.future: dict[Slot, int] = {}  # (measure, at, queue, channel) -> summed value
         self._heap: list[tuple[int, Slot]] = []
         self.now = now_us  # facts at or after this are in the future
         self.totals: dict[Key, list[int]] = {}
+        self.observer = observer  # sees every fact with its sign (e.g. for Prometheus histograms)
 
     def _to_bucket(self, measure: int, at: int, key: Key, value: int) -> None:
         start = at - at % self.bucket_us
@@ -47,6 +49,9 @@ class Aggregates:
 
     def apply(self, facts: Iterable[Fact], sign: int = 1) -> None:
         now = self.now
+        if self.observer is not None:
+            facts = list(facts)
+            self.observer(facts, sign)
         for measure, at, queue, channel, value in facts:
             if at < now:
                 self._to_bucket(measure, at, (queue, channel), sign * value)
@@ -80,6 +85,13 @@ class Aggregates:
             self.buckets[key] = {}
             self.totals[key] = [0] * N_MEASURES
 
+    def active_keys(self) -> set[Key]:
+        """(queue, channel)s with a count, in a bucket or still due (a survey at exactly now is one); a key
+        whose facts were all retracted (a survey first attributed to ``unknown``, then to its queue) is not."""
+        keys = {key for key, counts in self.totals.items() if any(counts)}
+        keys.update((queue, channel) for _, _, queue, channel in self.future)
+        return keys
+
     def prune(self, before_us: int) -> None:
         """Forget buckets that end before ``before_us`` (older than every window still reported)."""
         limit = before_us - self.bucket_us
@@ -107,10 +119,13 @@ class Aggregates:
         return out
 
     def future_until(self, end_us: int) -> dict[Key, list[int]]:
-        """Counts of facts still in the future but before ``end_us`` (for a window ending past now)."""
+        """Counts of facts still in the future but before ``end_us`` (for a window ending past now).
+
+        A breach still in the future is a visit waiting since ``queued`` with ``queued + T >= now``: its wait
+        does not *exceed* T yet (kpis.md), so it is not a breach yet, even in a window that includes ``now``."""
         out: dict[Key, list[int]] = {}
         for (measure, at, queue, channel), value in self.future.items():
-            if at < end_us:
+            if at < end_us and measure != SLA_BREACHES:
                 sums = out.setdefault((queue, channel), [0] * N_MEASURES)
                 sums[measure] += value
         return out

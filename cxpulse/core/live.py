@@ -38,8 +38,12 @@ class TopicHealth:
 class LiveKpis:
     """Processors and aggregates per partition, and the document over all partitions this worker owns."""
 
-    def __init__(self, kpi: KpiSettings) -> None:
+    def __init__(self, kpi: KpiSettings, observer: Any = None) -> None:
+        """``observer(facts, sign)`` sees every contact-side fact (e.g. Prometheus histograms); if it has a
+        ``reset()``, that is called before a rebuild re-observes everything."""
         self.kpi = kpi
+        self.observer = observer
+        self.offsets: dict[tuple[str, int], int] = {}  # last offset processed per source partition
         self.bucket_us = kpi.bucket_seconds * 1_000_000
         self.contact_parts: dict[int, ContactProcessor] = {}
         self.customer_parts: dict[int, CustomerProcessor] = {}
@@ -54,7 +58,7 @@ class LiveKpis:
         proc = self.contact_parts.get(partition)
         if proc is None:
             proc = self.contact_parts[partition] = ContactProcessor(
-                self.kpi, Aggregates(self.bucket_us, now_us()), publish_breaches=True
+                self.kpi, Aggregates(self.bucket_us, now_us(), self.observer), publish_breaches=True
             )
         return proc
 
@@ -67,6 +71,8 @@ class LiveKpis:
     def rebuild_contacts(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
         """Replace the contact side by what the recovered table holds for the ``assigned`` partitions."""
         self.contact_parts = {}
+        if hasattr(self.observer, "reset"):
+            self.observer.reset()
         count = 0
         for contact_id, value in stored:
             partition = value["p"]
@@ -113,6 +119,7 @@ class LiveKpis:
     def handle(self, topic: str, partition: int, event: Any, raw: bytes, offset: int) -> bool:
         """One validated event from ``topic``/``partition``; False for a duplicate."""
         health = self.topic_health(topic)
+        self.offsets[(topic, partition)] = offset
         proc = self.contacts(partition)
         accepted = proc.handle(event, raw, (topic, partition, offset))
         if accepted:

@@ -31,6 +31,7 @@ from cxpulse.core.processors import Rejection
 from cxpulse.models.events import InvalidEvent, parse_contact_event, parse_survey_response
 from cxpulse.settings import Settings
 from cxpulse.streams import codec
+from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.streams.dead_letters import DeadLetter
 
 log = logging.getLogger("cxpulse.worker")
@@ -67,6 +68,7 @@ class Worker:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     recovered: set[str] = field(default_factory=set)
     breaches_loaded: bool = False
+    registry: Any = None  # prometheus_client registry of /metrics
 
 
 def create_worker(settings: Settings) -> Worker:
@@ -95,8 +97,11 @@ def create_worker(settings: Settings) -> Worker:
         stream_buffer_maxsize=8192,
         web_in_thread=False,
     )
-    worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi))
+    histograms = Histograms(wait_buckets(settings))
+    worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi, observer=histograms))
     live = worker.live
+    lag: dict[tuple[str, int], int] = {}
+    worker.registry = registry_for(KpiCollector(settings, live, histograms, lag))
 
     source = app.topic(topics.contact_events, topics.survey_responses, value_serializer="raw", key_serializer="raw")
     summaries = app.topic(f"{ws.app_id}-fcr-summaries", partitions=kafka.partitions, internal=True,
@@ -238,6 +243,18 @@ def create_worker(settings: Settings) -> Worker:
             proc.dirty.update(proc.forget(now))
         for proc in live.customer_parts.values():
             proc.dirty.update(proc.forget(now))
+
+    @app.timer(5.0)
+    async def measure_lag() -> None:
+        """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""
+        for tp in app.assignor.assigned_actives():
+            if tp.topic not in (topics.contact_events, topics.survey_responses):
+                continue
+            highwater = app.consumer.highwater(tp)
+            if highwater is None or highwater < 0:
+                continue
+            done = live.offsets.get((tp.topic, tp.partition))
+            lag[(tp.topic, tp.partition)] = max(0, highwater - (done + 1 if done is not None else 0))
 
     from cxpulse.streams.web import add_routes
 

@@ -63,6 +63,14 @@ def add_routes(worker: "Worker") -> None:
             "breaches_published": live.breaches_published_total,
         })
 
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from cxpulse.sinks.prometheus import exposition
+
+        return web.bytes(exposition(worker.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return respond(web, {"status": "ok"})

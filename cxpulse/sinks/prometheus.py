@@ -1,0 +1,250 @@
+"""``/metrics``: the worker's KPI counts as Prometheus metrics, read from the live state at scrape time.
+
+Why a custom collector and raw counts: every worker exports the counts of its own partitions as monotonically
+growing ``_total`` counters (never ratios), so ``sum by (queue) (rate(...))`` over all workers is the true
+figure and every ratio KPI is a recording rule (deploy/prometheus/rules). Labels come from small fixed sets
+(queue, channel, kind, outcome, category, score, topic, reason); a customer, contact or agent id never
+becomes a label. Beyond ``worker.max_queues`` distinct queues, further queues are exported as ``other``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+import cxpulse
+from cxpulse.core import measures as m
+from cxpulse.core.live import LiveKpis
+from cxpulse.settings import Settings
+
+PREFIX = "contactcenter"
+DEFAULT_WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
+HANDLE_BUCKETS = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
+OTHER = "other"
+
+# counter name -> (measure index, help)
+_COUNTERS: tuple[tuple[str, int, str], ...] = (
+    ("contacts_offered", m.OFFERED, "Queue visits offered (contact.queued), by attribution time."),
+    ("contacts_answered", m.ANSWERED, "Queue visits answered."),
+    ("contacts_answered_within_threshold", m.ANSWERED_WITHIN, "Visits answered with wait <= the queue's SL threshold."),
+    ("contacts_abandoned_within_threshold", m.ABANDONED_WITHIN, "Visits abandoned with wait <= the SL threshold."),
+    ("sla_breaches", m.SLA_BREACHES, "Visits whose wait exceeded the SL threshold (at queued + T)."),
+    ("contacts_handled", m.HANDLED, "contact.ended events (agent work finished)."),
+    ("repeat_contacts", m.REPEATS, "Contacts that repeat a contact of the same customer and reason within the FCR window."),
+    ("first_contacts", m.FIRST, "First contacts whose final contact.ended arrived."),
+    ("first_contacts_resolved", m.FIRST_RESOLVED, "First contacts resolved at their final contact.ended."),
+    ("first_contacts_closed", m.FIRST_CLOSED, "First contacts closed (FCR window over)."),
+    ("first_contacts_confirmed", m.FIRST_CONFIRMED, "Closed first contacts resolved with no matching recontact."),
+)
+
+
+class QueueLabels:
+    """Stable ``queue`` label values, at most ``limit`` distinct ones; later queues fold into ``other``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.known: dict[str, str] = {}
+        self.overflow = 0
+
+    def __call__(self, queue: str) -> str:
+        label = self.known.get(queue)
+        if label is None:
+            if len(self.known) < self.limit:
+                label = queue
+            else:
+                label = OTHER
+                self.overflow += 1
+            self.known[queue] = label
+        return label
+
+
+class Histograms:
+    """Wait and handle-time histograms per (queue, channel), fed with every fact (and every retraction)."""
+
+    def __init__(self, wait_bounds: tuple[float, ...]) -> None:
+        self.wait_bounds = tuple(sorted(set(wait_bounds)))
+        self.handle_bounds = HANDLE_BUCKETS
+        # (queue, channel, outcome) -> [bucket counts..., +Inf count, sum_us]
+        self.wait: dict[tuple[str, str, str], list[int]] = {}
+        self.handle: dict[tuple[str, str], list[int]] = {}
+
+    def reset(self) -> None:
+        """Forget everything (the live state is being rebuilt from the tables, which re-observes it all)."""
+        self.wait.clear()
+        self.handle.clear()
+
+    def __call__(self, facts: list[Any], sign: int) -> None:
+        self.observe(facts, sign)
+
+    def observe(self, facts: list[Any], sign: int) -> None:
+        for measure, _at, queue, channel, value in facts:
+            if measure == m.WAIT_ANSWERED or measure == m.WAIT_ABANDONED:
+                outcome = "answered" if measure == m.WAIT_ANSWERED else "abandoned"
+                row = self.wait.setdefault((queue, channel, outcome), [0] * (len(self.wait_bounds) + 2))
+                self._add(row, self.wait_bounds, value, sign)
+            elif measure == m.HANDLE:
+                row = self.handle.setdefault((queue, channel), [0] * (len(self.handle_bounds) + 2))
+                self._add(row, self.handle_bounds, value, sign)
+
+    @staticmethod
+    def _add(row: list[int], bounds: tuple[float, ...], value_us: int, sign: int) -> None:
+        # le buckets are cumulative in the exposition; here each slot counts its own range
+        row[bisect.bisect_left(bounds, value_us / 1_000_000)] += sign
+        row[-1] += sign * value_us
+
+
+def wait_buckets(settings: Settings) -> tuple[float, ...]:
+    """Default buckets plus every configured SL threshold and short-abandon bound, so "answered within T"
+    and "abandoned before S" can be read off the histogram too."""
+    kpi = settings.kpi
+    bounds = set(DEFAULT_WAIT_BUCKETS)
+    for channel in kpi.channels.values():
+        bounds.add(channel.sl_threshold_seconds)
+        if channel.short_abandon_seconds:
+            bounds.add(channel.short_abandon_seconds)
+    for queue in kpi.queues.values():
+        if queue.sl_threshold_seconds:
+            bounds.add(queue.sl_threshold_seconds)
+    return tuple(sorted(bounds))
+
+
+class KpiCollector(Collector):
+    """Reads :class:`LiveKpis` at scrape time; holds no copy of the numbers."""
+
+    def __init__(self, settings: Settings, live: LiveKpis, histograms: Histograms, lag: dict[tuple[str, int], int]) -> None:
+        self.settings = settings
+        self.live = live
+        self.histograms = histograms
+        self.lag = lag
+        self.labels = QueueLabels(settings.worker.max_queues)
+
+    def describe(self) -> Iterable[Metric]:
+        # names only, so registering does not call collect() before the worker has state
+        return list(self._families().values())
+
+    def _families(self) -> dict[str, Metric]:
+        fam: dict[str, Metric] = {}
+        qc = ["queue", "channel"]
+        for name, _, help_text in _COUNTERS:
+            fam[name] = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=qc)
+        fam["abandoned"] = CounterMetricFamily(f"{PREFIX}_contacts_abandoned", "Queue visits abandoned; kind=short: faster than the short-abandon bound.", labels=qc + ["kind"])
+        fam["nps"] = CounterMetricFamily(f"{PREFIX}_survey_nps_responses", "Survey NPS answers by category.", labels=qc + ["category"])
+        fam["csat"] = CounterMetricFamily(f"{PREFIX}_survey_csat_responses", "Survey CSAT answers by score (1-5).", labels=qc + ["score"])
+        fam["wait"] = HistogramMetricFamily(f"{PREFIX}_wait_time_seconds", "Wait in queue of answered and abandoned visits.", labels=qc + ["outcome"])
+        fam["handle"] = HistogramMetricFamily(f"{PREFIX}_handle_time_seconds", "Talk + hold + wrap of handled contacts.", labels=qc)
+        fam["waiting"] = GaugeMetricFamily(f"{PREFIX}_contacts_waiting", "Contacts waiting in queue now.", labels=qc)
+        fam["longest"] = GaugeMetricFamily(f"{PREFIX}_longest_wait_seconds", "Wait of the longest-waiting contact now.", labels=qc)
+        fam["threshold"] = GaugeMetricFamily(f"{PREFIX}_sl_threshold_seconds", "Configured service-level threshold T.", labels=qc)
+        fam["target"] = GaugeMetricFamily(f"{PREFIX}_sl_target_ratio", "Configured service-level target.", labels=qc)
+        fam["processed"] = CounterMetricFamily(f"{PREFIX}_pipeline_events_processed", "Valid events processed (first arrivals).", labels=["topic"])
+        fam["invalid"] = CounterMetricFamily(f"{PREFIX}_pipeline_invalid_events", "Invalid events sent to the dead-letter topic, by reason.", labels=["topic", "reason"])
+        fam["duplicates"] = CounterMetricFamily(f"{PREFIX}_pipeline_duplicate_events", "Events ignored as duplicates (same event_id).", labels=["topic"])
+        fam["last_event"] = GaugeMetricFamily(f"{PREFIX}_pipeline_last_event_timestamp_seconds", "Event time of the newest event processed.")
+        fam["last_processed"] = GaugeMetricFamily(f"{PREFIX}_pipeline_last_processed_timestamp_seconds", "Wall clock of the last event processed.")
+        fam["lag"] = GaugeMetricFamily(f"{PREFIX}_pipeline_consumer_lag", "Messages not yet consumed, per source partition.", labels=["topic", "partition"])
+        fam["published"] = CounterMetricFamily(f"{PREFIX}_sla_breaches_published", "Breach records published to the sla-breaches topic.")
+        fam["overflow"] = CounterMetricFamily(f"{PREFIX}_queue_label_overflow", "Distinct queues exported as queue=\"other\" (over worker.max_queues).")
+        fam["build"] = GaugeMetricFamily(f"{PREFIX}_build_info", "cxpulse version.", labels=["version"])
+        return fam
+
+    def collect(self) -> Iterator[Metric]:
+        live, kpi = self.live, self.settings.kpi
+        now = time.time_ns() // 1000
+        for part in live.parts():
+            part.advance(now)
+        fam = self._families()
+        label = self.labels
+
+        def folded(rows: Iterable[tuple[tuple[str, ...], list[int]]]) -> dict[tuple[str, ...], list[int]]:
+            out: dict[tuple[str, ...], list[int]] = {}
+            for (queue, *rest), values in rows:
+                key = (label(queue), *rest)
+                into = out.get(key)
+                if into is None:
+                    out[key] = list(values)
+                else:
+                    for i, v in enumerate(values):
+                        into[i] += v
+            return out
+
+        totals = folded(live.totals().items())
+        for (queue, channel), c in sorted(totals.items()):
+            labels = [queue, channel]
+            for name, index, _ in _COUNTERS:
+                fam[name].add_metric(labels, c[index])
+            fam["abandoned"].add_metric(labels + ["short"], c[m.ABANDONED_SHORT])
+            fam["abandoned"].add_metric(labels + ["long"], c[m.ABANDONED] - c[m.ABANDONED_SHORT])
+            for category, index in (("promoter", m.PROMOTERS), ("passive", m.PASSIVES), ("detractor", m.DETRACTORS)):
+                fam["nps"].add_metric(labels + [category], c[index])
+            for score in range(1, 6):
+                fam["csat"].add_metric(labels + [str(score)], c[m.CSAT_1 + score - 1])
+        hist = self.histograms
+        for (queue, channel, outcome), row in sorted(folded(hist.wait.items()).items()):
+            fam["wait"].add_metric([queue, channel, outcome], _buckets(hist.wait_bounds, row), row[-1] / 1_000_000)
+        for (queue, channel), row in sorted(folded(hist.handle.items()).items()):
+            fam["handle"].add_metric([queue, channel], _buckets(hist.handle_bounds, row), row[-1] / 1_000_000)
+        waiting: dict[tuple[str, str], tuple[int, float]] = {}
+        for (queue, channel), (count, longest) in live.waiting(now).items():
+            key = (label(queue), channel)
+            c0, l0 = waiting.get(key, (0, 0.0))
+            waiting[key] = (c0 + count, max(l0, longest))
+        for key in sorted(set(totals) | set(waiting)):
+            count, longest = waiting.get(key, (0, 0.0))
+            fam["waiting"].add_metric(list(key), count)
+            fam["longest"].add_metric(list(key), longest)
+            qs = kpi.for_queue(*key)
+            fam["threshold"].add_metric(list(key), qs.sl_threshold_seconds)
+            fam["target"].add_metric(list(key), qs.sl_target)
+        for topic, health in sorted(live.health.items()):
+            fam["processed"].add_metric([topic], health.processed)
+            fam["duplicates"].add_metric([topic], health.duplicates)
+            for reason, count in sorted(health.invalid.items()):
+                fam["invalid"].add_metric([topic, reason], count)
+        if live.last_event_ts_us:
+            fam["last_event"].add_metric([], live.last_event_ts_us / 1_000_000)
+        if live.last_processed_wall_us:
+            fam["last_processed"].add_metric([], live.last_processed_wall_us / 1_000_000)
+        for (topic, partition), lag in sorted(self.lag.items()):
+            fam["lag"].add_metric([topic, str(partition)], lag)
+        fam["published"].add_metric([], live.breaches_published_total)
+        fam["overflow"].add_metric([], label.overflow)
+        fam["build"].add_metric([cxpulse.__version__], 1)
+        yield from fam.values()
+
+
+def _buckets(bounds: tuple[float, ...], row: list[int]) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip(bounds, row):
+        running += count
+        out.append((_le(bound), running))
+    running += row[len(bounds)]
+    out.append(("+Inf", running))
+    return out
+
+
+def _le(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
+
+
+def registry_for(collector: KpiCollector) -> CollectorRegistry:
+    """A registry of our own (no global state): the KPI collector plus the process' own metrics."""
+    from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR  # noqa: F401  (imported for their classes)
+    from prometheus_client.platform_collector import PlatformCollector
+    from prometheus_client.process_collector import ProcessCollector
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
