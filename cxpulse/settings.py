@@ -203,9 +203,11 @@ class KafkaSettings(_Strict):
 
 
 class RedisSettings(_Strict):
+    enabled: bool = True
     url: str = "redis://127.0.0.1:16379/0"
     key_prefix: str = "cxpulse"
-    ttl_seconds: int = Field(default=15, ge=2)
+    ttl_seconds: int = Field(default=15, ge=2, description="read-model keys expire: stale data cannot pass for live")
+    publish_interval_seconds: float = Field(default=1.0, gt=0, le=10)
 
     @field_validator("url")
     @classmethod
@@ -231,6 +233,12 @@ class WorkerSettings(_Strict):
         return value
 
 
+class WallboardSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=1, le=65535)
+    stale_after_seconds: float = Field(default=5.0, gt=0, description="the page shows 'stale' after this long without an update")
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings` to get readable errors."""
 
@@ -242,6 +250,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    wallboard: WallboardSettings = Field(default_factory=WallboardSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -187,3 +187,10 @@ class LiveKpis:
                 for index, value in enumerate(counts):
                     into[index] += value
         return out
+
+    def partial(self, worker_id: str, now: int | None = None) -> dict[str, Any]:
+        """This worker's raw counts per window (see :mod:`cxpulse.core.partials`), for merging with others."""
+        from cxpulse.core.partials import partial
+
+        at = now_us() if now is None else now
+        return partial(self.kpi, self.parts(), self.waiting(at), at, worker_id)

@@ -69,6 +69,7 @@ class Worker:
     recovered: set[str] = field(default_factory=set)
     breaches_loaded: bool = False
     registry: Any = None  # prometheus_client registry of /metrics
+    breach_listeners: list[Any] = field(default_factory=list)  # called with each published breach's dict
 
 
 def create_worker(settings: Settings) -> Worker:
@@ -231,7 +232,10 @@ def create_worker(settings: Settings) -> Worker:
         if not worker.ready.is_set():
             return
         for breach in live.due_breaches(now_us()):
-            await breaches_topic.send(key=breach.contact_id.encode(), value=orjson.dumps(breach.to_dict()))
+            record = breach.to_dict()
+            await breaches_topic.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
+            for listener in worker.breach_listeners:
+                listener(record)
 
     @app.timer(MAINTENANCE_EVERY)
     async def forget_old_contacts() -> None:
