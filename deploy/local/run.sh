@@ -97,9 +97,20 @@ PYEOF
 eval "$("$STACK" env)"   # CXPULSE_KAFKA__BOOTSTRAP_SERVERS, CXPULSE_REDIS__URL for everything below
 
 # ------------------------------------------------------------------------------------ background processes
-# (added later: worker, Prometheus, Alertmanager, wallboard), e.g.
-#   start_bg worker "$CXPULSE" worker
-#   wait_http worker "http://127.0.0.1:6066/api/v1/kpis"
+STATE="${CXPULSE_STACK_DIR:-$ROOT/.local}"
+mkdir -p "$STATE/prometheus" "$STATE/alertmanager"
+export CXPULSE_WORKER__DATA_DIR="$STATE/worker"
+export CXPULSE_CONFIG="${CXPULSE_CONFIG:-$ROOT/config/cxpulse.example.yaml}"
+start_bg worker "$CXPULSE" worker
+start_bg wallboard "$CXPULSE" wallboard
+start_bg prometheus prometheus --config.file="$ROOT/deploy/prometheus/prometheus.yml" \
+  --storage.tsdb.path="$STATE/prometheus" --web.listen-address=127.0.0.1:9090
+start_bg alertmanager prometheus-alertmanager --config.file="$ROOT/deploy/alertmanager/alertmanager.yml" \
+  --storage.path="$STATE/alertmanager" --web.listen-address=127.0.0.1:9093 --cluster.listen-address=
+wait_http worker "http://127.0.0.1:6066/readyz" 120
+wait_http wallboard "http://127.0.0.1:8088/healthz" 30
+wait_http prometheus "http://127.0.0.1:9090/-/ready" 30
+wait_http alertmanager "http://127.0.0.1:9093/-/ready" 30
 
 print_endpoints() {
   cat <<EOF2
@@ -107,10 +118,11 @@ print_endpoints() {
 ================================ cxpulse local run ================================
   Kafka bootstrap   $CXPULSE_KAFKA__BOOTSTRAP_SERVERS
   Redis             $CXPULSE_REDIS__URL
-  Worker API        http://127.0.0.1:6066/api/v1/kpis     (not started yet: worker to come)
-  Wallboard         (not started yet: to come)
-  Prometheus        (not started yet: to come)
-  Alertmanager      (not started yet: to come)
+  Wallboard (TV)    http://127.0.0.1:8088/                 (?queues=billing,sales&window=1h)
+  Worker API        http://127.0.0.1:6066/api/v1/kpis      (/metrics, /api/v1/status, /readyz)
+  Prometheus        http://127.0.0.1:9090/alerts           (rules: deploy/prometheus/rules/)
+  Alertmanager      http://127.0.0.1:9093/
+  Grafana           not run locally: dashboards in grafana/dashboards/ (docker compose: deploy/)
   Simulator         cxpulse simulate --speed $SPEED        (foreground, below)
   Logs              $LOGS/
   Ctrl-C stops what this run started.
