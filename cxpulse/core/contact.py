@@ -145,7 +145,7 @@ def walk(records: list[Record]) -> Walk:
     """
     result = Walk()
     waiting: Record | None = None
-    in_service = False
+    in_service = 0  # answers not ended yet: at an equal ts a transfer's new visit sorts before the old ``ended``
     for rec in records:
         kind = rec.kind
         if kind == QUEUED:
@@ -160,12 +160,13 @@ def walk(records: list[Record]) -> Walk:
                 continue
             result.visits.append(Visit(waiting, rec))
             waiting = None
-            in_service = kind == ANSWERED
+            if kind == ANSWERED:
+                in_service += 1  # (an abandon of that new visit must not end the earlier answer's service)
         elif kind == ENDED:
             if not in_service:
                 result.unfit.append((rec, "contact.ended for a contact that was not answered (no contact.answered in service)"))
                 continue
-            in_service = False
+            in_service -= 1
             result.ended.append(rec)
         else:
             result.surveys.append(rec)

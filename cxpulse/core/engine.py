@@ -134,7 +134,7 @@ def build_document(
     for part in parts:
         part.advance(now_us)
         part.prune(now_us - TWO_DAYS_US)
-    keys = sorted({key for part in parts for key in part.buckets} | set(waiting))
+    keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting))
     queues: list[dict[str, Any]] = []
     for queue, channel in keys:
         qs = kpi.for_queue(queue, channel)
