@@ -31,7 +31,7 @@ def partial(
     bucket_us = kpi.bucket_seconds * 1_000_000
     for part in parts:
         part.advance(now_us)
-    keys = sorted({key for part in parts for key in part.buckets} | set(waiting))
+    keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting))
     queues: dict[str, Any] = {}
     for queue, channel in keys:
         tz = kpi.for_queue(queue, channel).timezone
