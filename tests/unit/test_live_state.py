@@ -131,10 +131,10 @@ def test_partials_of_two_workers_merge_into_the_whole() -> None:
     whole = LiveKpis(kpi)
     fill(whole)
     workers = []
-    for owned in ({0, 1}, {2}):
+    for owned, owned_customers in (({0, 1}, {0}), ({2}, {1})):
         worker = LiveKpis(kpi)
         worker.contact_parts = {p: proc for p, proc in whole.contact_parts.items() if p in owned}
-        worker.customer_parts = {p: proc for p, proc in whole.customer_parts.items() if p == min(owned)}
+        worker.customer_parts = {p: proc for p, proc in whole.customer_parts.items() if p in owned_customers}
         workers.append(worker)
     partials = [orjson.loads(orjson.dumps(w.partial(f"w{i}", NOW))) for i, w in enumerate(workers)]
     assert merge(kpi, partials) == whole.document(NOW)
