@@ -1,0 +1,450 @@
+"""Build the cxpulse Grafana dashboards as code and write ``grafana/dashboards/*.json``.
+
+    .venv/bin/python grafana/build.py            # regenerate (commit the JSON)
+    .venv/bin/python grafana/build.py --check    # exit 1 when the checked-in JSON is stale
+
+Three dashboards, all on the Prometheus data source provisioned with uid ``cxpulse-prometheus``:
+
+- ``cxpulse-wallboard``: for a TV in kiosk mode (``/d/cxpulse-wallboard?kiosk``): big stat panels, one
+  tile per queue, 5 s refresh, ``$queue`` / ``$channel`` filters.
+- ``cxpulse-supervisor``: every KPI over time, by queue.
+- ``cxpulse-pipeline``: health of the workers (event rates, lag, invalid events, freshness, duplicates).
+
+Queue KPIs read the per-(queue, channel) counters of ``deploy/prometheus/rules/recording.yml`` and add
+them up by queue before dividing, so the ``$channel`` filter applies and totals follow kpis.md. Threshold
+colours come from the project's settings defaults (target 80%, voice threshold 20 s), not from copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.builders import prometheus as prom_b
+from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import timeseries as ts_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dash_m
+
+from cxpulse.settings import KpiSettings
+
+HERE = Path(__file__).resolve().parent
+OUT_DIR = HERE / "dashboards"
+
+DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="cxpulse-prometheus")
+_DEFAULTS = KpiSettings()
+SL_TARGET = _DEFAULTS.channels["voice"].sl_target  # 0.80: the colour threshold of service-level tiles
+VOICE_T = _DEFAULTS.channels["voice"].sl_threshold_seconds  # 20 s: longest-wait colours (3 T = red)
+ABANDON_ALERT = 0.10  # CxAbandonmentSpike's absolute threshold (deploy/prometheus/rules/alerts.yml)
+
+QC = 'queue=~"$queue",channel=~"$channel"'  # the filter every queue query carries
+
+
+# --- PromQL helpers ----------------------------------------------------------------------------------
+def inc(counter: str, window: str) -> str:
+    """A zero-filled recorded increase of ``counter`` over ``window``, filtered by the variables."""
+    return f"queue_channel:contactcenter_{counter}:increase_{window}{{{QC}}}"
+
+
+def by_queue(expr: str) -> str:
+    return f"sum by (queue) ({expr})"
+
+
+def ratio(num: str, den: str, window: str, scale: str = "") -> str:
+    """Counts added per queue, then divided; a zero denominator gives no value (kpis.md: null)."""
+    return f"{scale}{by_queue(inc(num, window))} / ({by_queue(inc(den, window))} > 0)"
+
+
+def service_level(window: str) -> str:
+    return ratio("contacts_answered_within_threshold", "sl_eligible_contacts", window)
+
+
+def abandon_rate(window: str) -> str:
+    return ratio("contacts_abandoned_long", "sl_eligible_contacts", window)
+
+
+def asa(window: str) -> str:
+    return ratio("wait_time_answered_seconds_sum", "wait_time_answered_seconds_count", window)
+
+
+def aht(window: str) -> str:
+    return ratio("handle_time_seconds_sum", "handle_time_seconds_count", window)
+
+
+def nps(window: str) -> str:
+    promoters = by_queue(inc("survey_nps_promoters", window))
+    detractors = by_queue(inc("survey_nps_detractors", window))
+    responses = by_queue(inc("survey_nps_responses", window))
+    return f"100 * ({promoters} - {detractors}) / ({responses} > 0)"
+
+
+# --- panel helpers -----------------------------------------------------------------------------------
+def query(expr: str, legend: str = "{{queue}}", ref: str = "A", instant: bool = False) -> prom_b.Dataquery:
+    q = prom_b.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
+    return q.instant() if instant else q.range()
+
+
+def steps(*pairs: tuple[float | None, str]) -> dash_b.ThresholdsConfig:
+    return (
+        dash_b.ThresholdsConfig()
+        .mode(dash_m.ThresholdsMode.ABSOLUTE)
+        .steps([dash_m.Threshold(value=v, color=c) for v, c in pairs])
+    )
+
+
+def big_stat(title: str, expr: str, unit: str, thresholds: dash_b.ThresholdsConfig, description: str,
+             w: int = 8, h: int = 8, decimals: int | None = None) -> stat_b.Panel:
+    """A kiosk tile: one big number per queue, coloured background, no sparkline clutter."""
+    panel = (
+        stat_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .with_target(query(expr, instant=True))
+        .unit(unit)
+        .thresholds(thresholds)
+        .color_scheme(dash_b.FieldColor().mode(dash_m.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .justify_mode(common.BigValueJustifyMode.CENTER)
+        .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .no_value("-")
+        .span(w)
+        .height(h)
+    )
+    return panel.decimals(decimals) if decimals is not None else panel
+
+
+def graph(title: str, targets: list[prom_b.Dataquery], unit: str, description: str,
+          w: int = 12, h: int = 8, min_val: float | None = None, max_val: float | None = None,
+          thresholds: dash_b.ThresholdsConfig | None = None) -> ts_b.Panel:
+    panel = (
+        ts_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(targets)
+        .unit(unit)
+        .line_width(2)
+        .fill_opacity(10)
+        .legend(
+            common_b.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(["lastNotNull", "mean"])
+        )
+        .span(w)
+        .height(h)
+    )
+    if min_val is not None:
+        panel = panel.min(min_val)
+    if max_val is not None:
+        panel = panel.max(max_val)
+    if thresholds is not None:
+        panel = panel.thresholds(thresholds).thresholds_style(
+            common_b.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
+    return panel
+
+
+def label_variable(name: str, label: str, source: str) -> dash_b.QueryVariable:
+    """Multi-select with "All" = ``.*`` so that ``=~"$queue"`` matches everything."""
+    return (
+        dash_b.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(source)
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def queue_variables() -> list[dash_b.QueryVariable]:
+    return [
+        label_variable("queue", "Queue", "label_values(contactcenter_contacts_offered_total, queue)"),
+        label_variable(
+            "channel", "Channel", 'label_values(contactcenter_contacts_offered_total{queue=~"$queue"}, channel)'
+        ),
+    ]
+
+
+def base(uid: str, title: str, refresh: str, time_from: str, description: str) -> dash_b.Dashboard:
+    return (
+        dash_b.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["cxpulse"])
+        .refresh(refresh)
+        .time(time_from, "now")
+        .timezone("browser")
+        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .readonly()
+        .link(
+            dash_b.DashboardLink("cxpulse")
+            .type(dash_m.DashboardLinkType.DASHBOARDS)
+            .tags(["cxpulse"])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+    )
+
+
+# --- dashboards --------------------------------------------------------------------------------------
+def wallboard() -> dash_b.Dashboard:
+    sl_colours = steps((None, "red"), (SL_TARGET, "green"))
+    d = base(
+        "cxpulse-wallboard",
+        "cxpulse wallboard",
+        "5s",
+        "now-15m",
+        "Live queue state for a TV: open with ?kiosk. One tile per queue. Service level is green at or "
+        f"above the default target ({SL_TARGET:.0%}); a queue's own target shows in the supervisor dashboard.",
+    )
+    d = d.timepicker(dash_b.TimePicker().refresh_intervals(["5s", "10s", "30s", "1m"]))
+    for v in queue_variables():
+        d = d.with_variable(v)
+    panels = [
+        big_stat(
+            "Service level (15 min)",
+            service_level("15m"),
+            "percentunit",
+            sl_colours,
+            "Answered within the threshold / (answered + abandoned - short abandons), last 15 minutes.",
+            w=12, h=9, decimals=0,
+        ),
+        big_stat(
+            "Contacts waiting",
+            f"sum by (queue) (contactcenter_contacts_waiting{{{QC}}})",
+            "none",
+            steps((None, "green"), (5, "yellow"), (15, "red")),
+            "Contacts queued now, not yet answered or abandoned.",
+            w=6, h=9, decimals=0,
+        ),
+        big_stat(
+            "Longest wait",
+            f"max by (queue) (contactcenter_longest_wait_seconds{{{QC}}})",
+            "s",
+            steps((None, "green"), (VOICE_T, "yellow"), (3 * VOICE_T, "red")),
+            f"The longest current wait. Colours for voice: yellow past its threshold ({VOICE_T:g} s), red past "
+            "3x (the CxLongestWaitFarAboveThreshold alert).",
+            w=6, h=9, decimals=0,
+        ),
+        big_stat(
+            "Abandon rate (15 min)",
+            abandon_rate("15m"),
+            "percentunit",
+            steps((None, "green"), (ABANDON_ALERT / 2, "yellow"), (ABANDON_ALERT, "red")),
+            "Abandoned (short abandons excluded) / (answered + abandoned - short abandons), last 15 minutes.",
+            decimals=1,
+        ),
+        big_stat(
+            "ASA (15 min)",
+            asa("15m"),
+            "s",
+            steps((None, "green"), (VOICE_T, "yellow"), (3 * VOICE_T, "red")),
+            "Average speed of answer: mean wait of the contacts answered in the last 15 minutes.",
+            decimals=0,
+        ),
+        big_stat(
+            "Offered (15 min)",
+            by_queue(inc("contacts_offered", "15m")),
+            "none",
+            steps((None, "blue")),
+            "Contacts offered to the queue in the last 15 minutes.",
+            w=4, decimals=0,
+        ),
+        big_stat(
+            "SLA breaches (15 min)",
+            by_queue(inc("sla_breaches", "15m")),
+            "none",
+            steps((None, "green"), (1, "yellow"), (10, "red")),
+            "Contacts whose wait passed the threshold in the last 15 minutes (counted when it passed).",
+            w=4, decimals=0,
+        ),
+    ]
+    for p in panels:
+        d = d.with_panel(p)
+    return d
+
+
+def supervisor() -> dash_b.Dashboard:
+    d = base(
+        "cxpulse-supervisor",
+        "cxpulse supervisor",
+        "1m",
+        "now-24h",
+        "Every KPI over time by queue (rolling windows: 15 min for service, 1 h for handling, 24 h for "
+        "surveys and FCR). Definitions: shared/spec/kpis.md.",
+    )
+    for v in queue_variables():
+        d = d.with_variable(v)
+    pct = dict(min_val=0, max_val=1)
+    panels = [
+        graph(
+            "Service level (rolling 15 min) and target",
+            [
+                query(service_level("15m")),
+                query(f"max by (queue) (queue_channel:contactcenter_sl_target:ratio{{{QC}}})",
+                      legend="target {{queue}}", ref="B"),
+            ],
+            "percentunit",
+            "Service level per queue with the queue's target (dashed: the default target).",
+            thresholds=steps((None, "red"), (SL_TARGET, "green")),
+            **pct,
+        ),
+        graph("Service level (rolling 1 h)", [query(service_level("1h"))], "percentunit",
+              "Service level per queue over the last hour.", **pct),
+        graph("ASA (rolling 15 min)", [query(asa("15m"))], "s",
+              "Average speed of answer: mean wait of answered contacts."),
+        graph("Abandon rate (rolling 15 min)", [query(abandon_rate("15m"))], "percentunit",
+              "Long abandons / (answered + long abandons).", min_val=0,
+              thresholds=steps((None, "green"), (ABANDON_ALERT, "red"))),
+        graph("AHT (rolling 1 h)", [query(aht("1h"))], "s",
+              "Average handle time: talk + hold + wrap per handled contact."),
+        graph(
+            "Contacts per 15 min",
+            [
+                query(by_queue(inc("contacts_offered", "15m")), legend="offered {{queue}}"),
+                query(by_queue(inc("contacts_answered", "15m")), legend="answered {{queue}}", ref="B"),
+                query(by_queue(inc("contacts_abandoned_long", "15m")), legend="abandoned {{queue}}", ref="C"),
+            ],
+            "none",
+            "Offered, answered and abandoned (short abandons excluded) in the last 15 minutes.",
+        ),
+        graph("NPS (rolling 24 h)", [query(nps("24h"))], "none",
+              "100 x (promoters - detractors) / responses, -100..100.", min_val=-100, max_val=100,
+              w=8, thresholds=steps((None, "red"), (0, "green"))),
+        graph("CSAT (rolling 24 h)", [query(ratio("survey_csat_satisfied", "survey_csat_responses", "24h",
+                                                  "100 * "))],
+              "percent", "Responses with CSAT 4 or 5 / responses.", min_val=0, max_val=100, w=8),
+        graph(
+            "FCR (rolling 24 h)",
+            [
+                query(ratio("first_contacts_resolved", "first_contacts", "24h"), legend="live {{queue}}"),
+                query(ratio("first_contacts_confirmed", "first_contacts_closed", "24h"),
+                      legend="confirmed {{queue}}", ref="B"),
+            ],
+            "percentunit",
+            "Live FCR (resolved first contacts / first contacts) and confirmed FCR (no repeat within the "
+            "FCR window / closed first contacts).",
+            w=8, **pct,
+        ),
+    ]
+    for p in panels:
+        d = d.with_panel(p)
+    return d
+
+
+def pipeline() -> dash_b.Dashboard:
+    d = base(
+        "cxpulse-pipeline",
+        "cxpulse pipeline health",
+        "30s",
+        "now-3h",
+        "Health of the cxpulse workers: are events flowing, fresh, valid, and is the consumer keeping up.",
+    )
+    ri = "$__rate_interval"
+    panels = [
+        big_stat("Workers up", 'sum(up{job="cxpulse"})', "none", steps((None, "red"), (1, "green")),
+                 "Worker targets Prometheus scrapes successfully.", w=6, h=5, decimals=0),
+        big_stat("Since last processing",
+                 "time() - max(contactcenter_pipeline_last_processed_timestamp_seconds)", "s",
+                 steps((None, "green"), (60, "yellow"), (600, "red")),
+                 "Wall-clock time since any worker processed an event (CxPipelineStalled at 10 min).",
+                 w=6, h=5, decimals=0),
+        big_stat("Event time behind now",
+                 "time() - max(contactcenter_pipeline_last_event_timestamp_seconds)", "s",
+                 steps((None, "green"), (60, "yellow"), (900, "red")),
+                 "Now minus the event time of the newest event processed (CxPipelineStalled at 15 min).",
+                 w=6, h=5, decimals=0),
+        big_stat("Total consumer lag", "sum(max by (topic, partition) (contactcenter_pipeline_consumer_lag))",
+                 "none", steps((None, "green"), (500, "yellow"), (5000, "red")),
+                 "Events not yet consumed, all partitions.", w=6, h=5, decimals=0),
+        graph("Events processed per second",
+              [query(f"sum by (topic) (rate(contactcenter_pipeline_events_processed_total[{ri}]))",
+                     legend="{{topic}}")],
+              "ops", "Events processed by the workers, per topic."),
+        graph("Consumer lag",
+              [query("max by (topic, partition) (contactcenter_pipeline_consumer_lag)",
+                     legend="{{topic}}/{{partition}}")],
+              "none", "Per partition: high-water mark minus the committed position."),
+        graph("Invalid events per second by reason",
+              [query(f"sum by (topic, reason) (rate(contactcenter_pipeline_invalid_events_total[{ri}]))",
+                     legend="{{topic}} {{reason}}")],
+              "ops", "Rejected events, by the reason of shared/spec/events.md."),
+        graph("Duplicate events per second",
+              [query(f"sum by (topic) (rate(contactcenter_pipeline_duplicate_events_total[{ri}]))",
+                     legend="{{topic}}")],
+              "ops", "Events with an event_id already seen (ignored)."),
+        graph(
+            "Freshness",
+            [
+                query("time() - max(contactcenter_pipeline_last_processed_timestamp_seconds)",
+                      legend="since last processing"),
+                query("time() - max(contactcenter_pipeline_last_event_timestamp_seconds)",
+                      legend="event time behind now", ref="B"),
+            ],
+            "s", "How old the newest processing and the newest event are.",
+        ),
+        graph(
+            "SLA breaches published and queue overflow",
+            [
+                query(f"sum(rate(contactcenter_sla_breaches_published_total[{ri}]))",
+                      legend="breaches published"),
+                query(f"sum(rate(contactcenter_queue_label_overflow_total[{ri}]))",
+                      legend="events of queues beyond max_queues", ref="B"),
+            ],
+            "ops", "Breach messages published to sla-breaches, and events counted under queue 'other'.",
+        ),
+        graph("Worker versions", [query("count by (version) (contactcenter_build_info)", legend="{{version}}")],
+              "none", "Workers per running version (contactcenter_build_info).", w=24, h=6),
+    ]
+    for p in panels:
+        d = d.with_panel(p)
+    return d
+
+
+DASHBOARDS = {"wallboard": wallboard, "supervisor": supervisor, "pipeline": pipeline}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard (stable: sorted keys, fixed indentation)."""
+    return {
+        f"{name}.json": json.dumps(build().build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+        for name, build in DASHBOARDS.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the cxpulse Grafana dashboards.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if grafana/dashboards/ is stale")
+    args = parser.parse_args(argv)
+    files = render()
+    if args.check:
+        stale = [n for n, text in files.items() if not (OUT_DIR / n).is_file()
+                 or (OUT_DIR / n).read_text(encoding="utf-8") != text]
+        extra = sorted(p.name for p in OUT_DIR.glob("*.json") if p.name not in files)
+        for name in stale + extra:
+            print(f"grafana/dashboards/{name} is stale: run grafana/build.py", file=sys.stderr)
+        return 1 if stale or extra else 0
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (OUT_DIR / name).write_text(text, encoding="utf-8")
+        print(f"wrote grafana/dashboards/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
