@@ -251,6 +251,7 @@ def create_worker(settings: Settings) -> Worker:
     @app.timer(5.0)
     async def measure_lag() -> None:
         """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""
+        fresh: dict[tuple[str, int], int] = {}
         for tp in app.assignor.assigned_actives():
             if tp.topic not in (topics.contact_events, topics.survey_responses):
                 continue
@@ -258,8 +259,12 @@ def create_worker(settings: Settings) -> Worker:
             if highwater is None or highwater < 0:
                 continue
             done = live.offsets.get((tp.topic, tp.partition))
-            lag[(tp.topic, tp.partition)] = max(0, highwater - (done + 1 if done is not None else 0))
+            fresh[(tp.topic, tp.partition)] = max(0, highwater - (done + 1 if done is not None else 0))
+        lag.clear()  # a partition given to another worker after a rebalance must not keep its old gauge
+        lag.update(fresh)
 
+    from cxpulse.sinks.redis_sink import attach_redis_sink
+    attach_redis_sink(worker)
     from cxpulse.streams.web import add_routes
 
     add_routes(worker)
