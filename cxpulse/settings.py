@@ -166,24 +166,20 @@ class KpiSettings(_Strict):
         return self
 
     def for_queue(self, queue: str, channel: str) -> QueueSettings:
-        """Effective settings of a queue visit: the queue's overrides over its channel's defaults (cached)."""
-        key = (queue, channel)
-        cache: dict[tuple[str, str], QueueSettings] = self.__dict__.setdefault("_queue_cache", {})
-        found = cache.get(key)
-        if found is None:
-            base = self.channels.get(channel) or ChannelDefaults(sl_threshold_seconds=20)
-            over = self.queues.get(queue) or QueueOverride()
-            found = QueueSettings(
-                sl_threshold_seconds=over.sl_threshold_seconds or base.sl_threshold_seconds,
-                sl_target=over.sl_target or base.sl_target,
-                short_abandon_seconds=(
-                    over.short_abandon_seconds if over.short_abandon_seconds is not None else base.short_abandon_seconds
-                ),
-                sl_formula=over.sl_formula or self.sl_formula,
-                timezone=over.timezone or self.timezone,
-            )
-            cache[key] = found
-        return found
+        """Effective settings of a queue visit: the queue's overrides over its channel's defaults.
+
+        Not cached here (a cache inside a pydantic model takes part in ``==``); hot paths keep their own."""
+        base = self.channels.get(channel) or ChannelDefaults(sl_threshold_seconds=20)
+        over = self.queues.get(queue) or QueueOverride()
+        return QueueSettings(
+            sl_threshold_seconds=over.sl_threshold_seconds or base.sl_threshold_seconds,
+            sl_target=over.sl_target or base.sl_target,
+            short_abandon_seconds=(
+                over.short_abandon_seconds if over.short_abandon_seconds is not None else base.short_abandon_seconds
+            ),
+            sl_formula=over.sl_formula or self.sl_formula,
+            timezone=over.timezone or self.timezone,
+        )
 
 
 class TopicSettings(_Strict):

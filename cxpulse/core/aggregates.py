@@ -52,9 +52,21 @@ class Aggregates:
         if self.observer is not None:
             facts = list(facts)
             self.observer(facts, sign)
+        buckets, totals, bucket_us = self.buckets, self.totals, self.bucket_us
         for measure, at, queue, channel, value in facts:
-            if at < now:
-                self._to_bucket(measure, at, (queue, channel), sign * value)
+            if at < now:  # the hot path, inlined: one dict lookup per level
+                key = (queue, channel)
+                per_key = buckets.get(key)
+                if per_key is None:
+                    per_key = buckets[key] = {}
+                    totals[key] = [0] * N_MEASURES
+                start = at - at % bucket_us
+                counts = per_key.get(start)
+                if counts is None:
+                    counts = per_key[start] = [0] * N_MEASURES
+                delta = sign * value
+                counts[measure] += delta
+                totals[key][measure] += delta
             else:
                 slot = (measure, at, queue, channel)
                 previous = self.future.get(slot)

@@ -81,31 +81,45 @@ class Record:
         return rec
 
 
+def _queued(e: Any, raw: bytes | None, src: Any) -> Record:
+    return Record(QUEUED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, e.reason, raw=raw, source=src)
+
+
+def _answered(e: Any, raw: bytes | None, src: Any) -> Record:
+    return Record(ANSWERED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, raw=raw, source=src)
+
+
+def _abandoned(e: Any, raw: bytes | None, src: Any) -> Record:
+    return Record(ABANDONED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, raw=raw, source=src)
+
+
+def _ended(e: Any, raw: bytes | None, src: Any) -> Record:
+    handle = round((e.talk_seconds + e.hold_seconds + e.wrap_seconds) * 1_000_000)
+    return Record(ENDED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, handle_us=handle,
+                  resolved=e.resolved, transferred=e.transferred, raw=raw, source=src)
+
+
+def _survey(e: Any, raw: bytes | None, src: Any) -> Record:
+    return Record(SURVEY, to_us(e.ts), e.event_id, customer_id=e.customer_id, nps=e.nps, csat=e.csat, raw=raw, source=src)
+
+
+_BUILDERS: dict[type, Callable[[Any, bytes | None, Any], Record]] = {
+    ContactQueued: _queued, ContactAnswered: _answered, ContactAbandoned: _abandoned,
+    ContactEnded: _ended, SurveyResponse: _survey,
+}
+
+
 def record_of(event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None) -> Record:
     """Keep only what the KPIs read from a validated event."""
-    ts = to_us(event.ts)
-    if isinstance(event, ContactQueued):
-        return Record(QUEUED, ts, event.event_id, event.queue, event.channel, event.customer_id, event.reason, raw=raw, source=source)
-    if isinstance(event, ContactAnswered):
-        return Record(ANSWERED, ts, event.event_id, event.queue, event.channel, event.customer_id, raw=raw, source=source)
-    if isinstance(event, ContactAbandoned):
-        return Record(ABANDONED, ts, event.event_id, event.queue, event.channel, event.customer_id, raw=raw, source=source)
-    if isinstance(event, ContactEnded):
-        handle = round((event.talk_seconds + event.hold_seconds + event.wrap_seconds) * 1_000_000)
-        return Record(
-            ENDED, ts, event.event_id, event.queue, event.channel, event.customer_id,
-            handle_us=handle, resolved=event.resolved, transferred=event.transferred, raw=raw, source=source,
-        )
-    if isinstance(event, SurveyResponse):
-        return Record(SURVEY, ts, event.event_id, customer_id=event.customer_id, nps=event.nps, csat=event.csat, raw=raw, source=source)
-    raise TypeError(f"not an event: {type(event).__name__}")
+    build = _BUILDERS.get(type(event))
+    if build is None:
+        raise TypeError(f"not an event: {type(event).__name__}")
+    return build(event, raw, source)
 
 
-class Visit(NamedTuple):
-    """One pass through a queue: from ``queued`` to ``outcome`` (answered/abandoned), or still waiting."""
-
-    queued: Record
-    outcome: Record | None
+Visit = tuple[Record, "Record | None"]
+"""One pass through a queue: ``(queued, outcome)``, outcome answered/abandoned or None while still waiting.
+A plain tuple: a walk makes one per visit on every event of the contact."""
 
 
 class Summary(NamedTuple):
@@ -133,7 +147,7 @@ class Walk:
     @property
     def waiting(self) -> Visit | None:
         last = self.visits[-1] if self.visits else None
-        return last if last is not None and last.outcome is None else None
+        return last if last is not None and last[1] is None else None
 
 
 def walk(records: list[Record]) -> Walk:
@@ -158,7 +172,7 @@ def walk(records: list[Record]) -> Walk:
             if waiting is None:
                 result.unfit.append((rec, f"{KIND_TYPE[kind]} for a contact with no open queue visit (no contact.queued waiting)"))
                 continue
-            result.visits.append(Visit(waiting, rec))
+            result.visits.append((waiting, rec))
             waiting = None
             if kind == ANSWERED:
                 in_service += 1  # (an abandon of that new visit must not end the earlier answer's service)
@@ -171,7 +185,7 @@ def walk(records: list[Record]) -> Walk:
         else:
             result.surveys.append(rec)
     if waiting is not None:
-        result.visits.append(Visit(waiting, None))
+        result.visits.append((waiting, None))
     # keep visits in queued order (a still-open visit is always the last one)
     return result
 

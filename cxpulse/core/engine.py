@@ -72,6 +72,8 @@ class KpiEngine:
             self.health.duplicates += 1
             return False
         self.health.processed += 1
+        # "now" of a replay is the stream time: facts before it go straight to their buckets
+        self.aggregates.advance(self.contacts.stream_time)
         for summary in self.contacts.drain_summaries():
             self.customers.update(summary)
         for rejection in self.contacts.settle():
@@ -103,6 +105,10 @@ class KpiEngine:
     def snapshot(self, now_us: int | None = None, *, include_all: bool = False) -> dict[str, Any]:
         """The KPI document at ``now_us`` (default: stream time, as kpis.md asks of a replay)."""
         now = self.stream_time if now_us is None else now_us
+        if now < self.aggregates.now:
+            raise ValueError(
+                f"cannot evaluate at {format_ts(now)}: before the newest event time {format_ts(self.aggregates.now)}"
+            )
         return build_document(
             self.kpi, [self.aggregates], self.contacts.waiting_by_queue(now), now,
             all_window=(self.contacts.first_ts, now + 1) if include_all and self.contacts.first_ts is not None else None,

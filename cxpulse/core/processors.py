@@ -32,7 +32,7 @@ from cxpulse.core.contact import (
 )
 from cxpulse.core.customer import CustomerState, customer_facts
 from cxpulse.core.measures import Fact
-from cxpulse.settings import KpiSettings
+from cxpulse.settings import KpiSettings, QueueSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,15 @@ class ContactProcessor:
 
     def __init__(self, kpi: KpiSettings, aggregates: Aggregates, *, publish_breaches: bool = False) -> None:
         self.kpi = kpi
-        self.queue_settings = kpi.for_queue
+        cache: dict[tuple[str, str], QueueSettings] = {}
+
+        def queue_settings(queue: str, channel: str) -> QueueSettings:
+            found = cache.get((queue, channel))
+            if found is None:
+                found = cache[(queue, channel)] = kpi.for_queue(queue, channel)
+            return found
+
+        self.queue_settings = queue_settings
         self.aggregates = aggregates
         self.publish_breaches = publish_breaches
         self.disorder_us = kpi.allowed_disorder * 1_000_000
@@ -151,7 +159,7 @@ class ContactProcessor:
         if waiting is None:
             self.waiting.pop(contact_id, None)
         else:
-            queued = waiting.queued
+            queued = waiting[0]
             self.waiting[contact_id] = queued
             self.aggregates.ensure_key((queued.queue, queued.channel))
             if self.publish_breaches and queued.event_id not in self._scheduled:
