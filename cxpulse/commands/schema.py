@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "models" / "schemas"
+DOCUMENT_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "kpi-document.schema.json"
 
 
 def render_schemas() -> dict[str, str]:
@@ -21,6 +22,15 @@ def render_schemas() -> dict[str, str]:
     }
 
 
+def render_document_schema() -> str:
+    """JSON Schema of the KPI document (docs/kpi-document.schema.json), from cxpulse.models.kpis."""
+    import json
+
+    from cxpulse.models.kpis import KpiDocument
+
+    return json.dumps(KpiDocument.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("schema")
     def schema(
@@ -31,3 +41,6 @@ def register(app: typer.Typer) -> None:
         for name, text in render_schemas().items():
             (out / name).write_text(text, encoding="utf-8")
             typer.echo(f"wrote {out / name}")
+        if DOCUMENT_SCHEMA.parent.is_dir():  # in a source checkout: the document's schema in docs/
+            DOCUMENT_SCHEMA.write_text(render_document_schema(), encoding="utf-8")
+            typer.echo(f"wrote {DOCUMENT_SCHEMA}")

@@ -1,0 +1,79 @@
+"""The KPI document (``cxpulse replay --json``, ``GET /api/v1/kpis``, Redis ``{prefix}:kpis``) as models.
+
+Why models for an output: the document is an interface too (the wallboard, a CRM widget, a second
+implementation read it). Its JSON Schema (``docs/kpi-document.schema.json``) is generated from these models
+and a test checks that what the core produces validates against them, field by field, with no extra keys.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Count = Annotated[int, Field(ge=0)]
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Window(_Doc):
+    """One window: exact bounds and every count and ratio of kpis.md. A ratio is null when its denominator is 0."""
+
+    start: str = Field(description="RFC 3339, inclusive; rolling windows may start at a bucket edge")
+    end: str = Field(description="RFC 3339, exclusive ('now', or stream time + 1 µs for 'all')")
+    offered: Count
+    answered: Count
+    answered_within_threshold: Count
+    abandoned: Count
+    abandoned_short: Count
+    sla_breaches: Count
+    service_level: Ratio | None = Field(description="by the queue's sl_formula (centre's for totals)")
+    abandon_rate: Ratio | None
+    asa_seconds: Annotated[float, Field(ge=0)] | None
+    handled: Count
+    aht_seconds: Annotated[float, Field(ge=0)] | None
+    repeat_contacts: Count
+    first_contacts: Count
+    first_contacts_resolved: Count
+    fcr: Ratio | None
+    first_contacts_closed: Count
+    first_contacts_confirmed: Count
+    fcr_confirmed: Ratio | None
+    nps_responses: Count
+    promoters: Count
+    passives: Count
+    detractors: Count
+    nps: Annotated[float, Field(ge=-100, le=100)] | None
+    csat_responses: Count
+    csat_satisfied: Count
+    csat: Annotated[float, Field(ge=0, le=100)] | None
+
+
+class Live(_Doc):
+    """The queue now: contacts waiting and the wait of the longest-waiting one."""
+
+    waiting: Count
+    longest_wait_seconds: Annotated[float, Field(ge=0)]
+
+
+class QueueKpis(_Doc):
+    queue: str
+    channel: str
+    live: Live
+    windows: dict[str, Window] = Field(description='"15m", "1h", "24h", "today" (as configured); replay adds "all"')
+
+
+class Totals(_Doc):
+    live: Live
+    windows: dict[str, Window]
+
+
+class KpiDocument(_Doc):
+    """Every KPI per (queue, channel) and in total over all queues (the centre-wide sl_formula)."""
+
+    generated_at: str = Field(description="the instant 'now' used, RFC 3339")
+    queues: list[QueueKpis]
+    totals: Totals
