@@ -1,0 +1,165 @@
+"""A contact centre as a YAML file: queues, staffing, arrival rates, handle times, customer behaviour.
+
+Why a file validated by pydantic: the simulator is only as believable as its centre, and a typo
+(``agnets: 12``, a transfer to a queue that does not exist) must stop the run with a line naming the key
+and the bad value instead of silently producing a different centre.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cxpulse.models.events import Channel
+from cxpulse.simulator.distributions import ZERO, Distribution, Exponential, LogNormal
+
+DEFAULT_CENTRE = Path(__file__).resolve().parent / "centres" / "default.yaml"
+
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+QueueName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+HourProfile = Annotated[list[Annotated[float, Field(ge=0, allow_inf_nan=False)]], Field(min_length=24, max_length=24)]
+
+
+class CentreError(Exception):
+    """A centre file that cannot be used; the message names every bad key and value, one per line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_profile(profile: list[float] | None) -> list[float] | None:
+    if profile is not None and not any(value > 0 for value in profile):
+        raise ValueError("an hour profile needs at least one hour with arrivals (a value > 0)")
+    return profile
+
+
+class Transfer(_Strict):
+    """Some contacts need another skill: the agent ends their part and the contact queues again elsewhere."""
+
+    probability: Probability = 0.0
+    to: dict[QueueName, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="target queue -> relative weight"
+    )
+
+    @model_validator(mode="after")
+    def _targets_when_used(self) -> "Transfer":
+        if self.probability > 0 and not self.to:
+            raise ValueError("a transfer probability > 0 needs at least one target queue in 'to'")
+        return self
+
+
+class Repeat(_Strict):
+    """Customers whose issue was not resolved (or who gave up waiting) come back with the same reason."""
+
+    probability: Probability = 0.0
+    delay: Distribution = Field(
+        default_factory=lambda: LogNormal(dist="lognormal", mean=7200, sd=5400),
+        description="time from the unresolved end (or abandon) to the customer's next contact",
+    )
+
+
+class Queue(_Strict):
+    """One queue (skill group) and the agents, customers and contacts it sees."""
+
+    channel: Channel
+    arrivals_per_hour: float = Field(ge=0, allow_inf_nan=False, description="new contacts per hour at profile 1.0")
+    agents: int = Field(ge=1, description="agents staffed on this queue, each serving one contact at a time")
+    priority: int | None = Field(default=None, description="written on contact.queued; informational")
+    teams: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, description="agents rotate over these")
+    agent_prefix: str | None = Field(default=None, min_length=1, max_length=40)
+    hour_profile: HourProfile | None = Field(default=None, description="overrides the centre's profile")
+    talk: Distribution
+    hold_probability: Probability = 0.0
+    hold: Distribution = ZERO
+    wrap: Distribution = ZERO
+    patience: Distribution | None = Field(default=None, description="time a customer waits before abandoning; none = never")
+    resolve_probability: Probability = 0.8
+    transfer: Transfer = Field(default_factory=Transfer)
+    reasons: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="contact reason -> relative weight; empty = reason null"
+    )
+    repeat: Repeat = Field(default_factory=Repeat)
+    answer_tolerance_seconds: float = Field(
+        default=60, gt=0, description="a wait customers accept without losing goodwill (drives survey scores)"
+    )
+
+    _profile = field_validator("hour_profile")(lambda cls, v: _check_profile(v))
+
+
+class Surveys(_Strict):
+    """Post-contact surveys: who answers, when, and how wait and resolution move the scores."""
+
+    response_probability: Probability = 0.2
+    delay: Distribution = Field(default_factory=lambda: Exponential(dist="exponential", mean=600))
+    nps_probability: Probability = Field(default=0.85, description="a responder answers the NPS question")
+    csat_probability: Probability = Field(default=0.85, description="a responder answers the CSAT question")
+    comment_probability: Probability = 0.15
+
+
+class Centre(_Strict):
+    """The whole simulated contact centre."""
+
+    name: str = "contact centre"
+    timezone: str = Field(default="UTC", description="where the hour profile's hours are counted")
+    hour_profile: HourProfile | None = Field(default=None, description="24 multipliers of arrivals_per_hour, hour 0..23")
+    max_transfers: int = Field(default=2, ge=0, description="a contact is not transferred more often than this")
+    surveys: Surveys = Field(default_factory=Surveys)
+    queues: dict[QueueName, Queue] = Field(min_length=1)
+
+    _profile = field_validator("hour_profile")(lambda cls, v: _check_profile(v))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _transfer_targets_exist(self) -> "Centre":
+        for name, queue in self.queues.items():
+            for target in queue.transfer.to:
+                if target not in self.queues:
+                    raise ValueError(f"queues.{name}.transfer.to: unknown queue {target!r}")
+                if target == name:
+                    raise ValueError(f"queues.{name}.transfer.to: a queue cannot transfer to itself")
+        return self
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid centre ({source}):"]
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = "{...}" if isinstance(value, dict) else repr(value)
+        lines.append(f"  {key} = {shown[:80]}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_centre(data: Any, source: str = "centre") -> Centre:
+    """Validate an already-loaded mapping; raises :class:`CentreError` naming each bad key and value."""
+    if not isinstance(data, dict):
+        raise CentreError(f"invalid centre ({source}): the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Centre.model_validate(data)
+    except ValidationError as exc:
+        raise CentreError(_format(exc, source)) from None
+
+
+def load_centre(path: str | Path | None = None) -> Centre:
+    """Read and validate a centre file; ``None`` means the default centre shipped with cxpulse."""
+    file = Path(path) if path is not None else DEFAULT_CENTRE
+    if not file.is_file():
+        raise CentreError(f"invalid centre: file {str(file)!r} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CentreError(f"invalid centre: {file} is not valid YAML: {exc}") from None
+    return parse_centre(data, str(file))
