@@ -27,7 +27,7 @@ export CXPULSE_STACK_KAFKA_PORT CXPULSE_STACK_CONTROLLER_PORT CXPULSE_STACK_REDI
 APT_PACKAGES := redis-server prometheus prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv deps jars up down status logs clean test unit run
+.PHONY: help venv deps jars up down status logs clean test unit run screenshot
 
 help:
 	@echo "make venv     .venv with cxpulse[dev] (re-installs when pyproject.toml changes)"
@@ -41,6 +41,7 @@ help:
 	@echo "make test     install what is missing, start the stack, run all tests, stop what it started"
 	@echo "make unit     unit tests only (no services)"
 	@echo "make run      install, start the stack and the simulator (Ctrl-C stops)"
+	@echo "make screenshot  out/wallboard.png (1920x1080) of the running wallboard, or of one it starts itself"
 
 venv: $(VENV_STAMP)
 
@@ -92,3 +93,6 @@ unit: venv
 
 run: deps venv jars
 	@deploy/local/run.sh
+
+screenshot: deps venv jars
+	@$(PY) deploy/screenshot.py

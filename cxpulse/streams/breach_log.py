@@ -17,9 +17,12 @@ async def read_published_visits(bootstrap_servers: str, topic: str, timeout_s: f
     await consumer.start()
     visits: set[str] = set()
     try:
-        if topic not in await consumer.topics():  # fetches fresh metadata
+        # fresh metadata of all topics; not consumer.topics() + partitions_for_topic(): topics() does not keep
+        # what it fetched, and against Kafka 4 the client bootstraps knowing no topic, so that gave None (= empty)
+        cluster = await consumer._client.fetch_all_metadata()
+        if topic not in cluster.topics():
             return visits
-        partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = cluster.partitions_for_topic(topic) or set()
         if not partitions:
             return visits
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
