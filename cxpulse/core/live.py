@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.contact import ContactState, Summary
@@ -78,9 +78,9 @@ class LiveKpis:
             partition = value["p"]
             if partition not in assigned:
                 continue
-            state = ContactState.from_dict(value)
-            self.published_visits.update(state.breaches_published)
-            self.contacts(partition).restore(contact_id, state)
+            # published marks in the table are not trusted: a mark may have been saved before Kafka acknowledged
+            # the record. The sla-breaches topic, read before the timer starts, decides (published_visits).
+            self.contacts(partition).restore(contact_id, ContactState.from_dict(value))
             count += 1
         for partition in assigned:
             self.contacts(partition)
@@ -143,11 +143,16 @@ class LiveKpis:
             self.note_invalid(source_topic, rejection.kind)
         return rejections
 
-    def due_breaches(self, now: int) -> list[Breach]:
-        """Breaches to publish now, over all partitions, never one already published."""
+    def due_breaches(self, now: int, caught_up: Callable[[int], bool] | None = None) -> list[Breach]:
+        """Breaches to publish now, over all partitions, never one already published.
+
+        ``caught_up(partition)`` says whether the partition has no unread events; one that is still catching up
+        on a backlog judges its waiting visits by its stream time, not the wall clock, or an answer still unread
+        in Kafka would look like a contact still waiting."""
         out: list[Breach] = []
-        for proc in self.contact_parts.values():
-            for breach in proc.due_breaches(now):
+        for partition, proc in self.contact_parts.items():
+            clock = now if caught_up is None or caught_up(partition) else min(now, proc.stream_time)
+            for breach in proc.due_breaches(clock):
                 if breach.queued_event_id not in self.published_visits:
                     self.published_visits.add(breach.queued_event_id)
                     out.append(breach)

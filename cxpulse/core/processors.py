@@ -254,7 +254,7 @@ class ContactProcessor:
 
     # -- state -----------------------------------------------------------------------------------------
     def restore(self, contact_id: str, state: ContactState) -> None:
-        """Load a stored contact (recovery): its facts are recomputed and added, nothing is published again."""
+        """Load a stored contact (recovery): its facts are recomputed and added, its breaches offered again."""
         self.contacts[contact_id] = state
         if state.last_ts > self.stream_time:
             self.stream_time = state.last_ts
@@ -263,16 +263,10 @@ class ContactProcessor:
                 self.first_ts = rec.ts
             if rec.raw is not None or rec.source is not None:
                 heapq.heappush(self._settle_heap, (rec.ts, contact_id))
-        publish, self.publish_breaches = self.publish_breaches, False
-        try:
-            self._refresh(contact_id, state)
-        finally:
-            self.publish_breaches = publish
-        queued = self.waiting.get(contact_id)
-        if publish and queued is not None and queued.event_id not in self._scheduled:
-            self._scheduled.add(queued.event_id)
-            deadline = queued.ts + self.queue_settings(queued.queue, queued.channel).threshold_us
-            heapq.heappush(self._breach_heap, (deadline, contact_id, queued.event_id))
+        # every breach of the contact is offered again; the caller filters out those already on the
+        # sla-breaches topic (marks stored in the table may predate Kafka's acknowledgement)
+        state.breaches_published.clear()
+        self._refresh(contact_id, state)
         self.dirty.discard(contact_id)
 
     def drain_summaries(self) -> list[Summary]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import faust
+from faust.types import TP
 import orjson
 from faust.streams import _current_event
 import weakref
@@ -97,6 +98,9 @@ def create_worker(settings: Settings) -> Worker:
         producer_max_batch_size=256 * 1024,
         stream_buffer_maxsize=8192,
         web_in_thread=False,
+        # a worker killed and restarted rejoins after the old member's session expires: 10 s, not 60 s
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     histograms = Histograms(wait_buckets(settings))
     worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi, observer=histograms))
@@ -227,11 +231,20 @@ def create_worker(settings: Settings) -> Worker:
         worker.breaches_loaded = True
         _maybe_ready()
 
+    def caught_up(partition: int) -> bool:
+        """No unread contact event in this partition (high watermark reached)."""
+        tp = TP(topics.contact_events, partition)
+        highwater = app.consumer.highwater(tp)
+        if highwater is None or highwater <= 0:
+            return True
+        done = live.offsets.get((topics.contact_events, partition))
+        return done is not None and done + 1 >= highwater
+
     @app.timer(BREACH_TICK)
     async def publish_breaches() -> None:
         if not worker.ready.is_set():
             return
-        for breach in live.due_breaches(now_us()):
+        for breach in live.due_breaches(now_us(), caught_up):
             record = breach.to_dict()
             await breaches_topic.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
             for listener in worker.breach_listeners:

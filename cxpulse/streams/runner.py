@@ -32,8 +32,14 @@ def changelog_topics(settings: Settings) -> list[str]:
 async def prepare_topics(settings: Settings) -> None:
     """Create the worker's topics and the tables' changelogs (compacted, as Faust makes them) if missing."""
     kafka = settings.kafka
-    await ensure_topics(kafka.bootstrap_servers, worker_topics(settings),
+    others = [t for t in worker_topics(settings) if t != kafka.topics.sla_breaches]
+    await ensure_topics(kafka.bootstrap_servers, others,
                         partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+    # the breach log must remember at least as long as contacts are remembered, or a restart would offer
+    # a breach again whose record has expired
+    retention_ms = (settings.kpi.contact_retention + 86400) * 1000
+    await ensure_topics(kafka.bootstrap_servers, [kafka.topics.sla_breaches], partitions=kafka.partitions,
+                        replication_factor=kafka.replication_factor, configs={"retention.ms": str(retention_ms)})
     await ensure_topics(kafka.bootstrap_servers, changelog_topics(settings), partitions=kafka.partitions,
                         replication_factor=kafka.replication_factor, configs={"cleanup.policy": "compact"})
 

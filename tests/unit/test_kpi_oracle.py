@@ -1,0 +1,437 @@
+"""A brute-force oracle for the KPI document, written straight from ``kpis.md`` and ``events.md``.
+
+It shares no code with ``cxpulse.core``: it only uses the event models (to parse) and the settings (to read
+T, S, the formula and the time zone of a queue). It works on the *final* picture: every valid event, the
+first arrival of each ``event_id`` winning, its contact's events sorted by event time, and then applies each
+definition literally ("+1 at time t for the queue and channel written on the event that causes it").
+A window's value is the sum of the contributions whose time lies in [start, end).
+
+Readings of the spec taken here (also the core's, told to the lead):
+
+* Lifecycle: a ``queued`` while a visit is open, an ``answered``/``abandoned`` with no open visit, and an
+  ``ended`` with no answer left to end (as many ``ended`` before it as ``answered``) are impossible; they
+  count for nothing, and a replay rejects them (kind ``lifecycle``). A ``queued`` while an answered visit is
+  still in service (a consultative transfer) is possible. At equal ``ts`` the order is queued, then
+  answered/abandoned, then ended (then event id).
+* Duplicates: first arrival of an ``event_id`` wins, over the whole stream (the core detects them per
+  contact: see the xfail in ``test_kpi_edges``; the generators here only re-send with the same contact).
+* A visit still waiting at ``now`` is a breach only when its wait at ``now`` exceeds T, i.e.
+  ``queued + T < now``; it is attributed at ``queued + T``. (So the ``all`` window, which ends at
+  ``now + 1 us``, does not count a visit that has waited exactly T.)
+* The final ``contact.ended`` of a contact is its last non-transferred one.
+* ``now`` is stream time, the largest ``ts`` of the accepted (valid, non-duplicate) events, including events
+  later found impossible; ``all`` is [first such ``ts``, now + 1 us).
+* A (queue, channel) is listed when a count was attributed to it or a contact waits in it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from cxpulse.models.events import (
+    ContactQueued,
+    InvalidEvent,
+    SurveyResponse,
+    format_ts,
+    parse_any_event,
+    to_us,
+)
+from cxpulse.settings import KpiSettings, parse_duration
+
+US = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RANK = {"contact.queued": 0, "contact.answered": 1, "contact.abandoned": 1, "contact.ended": 2}
+COUNTS = (
+    "offered", "answered", "answered_within_threshold", "abandoned", "abandoned_short",
+    "abandoned_within_threshold", "sla_breaches", "handled", "repeat_contacts", "first_contacts",
+    "first_contacts_resolved", "first_contacts_closed", "first_contacts_confirmed", "promoters", "passives",
+    "detractors", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5",
+)
+SUMS = ("wait_answered_us", "handle_seconds")
+
+
+# -- the final picture ---------------------------------------------------------------------------------------
+def accepted(stream: Iterable[Any]) -> list[Any]:
+    """Valid events in arrival order, the first arrival of an ``event_id`` winning."""
+    seen: set[str] = set()
+    out = []
+    for raw in stream:
+        try:
+            event = parse_any_event(raw)
+        except InvalidEvent:
+            continue
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        out.append(event)
+    return out
+
+
+@dataclass
+class Lifecycle:
+    visits: list[tuple[Any, Any]] = field(default_factory=list)  # (queued, outcome or None)
+    queued: list[Any] = field(default_factory=list)
+    ended: list[Any] = field(default_factory=list)
+    impossible: list[Any] = field(default_factory=list)
+
+
+def lifecycle_of(contact_events: list[Any]) -> Lifecycle:
+    """events.md: queued -> answered -> ended | queued -> abandoned; at most one open visit."""
+    life = Lifecycle()
+    ordered = sorted(contact_events, key=lambda e: (to_us(e.ts), _RANK[e.type], e.event_id))
+    open_visit = None
+    answers_not_ended = 0
+    for event in ordered:
+        if event.type == "contact.queued":
+            if open_visit is not None:
+                life.impossible.append(event)
+            else:
+                open_visit = event
+                life.queued.append(event)
+        elif event.type in ("contact.answered", "contact.abandoned"):
+            if open_visit is None:
+                life.impossible.append(event)
+            else:
+                life.visits.append((open_visit, event))
+                open_visit = None
+                if event.type == "contact.answered":
+                    answers_not_ended += 1
+        else:  # contact.ended
+            if answers_not_ended == 0:
+                life.impossible.append(event)
+            else:
+                answers_not_ended -= 1
+                life.ended.append(event)
+    if open_visit is not None:
+        life.visits.append((open_visit, None))
+    return life
+
+
+@dataclass
+class Picture:
+    now: int
+    first: int
+    contributions: list[tuple[str, int, str, str, float]]  # (measure, at, queue, channel, value)
+    waiting: dict[tuple[str, str], list[int]]  # key -> queued ts of waiting visits
+    impossible_ids: set[str]
+    accepted: list[Any]
+    breached: dict[str, tuple[str, str, int]]  # queued event id -> queue, channel, queued + T of breached visits
+
+
+def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) -> Picture:
+    events = accepted(stream)
+    stream_time = max(to_us(e.ts) for e in events)
+    first = min(to_us(e.ts) for e in events)
+    now = stream_time if now_us is None else now_us
+    by_contact: dict[str, list[Any]] = defaultdict(list)
+    surveys: list[SurveyResponse] = []
+    for event in events:
+        if isinstance(event, SurveyResponse):
+            surveys.append(event)
+        else:
+            by_contact[event.contact_id].append(event)
+    lives = {cid: lifecycle_of(evs) for cid, evs in by_contact.items()}
+    out: list[tuple[str, int, str, str, float]] = []
+
+    def add(measure: str, at: int, event: Any, value: float = 1) -> None:
+        out.append((measure, at, event.queue, event.channel, value))
+
+    waiting: dict[tuple[str, str], list[int]] = defaultdict(list)
+    breached: dict[str, tuple[str, str, int]] = {}
+    for life in lives.values():
+        for queued, outcome in life.visits:
+            qs = kpi.for_queue(queued.queue, queued.channel)
+            T = round(qs.sl_threshold_seconds * US)
+            S = round(qs.short_abandon_seconds * US)
+            q_ts = to_us(queued.ts)
+            add("offered", q_ts, queued)
+            if outcome is None:
+                waiting[(queued.queue, queued.channel)].append(q_ts)
+                if now - q_ts > T:
+                    add("sla_breaches", q_ts + T, queued)
+                    breached[queued.event_id] = (queued.queue, queued.channel, q_ts + T)
+                continue
+            o_ts = to_us(outcome.ts)
+            wait = o_ts - q_ts
+            if outcome.type == "contact.answered":
+                add("answered", o_ts, outcome)
+                add("wait_answered_us", o_ts, outcome, wait)
+                if wait <= T:
+                    add("answered_within_threshold", o_ts, outcome)
+            else:
+                add("abandoned", o_ts, outcome)
+                if wait < S:
+                    add("abandoned_short", o_ts, outcome)
+                if wait <= T:
+                    add("abandoned_within_threshold", o_ts, outcome)
+            if wait > T:
+                add("sla_breaches", q_ts + T, queued)
+                breached[queued.event_id] = (queued.queue, queued.channel, q_ts + T)
+        for ended in life.ended:
+            add("handled", to_us(ended.ts), ended)
+            add("handle_seconds", to_us(ended.ts), ended, ended.talk_seconds + ended.hold_seconds + ended.wrap_seconds)
+
+    # first contact resolution, customer by customer, by brute force
+    F = kpi.fcr_window * US
+    contacts = []  # (customer, t0, reason, first queued, final ended or None)
+    for life in lives.values():
+        if not life.queued:
+            continue
+        first_q: ContactQueued = life.queued[0]
+        finals = [e for e in life.ended if not e.transferred]
+        contacts.append((first_q.customer_id, to_us(first_q.ts), first_q.reason, first_q, finals[-1] if finals else None))
+
+    def matches(a: str | None, b: str | None) -> bool:
+        return a is None or b is None or a == b
+
+    for index, (customer, t0, reason, first_q, final) in enumerate(contacts):
+        others = [c for j, c in enumerate(contacts) if j != index and c[0] == customer and matches(c[2], reason)]
+        if any(t0 - F <= c[1] < t0 for c in others):
+            add("repeat_contacts", t0, first_q)
+            continue
+        if final is None:
+            continue
+        final_ts = to_us(final.ts)
+        add("first_contacts", final_ts, final)
+        if final.resolved:
+            add("first_contacts_resolved", final_ts, final)
+        closed = max(t0 + F, final_ts)
+        add("first_contacts_closed", closed, final)
+        if final.resolved and not any(t0 < c[1] <= t0 + F for c in others):
+            add("first_contacts_confirmed", closed, final)
+
+    for survey in surveys:
+        life = lives.get(survey.contact_id)
+        earlier = [q for q in (life.queued if life else []) if to_us(q.ts) <= to_us(survey.ts)]
+        queue, channel = (earlier[-1].queue, earlier[-1].channel) if earlier else ("unknown", "unknown")
+        at = to_us(survey.ts)
+        if survey.nps is not None:
+            kind = "promoters" if survey.nps >= 9 else "passives" if survey.nps >= 7 else "detractors"
+            out.append((kind, at, queue, channel, 1))
+        if survey.csat is not None:
+            out.append((f"csat_{survey.csat}", at, queue, channel, 1))
+
+    impossible = {e.event_id for life in lives.values() for e in life.impossible}
+    return Picture(now, first, out, dict(waiting), impossible, events, breached)
+
+
+# -- windows and ratios ----------------------------------------------------------------------------------------
+def local_midnight(now: int, tz: str) -> int:
+    zone = ZoneInfo(tz)
+    local = (EPOCH + timedelta(microseconds=now)).astimezone(zone)
+    day_start = datetime(local.year, local.month, local.day, tzinfo=zone)
+    return (day_start - EPOCH) // timedelta(microseconds=1)
+
+
+def bounds(name: str, now: int, first: int, tz: str, bucket_us: int) -> tuple[int, int]:
+    if name == "all":
+        return first, now + 1
+    if name == "today":
+        return local_midnight(now, tz), now
+    start = now - parse_duration(name) * US
+    return (start // bucket_us) * bucket_us, now
+
+
+def ratio(num: float, den: float, scale: float = 1.0) -> float | None:
+    return None if den == 0 else scale * num / den
+
+
+def window_doc(c: dict[str, float], formula: str, start: int, end: int) -> dict[str, Any]:
+    answered, abandoned, short = c["answered"], c["abandoned"], c["abandoned_short"]
+    if formula == "exclude_short_abandons":
+        sl = ratio(c["answered_within_threshold"], answered + abandoned - short)
+    elif formula == "abandons_count_against":
+        sl = ratio(c["answered_within_threshold"], answered + abandoned)
+    else:
+        sl = ratio(c["answered_within_threshold"] + c["abandoned_within_threshold"], answered + abandoned)
+    asa = ratio(c["wait_answered_us"], answered)
+    nps_n = c["promoters"] + c["passives"] + c["detractors"]
+    csat_n = sum(c[f"csat_{k}"] for k in range(1, 6))
+    satisfied = c["csat_4"] + c["csat_5"]
+    return {
+        "start": format_ts(start),
+        "end": format_ts(end),
+        "offered": c["offered"],
+        "answered": answered,
+        "answered_within_threshold": c["answered_within_threshold"],
+        "abandoned": abandoned,
+        "abandoned_short": short,
+        "sla_breaches": c["sla_breaches"],
+        "service_level": sl,
+        "abandon_rate": ratio(abandoned - short, answered + abandoned - short),
+        "asa_seconds": None if asa is None else asa / US,
+        "handled": c["handled"],
+        "aht_seconds": ratio(c["handle_seconds"], c["handled"]),
+        "repeat_contacts": c["repeat_contacts"],
+        "first_contacts": c["first_contacts"],
+        "first_contacts_resolved": c["first_contacts_resolved"],
+        "fcr": ratio(c["first_contacts_resolved"], c["first_contacts"]),
+        "first_contacts_closed": c["first_contacts_closed"],
+        "first_contacts_confirmed": c["first_contacts_confirmed"],
+        "fcr_confirmed": ratio(c["first_contacts_confirmed"], c["first_contacts_closed"]),
+        "nps_responses": nps_n,
+        "promoters": c["promoters"],
+        "passives": c["passives"],
+        "detractors": c["detractors"],
+        "nps": ratio(c["promoters"] - c["detractors"], nps_n, 100.0),
+        "csat_responses": csat_n,
+        "csat_satisfied": satisfied,
+        "csat": ratio(satisfied, csat_n, 100.0),
+    }
+
+
+def _counts(pic: Picture, start: int, end: int, key: tuple[str, str] | None) -> dict[str, float]:
+    c: dict[str, float] = {name: 0 for name in COUNTS + SUMS}
+    for measure, at, queue, channel, value in pic.contributions:
+        if start <= at < end and (key is None or key == (queue, channel)):
+            c[measure] += value
+    return c
+
+
+def oracle_document(
+    stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None, *, include_all: bool = True
+) -> dict[str, Any]:
+    """The KPI document the definitions ask for, in the shape of ``KpiEngine.snapshot``."""
+    pic = picture(list(stream), kpi, now_us)
+    return document_of(pic, kpi, include_all=include_all)
+
+
+def document_of(pic: Picture, kpi: KpiSettings, *, include_all: bool = True) -> dict[str, Any]:
+    bucket_us = kpi.bucket_seconds * US
+    names = list(kpi.windows) + (["all"] if include_all else [])
+    keys = {(q, ch) for measure, _, q, ch, _ in pic.contributions if measure in COUNTS} | set(pic.waiting)
+    queues = []
+    for queue, channel in sorted(keys):
+        qs = kpi.for_queue(queue, channel)
+        windows = {}
+        for name in names:
+            start, end = bounds(name, pic.now, pic.first, qs.timezone, bucket_us)
+            windows[name] = window_doc(_counts(pic, start, end, (queue, channel)), qs.sl_formula, start, end)
+        waits = pic.waiting.get((queue, channel), [])
+        queues.append({
+            "queue": queue,
+            "channel": channel,
+            "live": {"waiting": len(waits), "longest_wait_seconds": max(0, pic.now - min(waits)) / US if waits else 0.0},
+            "windows": windows,
+        })
+    totals = {}
+    for name in names:
+        start, end = bounds(name, pic.now, pic.first, kpi.timezone, bucket_us)
+        totals[name] = window_doc(_counts(pic, start, end, None), kpi.sl_formula, start, end)
+    all_waits = [ts for waits in pic.waiting.values() for ts in waits]
+    return {
+        "generated_at": format_ts(pic.now),
+        "queues": queues,
+        "totals": {
+            "live": {
+                "waiting": len(all_waits),
+                "longest_wait_seconds": max(0, pic.now - min(all_waits)) / US if all_waits else 0.0,
+            },
+            "windows": totals,
+        },
+    }
+
+
+# -- comparing documents -----------------------------------------------------------------------------------------
+def differences(expected: Any, actual: Any, path: str = "$", tol: float = 1e-9) -> list[str]:
+    """Every field where two documents differ (numbers with a tight relative tolerance)."""
+    out: list[str] = []
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for k in sorted(set(expected) | set(actual), key=str):
+            if k not in actual:
+                out.append(f"{path}.{k}: missing (expected {expected[k]!r})")
+            elif k not in expected:
+                out.append(f"{path}.{k}: unexpected {actual[k]!r}")
+            else:
+                out += differences(expected[k], actual[k], f"{path}.{k}", tol)
+    elif isinstance(expected, list) and isinstance(actual, list):
+        if path.endswith(".queues"):
+            e = {(x["queue"], x["channel"]): x for x in expected}
+            a = {(x["queue"], x["channel"]): x for x in actual}
+            for k in sorted(set(e) | set(a)):
+                if k not in a:
+                    out.append(f"{path}[{k}]: missing queue (expected {e[k]['windows'].get('all', e[k]['live'])})")
+                elif k not in e:
+                    out.append(f"{path}[{k}]: unexpected queue {a[k]['live']} {a[k]['windows'].get('all')}")
+                else:
+                    out += differences(e[k], a[k], f"{path}[{k}]", tol)
+        elif len(expected) != len(actual):
+            out.append(f"{path}: length {len(actual)} != {len(expected)}")
+        else:
+            for i, (x, y) in enumerate(zip(expected, actual)):
+                out += differences(x, y, f"{path}[{i}]", tol)
+    elif expected is None or actual is None or isinstance(expected, (str, bool)) or isinstance(actual, (str, bool)):
+        if expected != actual or type(expected) is not type(actual) and not (
+            isinstance(expected, (int, float)) and isinstance(actual, (int, float))
+        ):
+            out.append(f"{path}: {actual!r} != expected {expected!r}")
+    elif isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        if not math.isclose(expected, actual, rel_tol=tol, abs_tol=tol):
+            out.append(f"{path}: {actual!r} != expected {expected!r}")
+    elif expected != actual:
+        out.append(f"{path}: {actual!r} != expected {expected!r}")
+    return out
+
+
+def assert_same(expected: Any, actual: Any) -> None:
+    diff = differences(expected, actual)
+    assert not diff, f"{len(diff)} difference(s):\n" + "\n".join(diff[:40])
+
+
+# -- the oracle's own sanity checks (hand-computed), so the property tests stand on firm ground ------------------
+def _ev(kind: str, eid: str, ts: str, contact: str = "c1", **extra: Any) -> dict[str, Any]:
+    base = {"event_id": eid, "type": kind, "ts": ts, "contact_id": contact, "customer_id": extra.pop("customer", "u1")}
+    if kind != "survey.response":
+        base.update(channel=extra.pop("channel", "voice"), queue=extra.pop("queue", "billing"))
+    if kind == "contact.queued":
+        base.setdefault("reason", None)
+    if kind == "contact.answered":
+        base["agent_id"] = "a1"
+    if kind == "contact.ended":
+        base.update(agent_id="a1", talk_seconds=100, hold_seconds=10, wrap_seconds=5, resolved=True)
+    base.update(extra)
+    return base
+
+
+def test_oracle_hand_example() -> None:
+    kpi = KpiSettings(fcr_window="1h")
+    stream = [
+        _ev("contact.queued", "q1", "2026-05-04T10:00:00Z"),
+        _ev("contact.answered", "a1", "2026-05-04T10:00:15Z"),
+        _ev("contact.ended", "e1", "2026-05-04T10:05:00Z"),
+        _ev("contact.queued", "q2", "2026-05-04T10:01:00Z", contact="c2", customer="u2"),
+        _ev("contact.abandoned", "x2", "2026-05-04T10:01:03Z", contact="c2", customer="u2"),
+        _ev("contact.queued", "q3", "2026-05-04T10:02:00Z", contact="c3", customer="u2"),
+        _ev("survey.response", "s1", "2026-05-04T10:06:00Z", nps=10, csat=3),
+        _ev("survey.response", "s2", "2026-05-04T10:06:00Z", contact="nobody", nps=2),
+        _ev("contact.answered", "bad", "2026-05-04T10:03:00Z", contact="c9"),
+    ]
+    doc = oracle_document(stream, kpi)
+    assert doc["generated_at"] == "2026-05-04T10:06:00.000Z"
+    t = doc["totals"]["windows"]["all"]
+    assert (t["offered"], t["answered"], t["answered_within_threshold"], t["abandoned"], t["abandoned_short"]) == (3, 1, 1, 1, 1)
+    # c3 waits from 10:02:00, breach at 10:02:20 (< now)
+    assert t["sla_breaches"] == 1 and doc["totals"]["live"] == {"waiting": 1, "longest_wait_seconds": 240.0}
+    assert t["service_level"] == 1.0 and t["abandon_rate"] == 0.0 and t["asa_seconds"] == 15.0
+    assert t["handled"] == 1 and t["aht_seconds"] == 115.0
+    assert t["repeat_contacts"] == 1  # c3 repeats c2 (u2, null reasons)
+    assert (t["first_contacts"], t["first_contacts_resolved"], t["first_contacts_closed"]) == (1, 1, 0)  # closes at 11:00
+    assert (t["nps_responses"], t["nps"], t["csat_responses"], t["csat"]) == (2, 0.0, 1, 0.0)
+    keys = [(q["queue"], q["channel"]) for q in doc["queues"]]
+    assert keys == [("billing", "voice"), ("unknown", "unknown")]
+    assert picture(stream, kpi).impossible_ids == {"bad"}
+    later = oracle_document(stream, kpi, now_us=to_us(datetime(2026, 5, 4, 11, 0, tzinfo=timezone.utc)))
+    assert later["totals"]["windows"]["all"]["first_contacts_closed"] == 1
+    assert later["totals"]["windows"]["all"]["first_contacts_confirmed"] == 1
+    assert later["totals"]["windows"]["1h"]["first_contacts_closed"] == 0  # [10:00, 11:00) excludes 11:00
+
+
+def test_differences_reports_fields() -> None:
+    assert differences({"a": 1.0, "b": None}, {"a": 1.0 + 1e-12, "b": None}) == []
+    assert differences({"a": None}, {"a": 0}) == ["$.a: 0 != expected None"]
+    assert differences({"a": 1}, {"a": 2}) == ["$.a: 2 != expected 1"]

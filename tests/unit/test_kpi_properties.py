@@ -1,0 +1,354 @@
+"""Property tests: the KPI core against the brute-force oracle of ``test_kpi_oracle``, on random histories.
+
+Each example is a small contact centre over ~2.5 hours around a local midnight (some on DST days): several
+customers with several contacts each (reasons, some null), transfers (``ended`` transferred=true then a new
+``queued``, sometimes at the same instant), answers and abandons with waits on the T and S boundaries,
+contacts still waiting or still in service, resolved true/false, surveys (nps, csat, both; before and after
+the contact's queued; for unknown contacts), per-queue settings (threshold, short abandon, every
+``sl_formula``, time zone) and a 1 h FCR window so repeats and confirmations happen. Then the stream is
+spoiled the way producers spoil it: duplicates (sometimes with an altered payload: the first arrival wins),
+schema-invalid records, impossible lifecycle events, and disorder (each event arrives less than
+``allowed_disorder`` late in stream time).
+
+Checked for every example:
+* the core's document equals the oracle's, field by field, at stream time and at a later "now";
+* it equals the core's own document for the in-order, duplicate-free stream of the winning events;
+* the impossible events, and only they, are rejected with kind ``lifecycle`` and count for nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cxpulse.core.engine import KpiEngine
+from cxpulse.models.events import format_ts, to_us
+from cxpulse.settings import KpiSettings
+from test_kpi_oracle import assert_same, document_of, picture
+
+US = 1_000_000
+FORMULAS = ("exclude_short_abandons", "abandons_count_against", "abandons_within_count_for")
+ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata")
+PAIRS = (("billing", "voice"), ("tech", "chat"), ("tech", "voice"), ("sales", "sms"), ("care", "email"), ("care", "voice"))
+REASONS = (None, "billing", "outage", "cancel")
+BASES = (  # ~2.5 h histories that cross a local midnight somewhere
+    datetime(2026, 3, 28, 21, 50, tzinfo=timezone.utc),  # Paris springs forward the next night
+    datetime(2026, 10, 24, 21, 40, tzinfo=timezone.utc),  # Paris falls back
+    datetime(2026, 6, 15, 3, 0, tzinfo=timezone.utc),  # New York midnight at 04:00Z
+    datetime(2026, 1, 10, 17, 45, tzinfo=timezone.utc),  # Kolkata midnight at 18:30Z
+)
+SPAN_S = 9000
+# deterministic in CI; CXPULSE_PROPERTY_EXAMPLES=5000 CXPULSE_PROPERTY_RANDOM=1 hunts with fresh seeds
+EXAMPLES = int(os.environ.get("CXPULSE_PROPERTY_EXAMPLES", "600"))
+PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("CXPULSE_PROPERTY_RANDOM"),
+                   database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@st.composite
+def kpi_settings(draw: st.DrawFn) -> KpiSettings:
+    queues: dict[str, Any] = {}
+    for queue in ("billing", "tech", "sales", "care"):
+        if draw(st.booleans()):
+            queues[queue] = {
+                "sl_threshold_seconds": draw(st.sampled_from([None, 10, 20, 30.5, 60])),
+                "short_abandon_seconds": draw(st.sampled_from([None, 0, 3, 5, 7.5])),
+                "sl_formula": draw(st.sampled_from((None,) + FORMULAS)),
+                "timezone": draw(st.sampled_from((None,) + ZONES)),
+            }
+    return KpiSettings(
+        sl_formula=draw(st.sampled_from(FORMULAS)),
+        timezone=draw(st.sampled_from(ZONES)),
+        fcr_window="1h",
+        allowed_disorder=draw(st.sampled_from(["60s", "30s", "2m"])),
+        queues=queues,
+    )
+
+
+class History:
+    """Builds events in event-time order, remembering which ones are impossible on purpose."""
+
+    def __init__(self, rnd: random.Random, kpi: KpiSettings, base_us: int) -> None:
+        self.rnd, self.kpi, self.base = rnd, kpi, base_us
+        self.events: list[dict[str, Any]] = []
+        self.impossible: set[str] = set()
+        self.t0s: dict[str, list[int]] = {}
+        self._n = 0
+
+    def emit(self, kind: str, ts: int, contact: str, customer: str, pair: tuple[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+        self._n += 1
+        event: dict[str, Any] = {
+            "event_id": f"e{self._n}",
+            "type": kind,
+            "ts": self.rnd.choice([format_ts(ts), _with_offset(ts)]),
+            "contact_id": contact,
+            "customer_id": customer,
+            "unknown_extra_field": {"ignored": True},
+        }
+        if pair is not None:
+            event["queue"], event["channel"] = pair
+        if kind == "contact.answered":
+            event.update(agent_id="ag" + str(self.rnd.randint(1, 5)), team=None)
+        event.update(extra)
+        self.events.append(event)
+        return event
+
+    def ended(self, ts: int, contact: str, customer: str, pair: tuple[str, str], transferred: bool) -> dict[str, Any]:
+        rnd = self.rnd
+        return self.emit(
+            "contact.ended", ts, contact, customer, pair, agent_id="ag1",
+            talk_seconds=rnd.choice([0, round(rnd.uniform(0, 600), 2)]), hold_seconds=rnd.choice([0, 12.5]),
+            wrap_seconds=rnd.randint(0, 60), resolved=rnd.random() < 0.6, transferred=transferred,
+            disposition=rnd.choice([None, "done"]),
+        )
+
+    def wait(self, pair: tuple[str, str]) -> int:
+        qs = self.kpi.for_queue(*pair)
+        t, s = qs.threshold_us, qs.short_abandon_us
+        rnd = self.rnd
+        special = [0, t, t - 1000, t + 1000, t + 1, s, max(0, s - 1000), max(0, s - 1)]
+        if rnd.random() < 0.4:
+            return rnd.choice(special)
+        return rnd.randint(0, min(2 * t, 3 * 3600 * US) // 1000) * 1000
+
+    def contact(self, contact: str, customer: str) -> None:
+        rnd = self.rnd
+        t = self.base + rnd.randint(0, SPAN_S) * US + rnd.choice([0, rnd.randint(0, 999) * 1000])
+        previous = self.t0s.get(customer)
+        if previous and rnd.random() < 0.3:  # on the FCR window's edges: [t0 - F, t0) and (t0, t0 + F]
+            t = rnd.choice(previous) + rnd.choice([0, 1, -1, 1000]) + rnd.choice([-1, 1]) * rnd.choice([0, self.kpi.fcr_window * US])
+        self.t0s.setdefault(customer, []).append(t)
+        times: list[int] = []
+        reason = rnd.choice(REASONS)
+        visits = rnd.choice([1, 1, 1, 2, 3])
+        last_ts = t
+        for index in range(visits):
+            last = index == visits - 1
+            pair = rnd.choice(PAIRS)
+            self.emit("contact.queued", t, contact, customer, pair, reason=reason if index == 0 else rnd.choice(REASONS),
+                      priority=rnd.choice([None, 1]))
+            last_ts = t
+            times.append(t)
+            outcome = rnd.choices(["answered", "abandoned", "waiting"], weights=[6, 3, 1 if last else 0])[0]
+            if outcome == "waiting":
+                break
+            o_ts = t + self.wait(pair)
+            o_pair = pair if rnd.random() < 0.9 else rnd.choice(PAIRS)  # attributed to the event's own queue
+            self.emit(f"contact.{outcome}", o_ts, contact, customer, o_pair)
+            last_ts = o_ts
+            if outcome == "abandoned":
+                break
+            e_ts = o_ts + rnd.choice([0, rnd.randint(0, 900) * US + rnd.randint(0, 999) * 1000])
+            if last and rnd.random() < 0.15:
+                break  # still in service
+            self.ended(e_ts, contact, customer, o_pair, transferred=not last)
+            last_ts = e_ts
+            t = e_ts + rnd.choice([0, 0, rnd.randint(1, 30) * US])  # a transfer may re-queue at the same instant
+            if rnd.random() < 0.1:
+                t = o_ts + (e_ts - o_ts) // 2  # or, consultative, while the first agent still works on it
+        if rnd.random() < 0.3:  # a survey after (or, now and then, before) the contact, or at one of its queued
+            s_ts = rnd.choice([last_ts + rnd.randint(-600, 1800) * US, rnd.choice(times)])
+            self.survey(s_ts, contact, customer)
+        if rnd.random() < 0.08 and self.events[-1]["type"] == "contact.ended":
+            latest = max(to_us(datetime.fromisoformat(e["ts"])) for e in self.events if e["contact_id"] == contact)
+            second = self.ended(latest + 5 * US, contact, customer, pair, False)
+            self.impossible.add(second["event_id"])  # a second end for one answer
+
+    def survey(self, ts: int, contact: str, customer: str) -> None:
+        rnd = self.rnd
+        scores = rnd.choice(["nps", "csat", "both"])
+        self.emit(
+            "survey.response", ts, contact, customer,
+            nps=rnd.randint(0, 10) if scores != "csat" else None,
+            csat=rnd.randint(1, 5) if scores != "nps" else None,
+            comment=rnd.choice([None, "thanks"]),
+        )
+
+    def impossible_contact(self, contact: str) -> None:
+        rnd = self.rnd
+        t = self.base + rnd.randint(0, SPAN_S) * US
+        pair = rnd.choice(PAIRS)
+        shape = rnd.choice(["answered", "abandoned", "ended", "queued_ended", "double_queued", "abandoned_ended"])
+        if shape == "ended":
+            bad = self.ended(t, contact, "ux", pair, False)
+        elif shape in ("answered", "abandoned"):
+            bad = self.emit(f"contact.{shape}", t, contact, "ux", pair)
+        elif shape == "queued_ended":
+            self.emit("contact.queued", t, contact, "ux", pair, reason=None)
+            bad = self.ended(t + 40 * US, contact, "ux", pair, False)
+        elif shape == "abandoned_ended":
+            self.emit("contact.queued", t, contact, "ux", pair, reason=None)
+            self.emit("contact.abandoned", t + 3 * US, contact, "ux", pair)
+            bad = self.ended(t + 40 * US, contact, "ux", pair, False)
+        else:
+            self.emit("contact.queued", t, contact, "ux", pair, reason=None)
+            bad = self.emit("contact.queued", t + 10 * US, contact, "ux", rnd.choice(PAIRS), reason=None)
+        self.impossible.add(bad["event_id"])
+
+
+def _with_offset(us: int) -> str:
+    """The same instant written with a +03:00 offset (events.md allows any explicit offset)."""
+    from datetime import timedelta
+
+    local = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    return local.astimezone(timezone(timedelta(hours=3))).isoformat(timespec="microseconds")
+
+
+def _altered(event: dict[str, Any], rnd: random.Random) -> dict[str, Any]:
+    """Same event_id, ts, type and contact, different payload (a producer bug): the first arrival must win."""
+    copy = dict(event)
+    kind = event["type"]
+    if kind == "contact.queued":
+        copy["reason"] = rnd.choice(REASONS)
+        copy["queue"], copy["channel"] = rnd.choice(PAIRS)
+    elif kind in ("contact.answered", "contact.abandoned"):
+        copy["queue"], copy["channel"] = rnd.choice(PAIRS)
+    elif kind == "contact.ended":
+        copy["resolved"] = not event["resolved"]
+        copy["talk_seconds"] = event["talk_seconds"] + 100
+    else:
+        copy["nps"], copy["csat"] = rnd.randint(0, 10), None
+    return copy
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[KpiSettings, list[Any], set[str], int, list[int]]:
+    kpi = draw(kpi_settings())
+    rnd = draw(st.randoms(use_true_random=False))
+    base = to_us(draw(st.sampled_from(BASES)))
+    history = History(rnd, kpi, base)
+    n_customers = rnd.randint(1, 5) if rnd.random() < 0.8 else rnd.randint(6, 15)  # now and then a busier centre
+    for c in range(n_customers):
+        for k in range(rnd.choice([1, 1, 2, 3, 4])):
+            history.contact(f"c{c}-{k}", f"cust{c}")
+    for k in range(rnd.randint(0, 2)):
+        history.survey(base + rnd.randint(0, SPAN_S) * US, f"stranger{k}", "cust-x")
+    for k in range(rnd.randint(0, 3)):
+        history.impossible_contact(f"bad{k}")
+    disorder = kpi.allowed_disorder * US
+    # arrival: event time plus a delay shorter than the allowed disorder (so stream time - ts < allowance)
+    arrivals: list[tuple[int, int, Any]] = []
+    for index, event in enumerate(history.events):
+        ts = to_us(datetime.fromisoformat(event["ts"]))
+        arrivals.append((ts + rnd.randrange(disorder), index, event))
+        if rnd.random() < 0.15:  # a re-send, maybe altered, maybe much later
+            copy = _altered(event, rnd) if rnd.random() < 0.5 else dict(event)
+            delay = rnd.randrange(disorder) if rnd.random() < 0.7 else disorder + rnd.randrange(3600 * US)
+            arrivals.append((ts + delay, index, copy))
+    arrivals.sort(key=lambda item: (item[0], item[1]))
+    stream: list[Any] = [orjson.dumps(e) if rnd.random() < 0.5 else e for _, _, e in arrivals]
+    for junk in (b"{not json", b'{"event_id": "j1", "type": "contact.queued"}',
+                 orjson.dumps({**history.events[0], "ts": "2026-03-29T10:00:00"})):
+        if rnd.random() < 0.5:
+            stream.insert(rnd.randrange(len(stream) + 1), junk)
+    later = rnd.choice([0, rnd.randint(1, 7200)]) * US
+    snaps = sorted(rnd.sample(range(1, len(stream)), k=min(len(stream) - 1, rnd.choice([0, 1, 3]))))
+    return kpi, stream, history.impossible, later, snaps
+
+
+def run_core(kpi: KpiSettings, stream: list[Any]) -> KpiEngine:
+    engine = KpiEngine(kpi)
+    for raw in stream:
+        engine.process(raw)
+    engine.finish()
+    return engine
+
+
+def lifecycle_rejected(engine: KpiEngine) -> set[str]:
+    return {r.event_id for r in engine.rejections if r.kind == "lifecycle"}
+
+
+@PROFILE
+@given(scenarios())
+def test_core_matches_oracle(scenario: tuple[KpiSettings, list[Any], set[str], int, list[int]]) -> None:
+    kpi, stream, planted, later, snaps = scenario
+    engine = KpiEngine(kpi)
+    done = 0
+    for point in snaps:  # live: documents read mid-stream (facts move from "future" to buckets, then get retracted)
+        for raw in stream[done:point]:
+            engine.process(raw)
+        done = point
+        if engine.health.processed:
+            assert_same(document_of(picture(stream[:point], kpi), kpi), engine.snapshot(include_all=True))
+    for raw in stream[done:]:
+        engine.process(raw)
+    engine.finish()
+    pic = picture(stream, kpi)
+
+    # impossible events: exactly those the lifecycle forbids, rejected as "lifecycle", never counted
+    assert planted <= pic.impossible_ids
+    assert lifecycle_rejected(engine) == pic.impossible_ids
+    assert engine.health.processed == len(pic.accepted)
+
+    snapshot = engine.snapshot(include_all=True)
+    assert_same(document_of(pic, kpi), snapshot)
+
+    # the same events in order, without duplicates, give the very same document
+    in_order = sorted(pic.accepted, key=lambda e: e.ts)
+    reference = run_core(kpi, [e.model_dump(mode="json") for e in in_order])
+    assert reference.health.duplicates == 0
+    assert lifecycle_rejected(reference) == pic.impossible_ids
+    assert reference.snapshot(include_all=True) == snapshot
+
+    # later "now" (live operation): waits grow, breaches of waiting visits and FCR closings come due
+    if later:
+        now = engine.stream_time + later
+        assert_same(document_of(picture(stream, kpi, now), kpi), engine.snapshot(now, include_all=True))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from(FORMULAS), st.sampled_from(FORMULAS), st.randoms(use_true_random=False))
+def test_every_sl_formula_per_queue_and_centre(queue_formula: str, centre_formula: str, rnd: random.Random) -> None:
+    """One queue with its own formula, the others on the centre's: each row and the totals use the right one."""
+    kpi = KpiSettings(sl_formula=centre_formula, fcr_window="1h",
+                      queues={"billing": {"sl_formula": queue_formula, "short_abandon_seconds": 4}})
+    history = History(rnd, kpi, to_us(BASES[0]))
+    for k in range(12):
+        history.contact(f"c{k}", f"u{k % 4}")
+    stream = sorted(history.events, key=lambda e: datetime.fromisoformat(e["ts"]))
+    engine = run_core(kpi, stream)
+    assert_same(document_of(picture(stream, kpi), kpi), engine.snapshot(include_all=True))
+
+
+@settings(max_examples=max(50, EXAMPLES // 3), deadline=None, derandomize=not os.environ.get("CXPULSE_PROPERTY_RANDOM"),
+          database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios())
+def test_breaches_published_once_each(scenario: tuple[KpiSettings, list[Any], set[str], int, list[int]]) -> None:
+    """Topic ``sla-breaches``: every visit whose wait exceeds T is published exactly once, with the visit's queue
+    and channel and the moment queued + T; a visit still waiting is published once now passes queued + T.
+
+    In order, the published set is exactly the oracle's. Out of order (within the allowance) it may hold more:
+    a breach is published as soon as it *looks* certain ("without waiting for the answer or abandon"), and an
+    earlier outcome may still arrive (see ``test_kpi_edges.test_breach_published_early_under_disorder``);
+    it never misses one and never publishes one twice."""
+    kpi, stream, _, later, _ = scenario
+    expected_pic = picture(stream, kpi)
+    in_order = [e.model_dump(mode="json") for e in sorted(expected_pic.accepted, key=lambda e: e.ts)]
+    for events, exact in ((in_order, True), (stream, False)):
+        engine = KpiEngine(kpi, publish_breaches=True)
+        ids: list[str] = []
+        for raw in events:
+            engine.process(raw)
+            ids += [b.queued_event_id for b in engine.due_breaches(engine.stream_time)]  # a live tick per event
+        engine.finish()
+        now = engine.stream_time + later
+        published = engine.due_breaches(now)
+        ids += [b.queued_event_id for b in published]
+        assert len(ids) == len(set(ids)), "a breach was published twice"
+        expected = picture(stream, kpi, now).breached
+        if exact:
+            assert set(ids) == set(expected)
+        else:
+            assert set(ids) >= set(expected)
+        for breach in published:
+            if breach.queued_event_id in expected:
+                assert (breach.queue, breach.channel, breach.breached_at_us) == expected[breach.queued_event_id]
+        # an hour later: only visits still waiting come due, never one again
+        again = {b.queued_event_id for b in engine.due_breaches(now + 3600 * US)}
+        assert not again & set(ids)
+        assert again == set(picture(stream, kpi, now + 3600 * US).breached) - set(ids)
