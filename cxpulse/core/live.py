@@ -22,6 +22,9 @@ from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor,
 from cxpulse.settings import KpiSettings
 
 
+IDLE_US = 500_000  # a caught-up partition this long without a contact event judges breaches by the wall clock
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -44,6 +47,7 @@ class LiveKpis:
         self.kpi = kpi
         self.observer = observer
         self.offsets: dict[tuple[str, int], int] = {}  # last offset processed per source partition
+        self.last_contact_wall_us: dict[int, int] = {}  # wall clock of each partition's last contact event
         self.bucket_us = kpi.bucket_seconds * 1_000_000
         self.contact_parts: dict[int, ContactProcessor] = {}
         self.customer_parts: dict[int, CustomerProcessor] = {}
@@ -82,8 +86,10 @@ class LiveKpis:
             # the record. The sla-breaches topic, read before the timer starts, decides (published_visits).
             self.contacts(partition).restore(contact_id, ContactState.from_dict(value))
             count += 1
+        restored_at = now_us()
         for partition in assigned:
             self.contacts(partition)
+            self.last_contact_wall_us[partition] = restored_at  # its backlog, if any, is read from now on
         return count
 
     def rebuild_customers(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
@@ -121,10 +127,12 @@ class LiveKpis:
         health = self.topic_health(topic)
         self.offsets[(topic, partition)] = offset
         proc = self.contacts(partition)
+        if event.type != "survey.response":
+            self.last_contact_wall_us[partition] = now_us()
         accepted = proc.handle(event, raw, (topic, partition, offset))
         if accepted:
             health.processed += 1
-            ts = proc.stream_time
+            ts = proc.latest_ts
             if ts > self.last_event_ts_us:
                 self.last_event_ts_us = ts
         else:
@@ -146,12 +154,11 @@ class LiveKpis:
     def due_breaches(self, now: int, caught_up: Callable[[int], bool] | None = None) -> list[Breach]:
         """Breaches to publish now, over all partitions, never one already published.
 
-        ``caught_up(partition)`` says whether the partition has no unread events; one that is still catching up
-        on a backlog judges its waiting visits by its stream time, not the wall clock, or an answer still unread
-        in Kafka would look like a contact still waiting."""
+        The clock a partition judges its still-waiting visits by is :meth:`breach_clock`; breaches found by a
+        late answer or abandon go out at once either way."""
         out: list[Breach] = []
         for partition, proc in self.contact_parts.items():
-            clock = now if caught_up is None or caught_up(partition) else min(now, proc.stream_time)
+            clock = self.breach_clock(partition, now, caught_up)
             for breach in proc.due_breaches(clock):
                 if breach.queued_event_id not in self.published_visits:
                     self.published_visits.add(breach.queued_event_id)
@@ -159,9 +166,26 @@ class LiveKpis:
         self.breaches_published_total += len(out)
         return out
 
+    def breach_clock(self, partition: int, now: int, caught_up: Callable[[int], bool] | None) -> int:
+        """When has a still-waiting contact of ``partition`` waited past its threshold?
+
+        Event time moved on by arrivals: the partition's stream time plus the real time since its last contact
+        event. In live operation that is the wall clock. While a backlog or a burst of historical events is read,
+        it advances at the pace of event time, so an answer still in the next batch is never overtaken (a
+        false breach). Once the partition has no unread event and has been idle for ``IDLE_US``, it is the wall
+        clock, so a contact left waiting is published within a second of its crossing.
+        """
+        if caught_up is None:  # no Kafka to ask (tests, tools): take ``now`` as given
+            return now
+        proc = self.contact_parts[partition]
+        idle = now - self.last_contact_wall_us.get(partition, now)
+        if idle >= IDLE_US and caught_up(partition):
+            return now
+        return min(now, proc.stream_time + max(idle, 0))
+
     # -- reading ---------------------------------------------------------------------------------------
     def stream_time(self) -> int:
-        return max((proc.stream_time for proc in self.contact_parts.values()), default=0)
+        return max((proc.latest_ts for proc in self.contact_parts.values()), default=0)
 
     def parts(self) -> list[Aggregates]:
         return [p.aggregates for p in self.contact_parts.values()] + [p.aggregates for p in self.customer_parts.values()]

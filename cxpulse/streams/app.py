@@ -211,13 +211,23 @@ def create_worker(settings: Settings) -> Worker:
         if worker.breaches_loaded and {"contacts", "customers"} <= worker.recovered:
             worker.ready.set()
 
-    @app.task
-    async def load_published_breaches() -> None:
-        """Read what is already on ``sla-breaches`` so a restarted worker never publishes a breach twice."""
-        from cxpulse.streams.breach_log import read_published_visits
+    @app.on_partitions_revoked.connect
+    async def partitions_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # until the new assignment is recovered and the breach log re-read, publish nothing: a partition may be
+        # moving to another worker, which will publish its breaches
+        worker.ready.clear()
+        worker.recovered.clear()
+        worker.breaches_loaded = False
 
-        for topic in (breaches_topic, *dlq.values()):
-            await topic.maybe_declare()  # created with the configured partitions, not the broker's default
+    @app.on_partitions_assigned.connect
+    async def partitions_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        worker.breaches_loaded = False
+        asyncio.ensure_future(load_published_breaches())
+
+    async def load_published_breaches() -> None:
+        """Read what is already on ``sla-breaches`` (by this or any worker) so no breach is published twice:
+        after a restart, and after a rebalance hands over a partition whose breaches another worker published."""
+        from cxpulse.streams.breach_log import read_published_visits
 
         while True:
             try:
@@ -234,9 +244,13 @@ def create_worker(settings: Settings) -> Worker:
     def caught_up(partition: int) -> bool:
         """No unread contact event in this partition (high watermark reached)."""
         tp = TP(topics.contact_events, partition)
+        if tp not in app.consumer.assignment():
+            return False  # being handed over in a rebalance
         highwater = app.consumer.highwater(tp)
-        if highwater is None or highwater <= 0:
-            return True
+        if highwater is None or highwater < 0:
+            return False  # not fetched yet: unknown, so not caught up (judge by stream time)
+        if highwater == 0:
+            return True  # an empty partition
         done = live.offsets.get((topics.contact_events, partition))
         return done is not None and done + 1 >= highwater
 
@@ -244,7 +258,12 @@ def create_worker(settings: Settings) -> Worker:
     async def publish_breaches() -> None:
         if not worker.ready.is_set():
             return
-        for breach in live.due_breaches(now_us(), caught_up):
+        try:
+            due = live.due_breaches(now_us(), caught_up)
+        except Exception:  # a timer must never take the worker down; the breaches stay due for the next tick
+            log.exception("breach timer failed")
+            return
+        for breach in due:
             record = breach.to_dict()
             await breaches_topic.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
             for listener in worker.breach_listeners:
@@ -265,8 +284,9 @@ def create_worker(settings: Settings) -> Worker:
     async def measure_lag() -> None:
         """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""
         fresh: dict[tuple[str, int], int] = {}
+        assignment = app.consumer.assignment()
         for tp in app.assignor.assigned_actives():
-            if tp.topic not in (topics.contact_events, topics.survey_responses):
+            if tp.topic not in (topics.contact_events, topics.survey_responses) or tp not in assignment:
                 continue
             highwater = app.consumer.highwater(tp)
             if highwater is None or highwater < 0:
