@@ -265,6 +265,7 @@ def worker_env(
         "CXPULSE_KAFKA__TOPICS__SLA_BREACHES": topics.sla_breaches,
         "CXPULSE_KAFKA__PARTITIONS": str(PARTITIONS),
         "CXPULSE_WORKER__APP_ID": app_id,
+        "CXPULSE_REDIS__KEY_PREFIX": f"test-{app_id}",  # never the shared cxpulse:* keys of a running wallboard
         "CXPULSE_WORKER__WEB_PORT": str(port),
         "CXPULSE_WORKER__DATA_DIR": str(data_dir),
         "CXPULSE_WORKER__STORE": store,
