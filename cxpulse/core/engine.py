@@ -45,7 +45,8 @@ class KpiEngine:
 
     @property
     def stream_time(self) -> int:
-        return self.contacts.stream_time
+        """The largest event time seen (kpis.md: "now" of a replay)."""
+        return self.contacts.latest_ts
 
     def process(self, raw: bytes | str | dict[str, Any], topic: str | None = None,
                 source: tuple[str, int, int] | None = None) -> bool:
@@ -73,7 +74,7 @@ class KpiEngine:
             return False
         self.health.processed += 1
         # "now" of a replay is the stream time: facts before it go straight to their buckets
-        self.aggregates.advance(self.contacts.stream_time)
+        self.aggregates.advance(self.contacts.latest_ts)
         for summary in self.contacts.drain_summaries():
             self.customers.update(summary)
         for rejection in self.contacts.settle():

@@ -20,6 +20,7 @@ from typing import Any
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.contact import (
     ANSWERED,
+    SURVEY,
     KIND_TYPE,
     ContactState,
     Record,
@@ -116,7 +117,10 @@ class ContactProcessor:
         self.contacts: dict[str, ContactState] = {}
         self._facts: dict[str, list[Fact]] = {}
         self.waiting: dict[str, Record] = {}  # contact_id -> queued record of its open visit
-        self.stream_time = 0  # largest event time seen
+        # largest contact-event time seen: the clock of lifecycle checks and of breaches while catching up.
+        # Surveys do not move it: their topic is read independently and may run ahead of the contact events.
+        self.stream_time = 0
+        self.latest_ts = 0  # largest time of any event (contacts and surveys): "now" of a replay
         self.first_ts: int | None = None
         self.dirty: set[str] = set()  # contacts whose stored state changed since the caller last saved
         self.summaries: dict[str, Summary] = {}  # changed FCR summaries for the customer side, by contact
@@ -137,7 +141,9 @@ class ContactProcessor:
             state = self.contacts[contact_id] = ContactState()
         if not state.add(rec):
             return False
-        if rec.ts > self.stream_time:
+        if rec.ts > self.latest_ts:
+            self.latest_ts = rec.ts
+        if rec.ts > self.stream_time and rec.kind != SURVEY:
             self.stream_time = rec.ts
         if self.first_ts is None or rec.ts < self.first_ts:
             self.first_ts = rec.ts
@@ -256,9 +262,11 @@ class ContactProcessor:
     def restore(self, contact_id: str, state: ContactState) -> None:
         """Load a stored contact (recovery): its facts are recomputed and added, its breaches offered again."""
         self.contacts[contact_id] = state
-        if state.last_ts > self.stream_time:
-            self.stream_time = state.last_ts
         for rec in state.records:
+            if rec.ts > self.latest_ts:
+                self.latest_ts = rec.ts
+            if rec.ts > self.stream_time and rec.kind != SURVEY:
+                self.stream_time = rec.ts
             if self.first_ts is None or rec.ts < self.first_ts:
                 self.first_ts = rec.ts
             if rec.raw is not None or rec.source is not None:
