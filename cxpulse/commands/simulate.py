@@ -84,6 +84,7 @@ async def _produce(
     create_topics: bool,
     speed: float,
     start_ms: int,
+    anchor_ms: int | None = None,
 ) -> "RunSummary":
     from cxpulse.kafka_io import BatchSender, KafkaUnavailable, ensure_topics, new_producer
     from cxpulse.simulator.writers import Pacer, write_kafka
@@ -105,7 +106,7 @@ async def _produce(
     try:
         sender = BatchSender(producer)
         await sender.prepare(topics.values())
-        return await write_kafka(chunks, sender, topics, Pacer(speed, start_ms), stop=stop, progress=_progress)
+        return await write_kafka(chunks, sender, topics, Pacer(speed, start_ms, anchor_ms), stop=stop, progress=_progress)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -131,6 +132,10 @@ def register(app: typer.Typer) -> None:
             None, "--duration", help="simulated time to run, e.g. 60s, 15m, 1h, 1d (default: until Ctrl-C; 1h with --fast)"
         ),
         start: str = typer.Option("now", "--start", help="simulated start time, RFC 3339 with offset, or 'now'"),
+        history: Optional[str] = typer.Option(
+            None, "--history", help="start this far in the past (e.g. 1h), write that history at once, then go on "
+            "at --speed from now: a live demo whose windows are already full"
+        ),
         seed: Optional[int] = typer.Option(None, "--seed", help="same seed and --start -> byte-identical output"),
         rate: Optional[float] = typer.Option(
             None, "--rate", help="load mode: scale the centre so about this many events/s are written (default speed 60)"
@@ -175,6 +180,13 @@ def register(app: typer.Typer) -> None:
         if seconds is None and speed == 0:
             seconds = 3600
         start_ms = _parse_start(start)
+        anchor_ms: int | None = None
+        if history is not None:
+            back = _parse_duration(history)
+            if back is None or start != "now":
+                raise typer.BadParameter("give a duration such as 1h, and no --start", param_hint="--history")
+            anchor_ms = start_ms
+            start_ms -= back * 1000
         if seed is None:
             seed = random.SystemRandom().randrange(2**31)
             typer.echo(f"seed {seed} (pass --seed {seed} --start ... to repeat this run)", err=True)
@@ -211,7 +223,7 @@ def register(app: typer.Typer) -> None:
             feed = ProcessFeed(sources, slice_ms=slice_ms, start_ms=start_ms).start()
         try:
             if out is not None:
-                summary = _write_file(feed.sync_chunks() if feed else wire_chunks(sims[0].events(until)), out, speed, start_ms)
+                summary = _write_file(feed.sync_chunks() if feed else wire_chunks(sims[0].events(until)), out, speed, start_ms, anchor_ms)
                 destination = str(out)
             else:
                 assert settings is not None
@@ -233,6 +245,7 @@ def register(app: typer.Typer) -> None:
                         create_topics=create_topics,
                         speed=speed,
                         start_ms=start_ms,
+                        anchor_ms=anchor_ms,
                     )
                 )
                 destination = f"Kafka {bootstrap}"
@@ -246,14 +259,16 @@ def register(app: typer.Typer) -> None:
         _print_summary(summary, f"{title} -> {destination}", scale)
 
 
-def _write_file(chunks: "Iterable[list[WireRecord]]", out: Path, speed: float, start_ms: int) -> "RunSummary":
+def _write_file(
+    chunks: "Iterable[list[WireRecord]]", out: Path, speed: float, start_ms: int, anchor_ms: int | None = None
+) -> "RunSummary":
     """The JSON Lines writer, stopping cleanly on SIGTERM as on Ctrl-C."""
     from cxpulse.simulator.writers import Pacer, write_jsonl
 
     stopped = {"flag": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stopped.__setitem__("flag", True))
     try:
-        return write_jsonl(chunks, out, Pacer(speed, start_ms), should_stop=lambda: stopped["flag"], progress=_progress)
+        return write_jsonl(chunks, out, Pacer(speed, start_ms, anchor_ms), should_stop=lambda: stopped["flag"], progress=_progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -75,18 +75,22 @@ class RunSummary:
 class Pacer:
     """Maps simulated time onto the wall clock: ``speed`` simulated seconds per real second (0 = no waiting)."""
 
-    def __init__(self, speed: float, start_ms: int) -> None:
+    def __init__(self, speed: float, start_ms: int, anchor_ms: int | None = None) -> None:
+        """``anchor_ms``: the simulated instant that maps to the wall clock's "now" (default ``start_ms``).
+        An anchor after the start writes the history before it at once, then goes on at ``speed``
+        (``--history``: a live demo whose windows are already full)."""
         if speed < 0:
             raise ValueError(f"speed must be >= 0, got {speed}")
         self.speed = speed
         self.start_ms = start_ms
+        self.anchor_ms = start_ms if anchor_ms is None else anchor_ms
         self.wall_start = time.monotonic()
 
     def delay(self, at_ms: int) -> float:
         """Seconds to wait before a record at ``at_ms`` is due (<= 0 when due or when running flat out)."""
         if self.speed == 0:
             return 0.0
-        return self.wall_start + (at_ms - self.start_ms) / 1000.0 / self.speed - time.monotonic()
+        return self.wall_start + (at_ms - self.anchor_ms) / 1000.0 / self.speed - time.monotonic()
 
 
 def encode(record: SimEvent) -> bytes:
@@ -204,12 +208,12 @@ async def write_kafka(
     next_progress = last_submit + PROGRESS_EVERY_S
     stop = stop or asyncio.Event()
     send = sender.send
-    speed, start_ms, wall_start = pacer.speed, pacer.start_ms, pacer.wall_start
+    speed, anchor_ms, wall_start = pacer.speed, pacer.anchor_ms, pacer.wall_start
     at_ms = 0
     async for chunk in chunks:
         for at_ms, logical, key, value, bad in chunk:
             if speed:
-                wait = wall_start + (at_ms - start_ms) / 1000.0 / speed - time.monotonic()
+                wait = wall_start + (at_ms - anchor_ms) / 1000.0 / speed - time.monotonic()
                 if wait > 0.001:
                     now = time.monotonic()
                     if wait >= SUBMIT_EVERY_S or now - last_submit >= SUBMIT_EVERY_S:

@@ -8,7 +8,8 @@
 #   wait_http NAME URL [SECONDS]        optional: wait until URL answers HTTP (fails printing NAME's log)
 # and add/adjust its line in print_endpoints.
 #
-# Environment: CXPULSE_RUN_SPEED [60] simulator speed; the CXPULSE_STACK_* ports of stack.sh.
+# Environment: CXPULSE_RUN_SPEED [1 = real time] simulator speed, CXPULSE_RUN_HISTORY [1h] simulated past
+# written at once first (so every window has data from the start); the CXPULSE_STACK_* ports of stack.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,7 +18,8 @@ STACK="$ROOT/deploy/local/stack.sh"
 PY="$ROOT/.venv/bin/python"
 CXPULSE="$ROOT/.venv/bin/cxpulse"
 LOGS="${CXPULSE_STACK_DIR:-$ROOT/.local}/logs"
-SPEED="${CXPULSE_RUN_SPEED:-60}"
+SPEED="${CXPULSE_RUN_SPEED:-1}"
+HISTORY="${CXPULSE_RUN_HISTORY:-1h}"
 
 BG_NAMES=()
 BG_PIDS=()
@@ -123,7 +125,7 @@ print_endpoints() {
   Prometheus        http://127.0.0.1:9090/alerts           (rules: deploy/prometheus/rules/)
   Alertmanager      http://127.0.0.1:9093/
   Grafana           not run locally: dashboards in grafana/dashboards/ (docker compose: deploy/)
-  Simulator         cxpulse simulate --speed $SPEED        (foreground, below)
+  Simulator         cxpulse simulate --history $HISTORY --speed $SPEED   (foreground: the last $HISTORY at once, then live)
   Logs              $LOGS/
   Ctrl-C stops what this run started.
 ====================================================================================
@@ -133,7 +135,7 @@ EOF2
 print_endpoints
 
 # ------------------------------------------------------------------------------------ foreground
-say "starting: $CXPULSE simulate --speed $SPEED"
+say "starting: $CXPULSE simulate --history $HISTORY --speed $SPEED"
 rc=0
-"$CXPULSE" simulate --speed "$SPEED" || rc=$?
+"$CXPULSE" simulate --history "$HISTORY" --speed "$SPEED" || rc=$?
 exit "$rc"

@@ -103,3 +103,15 @@ def test_route_line() -> None:
     assert route_line(b'{"type":"survey.response","contact_id":42}') == (SURVEY_TOPIC, None)
     assert route_line(b"<html>oops</html>") == (CONTACT_TOPIC, None)
     assert route_line(b"[1, 2]") == (CONTACT_TOPIC, None)
+
+
+def test_pacer_anchor_writes_history_at_once_then_paces_from_now() -> None:
+    """``--history``: records before the anchor (the wall clock's now) are due at once, later ones at speed."""
+    from cxpulse.simulator.writers import Pacer
+
+    start, anchor = 1_000_000, 1_000_000 + 3_600_000  # an hour of history
+    pacer = Pacer(1.0, start, anchor)
+    assert pacer.delay(start) < -3599  # the first record of the history: long overdue
+    assert pacer.delay(anchor - 1) <= 0
+    assert 9.5 < pacer.delay(anchor + 10_000) <= 10.0  # 10 s after now: in 10 s at real time
+    assert Pacer(60.0, start).delay(start + 60_000) == pytest.approx(1.0, abs=0.05)  # no anchor: from the start
