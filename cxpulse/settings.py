@@ -203,7 +203,7 @@ class RedisSettings(_Strict):
     url: str = "redis://127.0.0.1:16379/0"
     key_prefix: str = "cxpulse"
     ttl_seconds: int = Field(default=15, ge=2, description="read-model keys expire: stale data cannot pass for live")
-    publish_interval_seconds: float = Field(default=1.0, gt=0, le=10)
+    publish_interval_seconds: float = Field(default=0.5, gt=0, le=10, description="event to wallboard stays under 1 s")
 
     @field_validator("url")
     @classmethod

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from cxpulse.core.measures import N_MEASURES, SLA_BREACHES, Fact
 
+HOUR_US = 3_600_000_000
 Key = tuple[str, str]  # queue, channel
 Slot = tuple[int, int, str, str]  # measure, at_us, queue, channel: a future fact without its value
 Observer = Callable[[list[Fact], int], None]  # (facts, sign)
@@ -24,11 +25,13 @@ Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 class Aggregates:
     """Sums of facts. ``apply(facts, sign)`` adds (+1) or retracts (-1) facts."""
 
-    __slots__ = ("bucket_us", "buckets", "future", "_heap", "now", "totals", "observer")
+    __slots__ = ("bucket_us", "buckets", "hours", "future", "_heap", "now", "totals", "observer")
 
     def __init__(self, bucket_us: int, now_us: int = 0, observer: "Observer | None" = None) -> None:
         self.bucket_us = bucket_us
         self.buckets: dict[Key, dict[int, list[int]]] = {}
+        # the same counts summed per hour: a window adds whole hours and steps through buckets only at its edges
+        self.hours: dict[Key, dict[int, list[int]]] = {}
         self.future: dict[Slot, int] = {}  # (measure, at, queue, channel) -> summed value
         self._heap: list[tuple[int, Slot]] = []
         self.now = now_us  # facts at or after this are in the future
@@ -36,23 +39,14 @@ class Aggregates:
         self.observer = observer  # sees every fact with its sign (e.g. for Prometheus histograms)
 
     def _to_bucket(self, measure: int, at: int, key: Key, value: int) -> None:
-        start = at - at % self.bucket_us
-        per_key = self.buckets.get(key)
-        if per_key is None:
-            per_key = self.buckets[key] = {}
-            self.totals[key] = [0] * N_MEASURES
-        counts = per_key.get(start)
-        if counts is None:
-            counts = per_key[start] = [0] * N_MEASURES
-        counts[measure] += value
-        self.totals[key][measure] += value
+        self.apply(((measure, at, key[0], key[1], value),), 1, observe=False)
 
-    def apply(self, facts: Iterable[Fact], sign: int = 1) -> None:
+    def apply(self, facts: Iterable[Fact], sign: int = 1, *, observe: bool = True) -> None:
         now = self.now
-        if self.observer is not None:
+        if observe and self.observer is not None:
             facts = list(facts)
             self.observer(facts, sign)
-        buckets, totals, bucket_us = self.buckets, self.totals, self.bucket_us
+        buckets, hours, totals, bucket_us = self.buckets, self.hours, self.totals, self.bucket_us
         for measure, at, queue, channel, value in facts:
             if at < now:  # the hot path, inlined: one dict lookup per level
                 key = (queue, channel)
@@ -60,12 +54,19 @@ class Aggregates:
                 if per_key is None:
                     per_key = buckets[key] = {}
                     totals[key] = [0] * N_MEASURES
+                    hours[key] = {}
                 start = at - at % bucket_us
                 counts = per_key.get(start)
                 if counts is None:
                     counts = per_key[start] = [0] * N_MEASURES
+                per_hour = hours[key]
+                hour = at - at % HOUR_US
+                hour_counts = per_hour.get(hour)
+                if hour_counts is None:
+                    hour_counts = per_hour[hour] = [0] * N_MEASURES
                 delta = sign * value
                 counts[measure] += delta
+                hour_counts[measure] += delta
                 totals[key][measure] += delta
             else:
                 slot = (measure, at, queue, channel)
@@ -95,6 +96,7 @@ class Aggregates:
         """Make a (queue, channel) known even before it has counts (a queue where contacts only wait)."""
         if key not in self.buckets:
             self.buckets[key] = {}
+            self.hours[key] = {}
             self.totals[key] = [0] * N_MEASURES
 
     def active_keys(self) -> set[Key]:
@@ -110,6 +112,9 @@ class Aggregates:
         for per_key in self.buckets.values():
             for start in [s for s in per_key if s <= limit]:
                 del per_key[start]
+        for per_hour in self.hours.values():  # an hour goes once all its buckets are gone
+            for hour in [h for h in per_hour if h + HOUR_US - self.bucket_us <= limit]:
+                del per_hour[hour]
 
     def window(self, start_us: int, end_us: int, keys: Iterable[Key] | None = None) -> dict[Key, list[int]]:
         """Counts per key over buckets in [start_us, end_us); ``start_us`` must be a bucket edge and
@@ -118,15 +123,33 @@ class Aggregates:
             raise ValueError("a window cannot end after the aggregates' now: advance() first")
         out: dict[Key, list[int]] = {}
         chosen = self.buckets.keys() if keys is None else keys
+        bucket_us = self.bucket_us
+        first_hour = -(-start_us // HOUR_US) * HOUR_US  # the first whole hour inside the window
+        end_hour = end_us - end_us % HOUR_US  # whole hours end here
+        if first_hour < end_hour:  # hours [first_hour, end_hour) lie wholly inside [start_us, end_us)
+            whole = range(first_hour, end_hour, HOUR_US)
+            edges = ((start_us, first_hour), (end_hour, end_us))
+        else:
+            whole = range(0)
+            edges = ((start_us, end_us),)
         for key in chosen:
             per_key = self.buckets.get(key)
             sums = [0] * N_MEASURES
             if per_key:
-                for start, counts in per_key.items():
-                    if start_us <= start < end_us:
-                        for index, value in enumerate(counts):
-                            if value:
-                                sums[index] += value
+                per_hour = self.hours.get(key, {})
+                for hour in whole:
+                    counts = per_hour.get(hour)
+                    if counts is not None:
+                        _add(sums, counts)
+                for low, high in edges:
+                    at = low - low % bucket_us
+                    if at < low:
+                        at += bucket_us
+                    while at < high:
+                        counts = per_key.get(at)
+                        if counts is not None:
+                            _add(sums, counts)
+                        at += bucket_us
             out[key] = sums
         return out
 
@@ -141,3 +164,9 @@ class Aggregates:
                 sums = out.setdefault((queue, channel), [0] * N_MEASURES)
                 sums[measure] += value
         return out
+
+
+def _add(into: list[int], counts: list[int]) -> None:
+    for index, value in enumerate(counts):
+        if value:
+            into[index] += value
