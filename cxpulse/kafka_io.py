@@ -234,3 +234,14 @@ __all__ = [
     "ensure_topics",
     "new_producer",
 ]
+
+
+async def started_producer(bootstrap_servers: str, client_id: str) -> "AIOKafkaProducer":
+    """A batched producer, started; :class:`KafkaUnavailable` when the broker cannot be reached."""
+    producer = new_producer(bootstrap_servers, client_id=client_id)
+    try:
+        await producer.start()
+    except Exception as exc:  # aiokafka raises several kinds here; all mean "cannot reach Kafka"
+        await producer.stop()
+        raise KafkaUnavailable(f"Kafka is not reachable at {bootstrap_servers}: {exc}") from None
+    return producer

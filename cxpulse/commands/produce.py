@@ -43,18 +43,13 @@ async def _send_file(
     """Returns (events by topic name, lines without a key, blank lines skipped, wall seconds)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cxpulse.kafka_io import BatchSender, KafkaUnavailable, ensure_topics, new_producer
+    from cxpulse.kafka_io import BatchSender, ensure_topics, started_producer
 
     if create_topics:
         await ensure_topics(
             bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id
         )
-    producer = new_producer(bootstrap, client_id=f"{client_id}-produce")
-    try:
-        await producer.start()
-    except Exception as exc:  # aiokafka raises several kinds here; all mean "cannot reach Kafka"
-        await producer.stop()
-        raise KafkaUnavailable(f"Kafka is not reachable at {bootstrap}: {exc}") from None
+    producer = await started_producer(bootstrap, client_id=f"{client_id}-produce")
     counts = {name: 0 for name in topics.values()}
     keyless = blank = 0
     started = time.monotonic()

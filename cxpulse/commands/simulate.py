@@ -86,19 +86,14 @@ async def _produce(
     start_ms: int,
     anchor_ms: int | None = None,
 ) -> "RunSummary":
-    from cxpulse.kafka_io import BatchSender, KafkaUnavailable, ensure_topics, new_producer
+    from cxpulse.kafka_io import BatchSender, ensure_topics, started_producer
     from cxpulse.simulator.writers import Pacer, write_kafka
 
     if create_topics:
         await ensure_topics(
             bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id
         )
-    producer = new_producer(bootstrap, client_id=f"{client_id}-simulator")
-    try:
-        await producer.start()
-    except Exception as exc:  # aiokafka raises several kinds here; all mean "cannot reach Kafka"
-        await producer.stop()
-        raise KafkaUnavailable(f"Kafka is not reachable at {bootstrap}: {exc}") from None
+    producer = await started_producer(bootstrap, client_id=f"{client_id}-simulator")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -141,15 +141,20 @@ class ContactProcessor:
             state = self.contacts[contact_id] = ContactState()
         if not state.add(rec):
             return False
-        if rec.ts > self.latest_ts:
-            self.latest_ts = rec.ts
-        if rec.ts > self.stream_time and rec.kind != SURVEY:
-            self.stream_time = rec.ts
-        if self.first_ts is None or rec.ts < self.first_ts:
-            self.first_ts = rec.ts
+        self._note_time(rec)
         heapq.heappush(self._settle_heap, (rec.ts, contact_id))
         self._refresh(contact_id, state)
         return True
+
+    def _note_time(self, rec: Record) -> None:
+        """Move the clocks: any event moves ``latest_ts``; only contact events move ``stream_time``."""
+        ts = rec.ts
+        if ts > self.latest_ts:
+            self.latest_ts = ts
+        if ts > self.stream_time and rec.kind != SURVEY:
+            self.stream_time = ts
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
 
     def _refresh(self, contact_id: str, state: ContactState) -> Walk:
         lifecycle = walk(state.records)
@@ -263,12 +268,7 @@ class ContactProcessor:
         """Load a stored contact (recovery): its facts are recomputed and added, its breaches offered again."""
         self.contacts[contact_id] = state
         for rec in state.records:
-            if rec.ts > self.latest_ts:
-                self.latest_ts = rec.ts
-            if rec.ts > self.stream_time and rec.kind != SURVEY:
-                self.stream_time = rec.ts
-            if self.first_ts is None or rec.ts < self.first_ts:
-                self.first_ts = rec.ts
+            self._note_time(rec)
             if rec.raw is not None or rec.source is not None:
                 heapq.heappush(self._settle_heap, (rec.ts, contact_id))
         # every breach of the contact is offered again; the caller filters out those already on the

@@ -59,6 +59,18 @@ def in_partition_of(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def save_changed(table: Any, dirty: set[str], states: dict[str, Any], encode: Any, partition: int, event: Any) -> None:
+    """Write each changed key of one partition to its Faust table once (a forgotten key is deleted)."""
+    with in_partition_of(event):
+        for key in dirty:
+            state = states.get(key)
+            if state is None:
+                table.pop(key.encode(), None)
+            else:
+                table[key.encode()] = encode(state, partition)
+    dirty.clear()
+
+
 @dataclass
 class Worker:
     """Everything the worker is made of, so tests and the CLI can build one from settings."""
@@ -160,14 +172,7 @@ def create_worker(settings: Settings) -> Worker:
                 proc = live.contacts(partition)
                 for summary in proc.drain_summaries():
                     await summaries.send(key=summary.customer_id.encode(), value=codec.encode_summary(summary))
-                with in_partition_of(event):
-                    for contact_id in proc.dirty:
-                        state = proc.contacts.get(contact_id)
-                        if state is None:
-                            contacts_table.pop(contact_id.encode(), None)
-                        else:
-                            contacts_table[contact_id.encode()] = codec.encode_contact(state, partition)
-                proc.dirty.clear()
+                save_changed(contacts_table, proc.dirty, proc.contacts, codec.encode_contact, partition, event)
 
     @app.agent(summaries, name="cxpulse-customers")
     async def process_customers(stream: faust.StreamT) -> None:
@@ -179,14 +184,7 @@ def create_worker(settings: Settings) -> Worker:
                 touched[partition] = event
             for partition, event in touched.items():
                 proc = live.customers(partition)
-                with in_partition_of(event):
-                    for customer_id in proc.dirty:
-                        state = proc.customers.get(customer_id)
-                        if state is None:
-                            customers_table.pop(customer_id.encode(), None)
-                        else:
-                            customers_table[customer_id.encode()] = codec.encode_customer(state, partition)
-                proc.dirty.clear()
+                save_changed(customers_table, proc.dirty, proc.customers, codec.encode_customer, partition, event)
 
     def assigned(topic_name: str) -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic_name}
