@@ -297,11 +297,6 @@ class ContactState:
                 rec.raw = None
                 rec.source = None
 
-    def unsettled_since(self) -> int | None:
-        """Earliest ts of an event still kept with its bytes (it may yet be rejected)."""
-        times = [rec.ts for rec in self.records if rec.raw is not None or rec.source is not None]
-        return min(times) if times else None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "r": [rec.to_list() for rec in self.records],

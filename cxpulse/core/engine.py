@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.measures import zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
-from cxpulse.models.events import InvalidEvent, SurveyResponse, format_ts, parse_any_event, parse_contact_event, parse_survey_response
+from cxpulse.models.events import InvalidEvent, format_ts, parse_any_event, parse_contact_event, parse_survey_response
 from cxpulse.settings import KpiSettings
 
 TWO_DAYS_US = 2 * 86400 * 1_000_000
@@ -80,10 +80,6 @@ class KpiEngine:
         for rejection in self.contacts.settle():
             self._reject(rejection)
         return True
-
-    def process_many(self, lines: Iterable[bytes | str]) -> None:
-        for line in lines:
-            self.process(line)
 
     def _reject(self, rejection: Rejection) -> None:
         self.health.invalid[rejection.kind] += 1

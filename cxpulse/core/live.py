@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from cxpulse.core.aggregates import Aggregates
-from cxpulse.core.contact import ContactState, Summary
+from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.engine import build_document
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
@@ -104,13 +104,6 @@ class LiveKpis:
         for partition in assigned:
             self.customers(partition)
         return count
-
-    def all_summaries(self) -> list[Summary]:
-        """Every known contact's FCR summary (re-sent after recovery: the customer side ignores repeats)."""
-        out: list[Summary] = []
-        for proc in self.contact_parts.values():
-            out.extend(proc._sent_summary.values())
-        return out
 
     # -- events ----------------------------------------------------------------------------------------
     def topic_health(self, topic: str) -> TopicHealth:

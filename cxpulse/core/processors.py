@@ -244,15 +244,6 @@ class ContactProcessor:
             out.append(self._breach(contact_id, queued))
         return out
 
-    def mark_breach_published(self, contact_id: str, queued_event_id: str) -> None:
-        """Record (e.g. after a restart, from the ``sla-breaches`` topic) that a breach already went out."""
-        state = self.contacts.get(contact_id)
-        if state is None:
-            state = self.contacts[contact_id] = ContactState()
-        if queued_event_id not in state.breaches_published:
-            state.breaches_published.add(queued_event_id)
-            self.dirty.add(contact_id)
-
     def forget(self, now_us: int) -> list[str]:
         """Drop contacts untouched for longer than the retention; their counts stay in the buckets."""
         limit = now_us - self.kpi.contact_retention * 1_000_000

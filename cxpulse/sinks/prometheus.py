@@ -235,7 +235,6 @@ def _le(bound: float) -> str:
 
 def registry_for(collector: KpiCollector) -> CollectorRegistry:
     """A registry of our own (no global state): the KPI collector plus the process' own metrics."""
-    from prometheus_client import PLATFORM_COLLECTOR, PROCESS_COLLECTOR  # noqa: F401  (imported for their classes)
     from prometheus_client.platform_collector import PlatformCollector
     from prometheus_client.process_collector import ProcessCollector
 

@@ -12,7 +12,7 @@ import orjson
 
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
-from cxpulse.core.partials import merge, partial
+from cxpulse.core.partials import merge
 from cxpulse.models.events import format_ts, parse_any_event
 from cxpulse.settings import KpiSettings, QueueOverride, Settings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, exposition, wait_buckets
