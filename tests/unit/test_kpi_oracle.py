@@ -14,7 +14,8 @@ Readings of the spec taken here (also the core's, told to the lead):
   still in service (a consultative transfer) is possible. At equal ``ts`` the order is queued, then
   answered/abandoned, then ended (then event id).
 * Duplicates: first arrival of an ``event_id`` wins, over the whole stream (the core detects them per
-  contact: see the xfail in ``test_kpi_edges``; the generators here only re-send with the same contact).
+  contact, a documented decision: see ``test_event_id_dedup_scope_is_the_contact``; the generators here only
+  re-send with the same contact).
 * A visit still waiting at ``now`` is a breach only when its wait at ``now`` exceeds T, i.e.
   ``queued + T < now``; it is attributed at ``queued + T``. (So the ``all`` window, which ends at
   ``now + 1 us``, does not count a visit that has waited exactly T.)
