@@ -166,13 +166,17 @@ def create_worker(settings: Settings) -> Worker:
                     await send_dead_letter(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}", "internal_error", topic, message.partition, message.offset))
                     continue
                 touched[message.partition] = event
+            outgoing: dict[int, list[Any]] = {}  # FCR summaries by target partition (customer)
             for partition, event in touched.items():
                 for rejection in live.settle(partition):
                     await send_rejection(rejection)
                 proc = live.contacts(partition)
                 for summary in proc.drain_summaries():
-                    await summaries.send(key=summary.customer_id.encode(), value=codec.encode_summary(summary))
+                    target = codec.customer_partition(summary.customer_id, kafka.partitions)
+                    outgoing.setdefault(target, []).append(summary)
                 save_changed(contacts_table, proc.dirty, proc.contacts, codec.encode_contact, partition, event)
+            for target, batch in outgoing.items():
+                await summaries.send(value=codec.encode_summaries(batch), partition=target)
 
     @app.agent(summaries, name="cxpulse-customers")
     async def process_customers(stream: faust.StreamT) -> None:
@@ -180,7 +184,9 @@ def create_worker(settings: Settings) -> Worker:
             touched: dict[int, Any] = {}
             for event in events:
                 partition = event.message.partition
-                live.customers(partition).update(codec.decode_summary(event.value))
+                customers = live.customers(partition)
+                for summary in codec.decode_summaries(event.value):
+                    customers.update(summary)
                 touched[partition] = event
             for partition, event in touched.items():
                 proc = live.customers(partition)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from cxpulse.core.contact import ContactState, Summary
 from cxpulse.core.customer import CustomerState
@@ -30,14 +31,22 @@ def decode(value: bytes) -> dict[str, Any]:
     return orjson.loads(value)
 
 
-def encode_summary(summary: Summary) -> bytes:
-    return orjson.dumps(list(summary))
+def encode_summaries(summaries: list[Summary]) -> bytes:
+    """Several FCR summaries in one record: one message per target partition per batch, not one per contact."""
+    return orjson.dumps([list(summary) for summary in summaries])
 
 
-def decode_summary(value: bytes) -> Summary:
-    item = orjson.loads(value)
-    final = tuple(item[6]) if item[6] else None
-    return Summary(item[0], item[1], item[2], item[3], item[4], item[5], final)  # type: ignore[arg-type]
+def decode_summaries(value: bytes) -> list[Summary]:
+    out = []
+    for item in orjson.loads(value):
+        final = tuple(item[6]) if item[6] else None
+        out.append(Summary(item[0], item[1], item[2], item[3], item[4], item[5], final))  # type: ignore[arg-type]
+    return out
+
+
+def customer_partition(customer_id: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), so a customer always lands on the same summaries partition."""
+    return (murmur2(customer_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 def key_text(key: Any) -> str:
