@@ -5,7 +5,7 @@ Data flow::
     contact-events ─┐                        ┌─> contact-events-dlq / survey-responses-dlq
     survey-responses┴─> contacts agent ──────┼─> table "contacts" (changelog)      [key contact_id]
                                              └─> <app>-fcr-summaries ─> customers agent ─> table "customers"
-    breach timer (every 200 ms) ─> sla-breaches                                      [key customer_id]
+    breach timer (every 200 ms) ─> sla-breaches        [summaries: partition by customer, a list per batch]
 
 Why this shape (see docs/live-engine.md): Faust windows expire on the wall clock and have no late-event hook,
 so event time, disorder and windows live in the core; Faust tables only keep each contact's and customer's
