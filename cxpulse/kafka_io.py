@@ -46,6 +46,7 @@ async def ensure_topics(
     replication_factor: int = 1,
     client_id: str = "cxpulse",
     configs: dict[str, str] | None = None,
+    client_options: dict[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet (with the configured partition count); return those created.
 
@@ -53,7 +54,7 @@ async def ensure_topics(
     Faust's changelogs must have exactly as many partitions as their source topic.
     """
     wanted = list(dict.fromkeys(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-admin")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-admin", **(client_options or {}))
     try:
         await admin.start()
     except KafkaError as exc:
@@ -104,6 +105,7 @@ def new_producer(
     client_id: str = "cxpulse",
     linger_ms: int = DEFAULT_LINGER_MS,
     max_batch_size: int = DEFAULT_BATCH_BYTES,
+    client_options: dict[str, Any] | None = None,
 ) -> AIOKafkaProducer:
     """An idempotent, batching producer (``acks=all``): fast, and no duplicates when it retries."""
     return AIOKafkaProducer(
@@ -115,6 +117,7 @@ def new_producer(
         compression_type=compression_type(),
         enable_idempotence=True,
         request_timeout_ms=30_000,
+        **(client_options or {}),
     )
 
 
@@ -236,9 +239,11 @@ __all__ = [
 ]
 
 
-async def started_producer(bootstrap_servers: str, client_id: str) -> "AIOKafkaProducer":
+async def started_producer(
+    bootstrap_servers: str, client_id: str, client_options: dict[str, Any] | None = None
+) -> "AIOKafkaProducer":
     """A batched producer, started; :class:`KafkaUnavailable` when the broker cannot be reached."""
-    producer = new_producer(bootstrap_servers, client_id=client_id)
+    producer = new_producer(bootstrap_servers, client_id=client_id, client_options=client_options)
     try:
         await producer.start()
     except Exception as exc:  # aiokafka raises several kinds here; all mean "cannot reach Kafka"

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 SlFormula = Literal["exclude_short_abandons", "abandons_count_against", "abandons_within_count_for"]
@@ -196,6 +196,28 @@ class KafkaSettings(_Strict):
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
     client_id: str = "cxpulse"
+    # security: every Kafka client of cxpulse (worker, Faust, simulator, produce) uses these
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(default=None, description="never logged; from the environment preferably")
+    ssl_cafile: str | None = Field(default=None, description="CA bundle to verify the brokers (default: system CAs)")
+    ssl_certfile: str | None = Field(default=None, description="client certificate (mutual TLS)")
+    ssl_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> "KafkaSettings":
+        if self.security_protocol.startswith("SASL_"):
+            missing = [name for name in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"security_protocol={self.security_protocol} needs {', '.join(missing)}")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}={path!r}: no such file")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("ssl_keyfile needs ssl_certfile")
+        return self
 
 
 class RedisSettings(_Strict):

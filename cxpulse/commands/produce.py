@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import orjson
 import typer
@@ -38,7 +38,7 @@ def route_line(line: bytes) -> tuple[str, bytes | None]:
 
 async def _send_file(
     path: Path, *, bootstrap: str, topics: dict[str, str], partitions: int, replication_factor: int,
-    client_id: str, create_topics: bool,
+    client_id: str, create_topics: bool, client_options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, int], int, int, float]:
     """Returns (events by topic name, lines without a key, blank lines skipped, wall seconds)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -47,9 +47,10 @@ async def _send_file(
 
     if create_topics:
         await ensure_topics(
-            bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id
+            bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id,
+            client_options=client_options,
         )
-    producer = await started_producer(bootstrap, client_id=f"{client_id}-produce")
+    producer = await started_producer(bootstrap, client_id=f"{client_id}-produce", client_options=client_options)
     counts = {name: 0 for name in topics.values()}
     keyless = blank = 0
     started = time.monotonic()
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send a JSON Lines file to Kafka: survey.response lines to the survey topic, the rest to contact events."""
         from cxpulse.kafka_io import KafkaUnavailable
+        from cxpulse.kafka_security import client_options as kafka_client_options
         from cxpulse.settings import ConfigError, load_settings
 
         try:
@@ -114,6 +116,7 @@ def register(app: typer.Typer) -> None:
                     replication_factor=settings.kafka.replication_factor,
                     client_id=settings.kafka.client_id,
                     create_topics=create_topics,
+                    client_options=kafka_client_options(settings.kafka),
                 )
             )
         except KafkaUnavailable as exc:

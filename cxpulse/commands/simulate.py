@@ -8,7 +8,7 @@ import random
 import signal
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -85,15 +85,17 @@ async def _produce(
     speed: float,
     start_ms: int,
     anchor_ms: int | None = None,
+    client_options: dict[str, Any] | None = None,
 ) -> "RunSummary":
     from cxpulse.kafka_io import BatchSender, ensure_topics, started_producer
     from cxpulse.simulator.writers import Pacer, write_kafka
 
     if create_topics:
         await ensure_topics(
-            bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id
+            bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id,
+            client_options=client_options,
         )
-    producer = await started_producer(bootstrap, client_id=f"{client_id}-simulator")
+    producer = await started_producer(bootstrap, client_id=f"{client_id}-simulator", client_options=client_options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,6 +149,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate a contact centre and write its contract events (Kafka by default, or --out FILE)."""
         from cxpulse.kafka_io import KafkaUnavailable
+        from cxpulse.kafka_security import client_options as kafka_client_options
         from cxpulse.settings import ConfigError, load_settings
         from cxpulse.simulator.centre import CentreError, load_centre
         from cxpulse.simulator.engine import Simulation
@@ -238,6 +241,7 @@ def register(app: typer.Typer) -> None:
                         replication_factor=settings.kafka.replication_factor,
                         client_id=settings.kafka.client_id,
                         create_topics=create_topics,
+                        client_options=kafka_client_options(settings.kafka),
                         speed=speed,
                         start_ms=start_ms,
                         anchor_ms=anchor_ms,

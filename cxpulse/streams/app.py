@@ -29,6 +29,7 @@ import weakref
 
 from cxpulse.core.live import LiveKpis, now_us
 from cxpulse.core.processors import Rejection
+from cxpulse.kafka_security import client_options, faust_credentials
 from cxpulse.models.events import InvalidEvent, parse_contact_event, parse_survey_response
 from cxpulse.settings import Settings
 from cxpulse.streams import codec
@@ -91,6 +92,7 @@ def create_worker(settings: Settings) -> Worker:
     app = faust.App(
         ws.app_id,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(kafka),
         store=ws.store,
         datadir=ws.data_dir,
         topic_partitions=kafka.partitions,
@@ -235,7 +237,9 @@ def create_worker(settings: Settings) -> Worker:
 
         while True:
             try:
-                visits = await read_published_visits(kafka.bootstrap_servers, topics.sla_breaches)
+                visits = await read_published_visits(
+                    kafka.bootstrap_servers, topics.sla_breaches, client_options=client_options(kafka)
+                )
                 break
             except Exception as exc:  # never start publishing blind: retry until the log is read
                 log.warning("cannot read %s yet (%s); retrying", topics.sla_breaches, exc)

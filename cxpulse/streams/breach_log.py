@@ -7,13 +7,19 @@ is what keeps "exactly once per visit" across a restart without Kafka transactio
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def read_published_visits(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> set[str]:
+async def read_published_visits(
+    bootstrap_servers: str, topic: str, timeout_s: float = 30.0, client_options: dict[str, Any] | None = None
+) -> set[str]:
     """Every ``visit_id`` on ``topic`` from the beginning to its current end (empty when it does not exist)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, **(client_options or {})
+    )
     await consumer.start()
     visits: set[str] = set()
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncio
 
 from cxpulse.kafka_io import ensure_topics
+from cxpulse.kafka_security import client_options
 from cxpulse.settings import Settings
 
 
@@ -32,16 +33,19 @@ def changelog_topics(settings: Settings) -> list[str]:
 async def prepare_topics(settings: Settings) -> None:
     """Create the worker's topics and the tables' changelogs (compacted, as Faust makes them) if missing."""
     kafka = settings.kafka
+    options = client_options(kafka)
     others = [t for t in worker_topics(settings) if t != kafka.topics.sla_breaches]
-    await ensure_topics(kafka.bootstrap_servers, others,
-                        partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+    await ensure_topics(kafka.bootstrap_servers, others, partitions=kafka.partitions,
+                        replication_factor=kafka.replication_factor, client_options=options)
     # the breach log must remember at least as long as contacts are remembered, or a restart would offer
     # a breach again whose record has expired
     retention_ms = (settings.kpi.contact_retention + 86400) * 1000
     await ensure_topics(kafka.bootstrap_servers, [kafka.topics.sla_breaches], partitions=kafka.partitions,
-                        replication_factor=kafka.replication_factor, configs={"retention.ms": str(retention_ms)})
+                        replication_factor=kafka.replication_factor, configs={"retention.ms": str(retention_ms)},
+                        client_options=options)
     await ensure_topics(kafka.bootstrap_servers, changelog_topics(settings), partitions=kafka.partitions,
-                        replication_factor=kafka.replication_factor, configs={"cleanup.policy": "compact"})
+                        replication_factor=kafka.replication_factor, configs={"cleanup.policy": "compact"},
+                        client_options=options)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

@@ -14,6 +14,7 @@
 #
 # Environment (defaults in brackets):
 #   CXPULSE_STACK_KAFKA_PORT [19092]  CXPULSE_STACK_CONTROLLER_PORT [19093]  CXPULSE_STACK_REDIS_PORT [16379]
+#   CXPULSE_STACK_KAFKA_SASL_PORT [19094] (SASL_PLAINTEXT, PLAIN: CXPULSE_STACK_SASL_USER / _PASSWORD)
 #   CXPULSE_STACK_DIR [<repo>/.local]  CXPULSE_STACK_KAFKA_VERSION [4.4.0]  CXPULSE_STACK_TIMEOUT [60]
 #   CXPULSE_STACK_KAFKA_HEAP [-Xmx512m -Xms512m]
 set -euo pipefail
@@ -23,6 +24,10 @@ HERE="$ROOT/deploy/local"
 LOCAL="${CXPULSE_STACK_DIR:-$ROOT/.local}"
 KAFKA_VERSION="${CXPULSE_STACK_KAFKA_VERSION:-4.4.0}"
 KAFKA_PORT="${CXPULSE_STACK_KAFKA_PORT:-19092}"
+# a second listener with SASL/PLAIN, so the tests prove cxpulse's Kafka security settings on a real broker
+SASL_PORT="${CXPULSE_STACK_KAFKA_SASL_PORT:-19094}"
+SASL_USER="${CXPULSE_STACK_SASL_USER:-cxpulse}"
+SASL_PASSWORD="${CXPULSE_STACK_SASL_PASSWORD:-local-test-only}"
 CONTROLLER_PORT="${CXPULSE_STACK_CONTROLLER_PORT:-19093}"
 REDIS_PORT="${CXPULSE_STACK_REDIS_PORT:-16379}"
 TIMEOUT="${CXPULSE_STACK_TIMEOUT:-60}"
@@ -122,11 +127,14 @@ write_kafka_props() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL://$HOST:$SASL_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL://$HOST:$SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$SASL_USER" password="$SASL_PASSWORD" user_$SASL_USER="$SASL_PASSWORD";
 log.dirs=$KAFKA_DATA
 num.partitions=8
 default.replication.factor=1
@@ -176,7 +184,7 @@ start_kafka() {
     say "kafka already running (pid $pid, $HOST:$KAFKA_PORT)"
     return 0
   fi
-  for port in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
+  for port in "$KAFKA_PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
     port_busy "$port" && die "port $HOST:$port is in use by another process (not our Kafka: no live pid in $KAFKA_PID); set CXPULSE_STACK_KAFKA_PORT / CXPULSE_STACK_CONTROLLER_PORT"
   done
   jars
@@ -309,6 +317,7 @@ cmd_clean() {
 cmd_env() {
   printf 'export CXPULSE_KAFKA__BOOTSTRAP_SERVERS=%s\n' "$HOST:$KAFKA_PORT"
   printf 'export CXPULSE_REDIS__URL=%s\n' "redis://$HOST:$REDIS_PORT/0"
+  printf 'export CXPULSE_STACK_KAFKA_SASL=%s\n' "$HOST:$SASL_PORT"
 }
 
 lock() {  # one up/down/clean at a time (several engineers, one stack)
