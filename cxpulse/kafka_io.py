@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cxpulse.settings import KafkaSettings
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -250,3 +253,19 @@ async def started_producer(
         await producer.stop()
         raise KafkaUnavailable(f"Kafka is not reachable at {bootstrap_servers}: {exc}") from None
     return producer
+
+
+async def producer_for(
+    kafka: "KafkaSettings", bootstrap_servers: str, topics: Iterable[str], *, create_topics: bool, role: str
+) -> AIOKafkaProducer:
+    """A started producer for ``topics`` with the configured security, creating missing topics first.
+
+    What ``cxpulse produce`` and ``cxpulse simulate`` both need; ``role`` names the client (``produce``...)."""
+    from cxpulse.kafka_security import client_options
+
+    options = client_options(kafka)
+    if create_topics:
+        await ensure_topics(bootstrap_servers, topics, partitions=kafka.partitions,
+                            replication_factor=kafka.replication_factor, client_id=kafka.client_id,
+                            client_options=options)
+    return await started_producer(bootstrap_servers, f"{kafka.client_id}-{role}", options)

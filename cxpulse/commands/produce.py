@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import orjson
 import typer
+
+if TYPE_CHECKING:
+    from cxpulse.settings import KafkaSettings
 
 from cxpulse.simulator.events import CONTACT_TOPIC, SURVEY_TOPIC
 
@@ -37,20 +40,14 @@ def route_line(line: bytes) -> tuple[str, bytes | None]:
 
 
 async def _send_file(
-    path: Path, *, bootstrap: str, topics: dict[str, str], partitions: int, replication_factor: int,
-    client_id: str, create_topics: bool, client_options: dict[str, Any] | None = None,
+    path: Path, *, kafka: "KafkaSettings", bootstrap: str, topics: dict[str, str], create_topics: bool,
 ) -> tuple[dict[str, int], int, int, float]:
     """Returns (events by topic name, lines without a key, blank lines skipped, wall seconds)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cxpulse.kafka_io import BatchSender, ensure_topics, started_producer
+    from cxpulse.kafka_io import BatchSender, producer_for
 
-    if create_topics:
-        await ensure_topics(
-            bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id,
-            client_options=client_options,
-        )
-    producer = await started_producer(bootstrap, client_id=f"{client_id}-produce", client_options=client_options)
+    producer = await producer_for(kafka, bootstrap, topics.values(), create_topics=create_topics, role="produce")
     counts = {name: 0 for name in topics.values()}
     keyless = blank = 0
     started = time.monotonic()
@@ -93,7 +90,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send a JSON Lines file to Kafka: survey.response lines to the survey topic, the rest to contact events."""
         from cxpulse.kafka_io import KafkaUnavailable
-        from cxpulse.kafka_security import client_options as kafka_client_options
         from cxpulse.settings import ConfigError, load_settings
 
         try:
@@ -110,13 +106,10 @@ def register(app: typer.Typer) -> None:
             counts, keyless, blank, wall = asyncio.run(
                 _send_file(
                     file,
+                    kafka=settings.kafka,
                     bootstrap=bootstrap,
                     topics=topics,
-                    partitions=settings.kafka.partitions,
-                    replication_factor=settings.kafka.replication_factor,
-                    client_id=settings.kafka.client_id,
                     create_topics=create_topics,
-                    client_options=kafka_client_options(settings.kafka),
                 )
             )
         except KafkaUnavailable as exc:

@@ -8,13 +8,14 @@ import random
 import signal
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable
 
+    from cxpulse.settings import KafkaSettings
     from cxpulse.simulator.writers import RunSummary, WireRecord
 
 
@@ -76,26 +77,18 @@ def _print_summary(summary: "RunSummary", title: str, scale: float | None) -> No
 async def _produce(
     chunks: "AsyncIterable[list[WireRecord]]",
     *,
+    kafka: "KafkaSettings",
     bootstrap: str,
     topics: dict[str, str],
-    partitions: int,
-    replication_factor: int,
-    client_id: str,
     create_topics: bool,
     speed: float,
     start_ms: int,
     anchor_ms: int | None = None,
-    client_options: dict[str, Any] | None = None,
 ) -> "RunSummary":
-    from cxpulse.kafka_io import BatchSender, ensure_topics, started_producer
+    from cxpulse.kafka_io import BatchSender, producer_for
     from cxpulse.simulator.writers import Pacer, write_kafka
 
-    if create_topics:
-        await ensure_topics(
-            bootstrap, topics.values(), partitions=partitions, replication_factor=replication_factor, client_id=client_id,
-            client_options=client_options,
-        )
-    producer = await started_producer(bootstrap, client_id=f"{client_id}-simulator", client_options=client_options)
+    producer = await producer_for(kafka, bootstrap, topics.values(), create_topics=create_topics, role="simulator")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,7 +142,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate a contact centre and write its contract events (Kafka by default, or --out FILE)."""
         from cxpulse.kafka_io import KafkaUnavailable
-        from cxpulse.kafka_security import client_options as kafka_client_options
         from cxpulse.settings import ConfigError, load_settings
         from cxpulse.simulator.centre import CentreError, load_centre
         from cxpulse.simulator.engine import Simulation
@@ -235,13 +227,10 @@ def register(app: typer.Typer) -> None:
                 summary = asyncio.run(
                     _produce(
                         chunks,
+                        kafka=settings.kafka,
                         bootstrap=bootstrap,
                         topics=topics,
-                        partitions=settings.kafka.partitions,
-                        replication_factor=settings.kafka.replication_factor,
-                        client_id=settings.kafka.client_id,
                         create_topics=create_topics,
-                        client_options=kafka_client_options(settings.kafka),
                         speed=speed,
                         start_ms=start_ms,
                         anchor_ms=anchor_ms,

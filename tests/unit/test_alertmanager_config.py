@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from local_server import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 AM_DIR = ROOT / "deploy" / "alertmanager"
@@ -86,12 +86,6 @@ def test_render_substitutes_webhook_urls(tmp_path: Path) -> None:
 
 
 # --- a real Alertmanager: inhibition while the pipeline is stalled -----------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _http(url: str, payload: object | None = None) -> object:
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -103,32 +97,11 @@ def _http(url: str, payload: object | None = None) -> object:
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert AM_SERVER, "prometheus-alertmanager not found: install the Debian package (the Makefile does)"
-    port = _free_port()
     storage = tmp_path_factory.mktemp("alertmanager")
-    proc = subprocess.Popen(
-        [AM_SERVER, f"--config.file={CONFIG}", f"--storage.path={storage}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=(storage / "log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).read()
-                break
-            except OSError:
-                assert proc.poll() is None, (storage / "log").read_text()
-                assert time.monotonic() < deadline, "alertmanager did not become ready"
-                time.sleep(0.1)
+    argv = lambda port: [AM_SERVER, f"--config.file={CONFIG}", f"--storage.path={storage}",  # noqa: E731
+                         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]
+    with serving(argv, storage / "log", "alertmanager") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_queue_alerts_are_inhibited_while_the_pipeline_is_stalled(alertmanager: str) -> None:

@@ -10,10 +10,7 @@ import importlib.util
 import json
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ from types import ModuleType
 
 import pytest
 import yaml
+from local_server import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -131,45 +129,16 @@ def test_provisioning() -> None:
 
 
 # --- every expression parses on a real Prometheus ----------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert PROMETHEUS, "prometheus not found: install the Debian 'prometheus' package (the Makefile does)"
     tmp = tmp_path_factory.mktemp("prometheus")
     config = tmp / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1m\nscrape_configs: []\n", encoding="utf-8")
-    port = _free_port()
-    log = (tmp / "log").open("w")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).read()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp / "log").read_text()
-                assert time.monotonic() < deadline, "prometheus did not become ready"
-                time.sleep(0.1)
+    argv = lambda port: [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",  # noqa: E731
+                         f"--web.listen-address=127.0.0.1:{port}"]
+    with serving(argv, tmp / "log", "prometheus") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _query(url: str, expr: str) -> dict:
