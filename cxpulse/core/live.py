@@ -41,10 +41,12 @@ class TopicHealth:
 class LiveKpis:
     """Processors and aggregates per partition, and the document over all partitions this worker owns."""
 
-    def __init__(self, kpi: KpiSettings, observer: Any = None) -> None:
+    def __init__(self, kpi: KpiSettings, observer: Any = None, clock: Callable[[], int] = now_us) -> None:
         """``observer(facts, sign)`` sees every contact-side fact (e.g. Prometheus histograms); if it has a
-        ``reset()``, that is called before a rebuild re-observes everything."""
+        ``reset()``, that is called before a rebuild re-observes everything. ``clock`` is the wall clock in
+        microseconds: injectable, so unit tests drive the breach clock and idle timers without sleeping."""
         self.kpi = kpi
+        self.clock = clock
         self.observer = observer
         self.offsets: dict[tuple[str, int], int] = {}  # last offset processed per source partition
         self.last_contact_wall_us: dict[int, int] = {}  # wall clock of each partition's last contact event
@@ -62,14 +64,14 @@ class LiveKpis:
         proc = self.contact_parts.get(partition)
         if proc is None:
             proc = self.contact_parts[partition] = ContactProcessor(
-                self.kpi, Aggregates(self.bucket_us, now_us(), self.observer), publish_breaches=True
+                self.kpi, Aggregates(self.bucket_us, self.clock(), self.observer), publish_breaches=True
             )
         return proc
 
     def customers(self, partition: int) -> CustomerProcessor:
         proc = self.customer_parts.get(partition)
         if proc is None:
-            proc = self.customer_parts[partition] = CustomerProcessor(self.kpi, Aggregates(self.bucket_us, now_us()))
+            proc = self.customer_parts[partition] = CustomerProcessor(self.kpi, Aggregates(self.bucket_us, self.clock()))
         return proc
 
     def rebuild_contacts(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
@@ -86,7 +88,7 @@ class LiveKpis:
             # the record. The sla-breaches topic, read before the timer starts, decides (published_visits).
             self.contacts(partition).restore(contact_id, ContactState.from_dict(value))
             count += 1
-        restored_at = now_us()
+        restored_at = self.clock()
         for partition in assigned:
             self.contacts(partition)
             self.last_contact_wall_us[partition] = restored_at  # its backlog, if any, is read from now on
@@ -121,7 +123,7 @@ class LiveKpis:
         self.offsets[(topic, partition)] = offset
         proc = self.contacts(partition)
         if event.type != "survey.response":
-            self.last_contact_wall_us[partition] = now_us()
+            self.last_contact_wall_us[partition] = self.clock()
         accepted = proc.handle(event, raw, (topic, partition, offset))
         if accepted:
             health.processed += 1
@@ -134,7 +136,7 @@ class LiveKpis:
             summary = proc._sent_summary.get(event.contact_id)
             if summary is not None:
                 proc.summaries[event.contact_id] = summary
-        self.last_processed_wall_us = now_us()
+        self.last_processed_wall_us = self.clock()
         return accepted
 
     def settle(self, partition: int) -> list[Rejection]:
@@ -193,7 +195,7 @@ class LiveKpis:
 
     def document(self, now: int | None = None, *, include_all: bool = False) -> dict[str, Any]:
         """The KPI document over this worker's partitions; ``now`` defaults to the wall clock."""
-        at = now_us() if now is None else now
+        at = self.clock() if now is None else now
         first = min((p.first_ts for p in self.contact_parts.values() if p.first_ts is not None), default=None)
         return build_document(
             self.kpi, self.parts(), self.waiting(at), at,
@@ -214,5 +216,5 @@ class LiveKpis:
         """This worker's raw counts per window (see :mod:`cxpulse.core.partials`), for merging with others."""
         from cxpulse.core.partials import partial
 
-        at = now_us() if now is None else now
+        at = self.clock() if now is None else now
         return partial(self.kpi, self.parts(), self.waiting(at), at, worker_id)
