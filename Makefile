@@ -27,7 +27,7 @@ export CXPULSE_STACK_KAFKA_PORT CXPULSE_STACK_CONTROLLER_PORT CXPULSE_STACK_REDI
 APT_PACKAGES := redis-server prometheus prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv deps jars up down status logs clean test unit run screenshot
+.PHONY: help venv deps jars up down status logs clean test unit run screenshot chaos
 
 help:
 	@echo "make venv     .venv with cxpulse[dev] (re-installs when pyproject.toml changes)"
@@ -42,6 +42,7 @@ help:
 	@echo "make unit     unit tests only (no services)"
 	@echo "make run      install, start the stack and the simulator (Ctrl-C stops)"
 	@echo "make screenshot  out/wallboard.png (1920x1080) of the running wallboard, or of one it starts itself"
+	@echo "make chaos    bench/chaos.py: hostile input, rebalance soak, broker stop/kill (own broker on 29092); CHAOS_ARGS=..."
 
 venv: $(VENV_STAMP)
 
@@ -96,3 +97,10 @@ run: deps venv jars
 
 screenshot: deps venv jars
 	@$(PY) deploy/screenshot.py
+
+# The chaos suite (not part of `make test`): scenarios a and b on the shared stack (with_stack.sh starts it if
+# needed and stops only what it started); scenario c starts, stops, kills and finally removes its own broker
+# under .local-chaos/ on ports 29092-29094 / 26379, so the shared broker is never touched.
+CHAOS_ARGS ?=
+chaos: deps venv jars
+	@$(WITH_STACK) $(PY) bench/chaos.py $(CHAOS_ARGS)
