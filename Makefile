@@ -27,7 +27,7 @@ export CXPULSE_STACK_KAFKA_PORT CXPULSE_STACK_CONTROLLER_PORT CXPULSE_STACK_REDI
 APT_PACKAGES := redis-server prometheus prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv deps jars up down status logs clean test unit run screenshot chaos
+.PHONY: help venv deps jars up down status logs clean test unit mutants run screenshot chaos
 
 help:
 	@echo "make venv     .venv with cxpulse[dev] (re-installs when pyproject.toml changes)"
@@ -40,6 +40,7 @@ help:
 	@echo "make clean    stop everything and remove .local/ (data, logs, jar cache)"
 	@echo "make test     install what is missing, start the stack, run all tests, stop what it started"
 	@echo "make unit     unit tests only (no services)"
+	@echo "make mutants  mutation run over cxpulse/core and cxpulse/models (slow; MUTANTS_ARGS='--jobs 2 --only FILE')"
 	@echo "make run      install, start the stack and the simulator (Ctrl-C stops)"
 	@echo "make screenshot  out/wallboard.png (1920x1080) of the running wallboard, or of one it starts itself"
 	@echo "make chaos    bench/chaos.py: hostile input, rebalance soak, broker stop/kill (own broker on 29092); CHAOS_ARGS=..."
@@ -91,6 +92,11 @@ test: deps venv jars
 
 unit: venv
 	@$(PY) -m pytest -m "not integration" tests/unit $(PYTEST_ARGS)
+
+# not part of `make test`: ~15-20 min on one core (docs/mutation.md); never touches the working tree
+MUTANTS_ARGS ?=
+mutants: venv
+	@$(PY) bench/mutants.py --equivalent docs/mutation-equivalent.txt $(MUTANTS_ARGS)
 
 run: deps venv jars
 	@deploy/local/run.sh
