@@ -116,10 +116,13 @@ class KpiSettings(_Strict):
     channels: dict[str, ChannelDefaults] = Field(default_factory=_default_channels)
     queues: dict[str, QueueOverride] = Field(default_factory=dict)
     contact_retention: int = Field(default=31 * 86400, description="how long a contact is remembered (>= 30 days)")
+    max_clock_skew: int = Field(
+        default=300, description="seconds; accepts 5m: live, an event further ahead of the wall clock is invalid"
+    )
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 
-    @field_validator("fcr_window", "allowed_disorder", "contact_retention", "bucket_seconds", mode="before")
+    @field_validator("fcr_window", "allowed_disorder", "contact_retention", "bucket_seconds", "max_clock_skew", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> int:
         return parse_duration(value)
@@ -242,6 +245,15 @@ class WorkerSettings(_Strict):
     store: str = "rocksdb://"
     data_dir: str = ".local/worker"
     max_queues: int = Field(default=200, ge=1, description="distinct queue labels in /metrics before 'other'")
+    stall_seconds: float = Field(
+        default=30.0, gt=0, description="records wait and nothing is consumed this long: unready (stalled)"
+    )
+    stall_exit_seconds: float = Field(
+        default=300.0, ge=0, description="stalled this long: the worker exits (code 75) for its supervisor to restart it; 0 = never"
+    )
+    broker_unreachable_seconds: float = Field(
+        default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
+    )
 
     @field_validator("store")
     @classmethod

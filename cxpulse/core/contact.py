@@ -60,6 +60,7 @@ class Record:
     csat: int | None = None
     raw: bytes | None = None
     source: tuple[str, int, int] | None = None  # topic, partition, offset
+    key: bytes | None = None  # the original Kafka key, for the dead letter (events.md: "its original key")
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
@@ -67,10 +68,11 @@ class Record:
 
     def to_list(self) -> list[Any]:
         raw = base64.b64encode(self.raw).decode("ascii") if self.raw is not None else None
+        key = base64.b64encode(self.key).decode("ascii") if self.key is not None else None
         return [
             self.kind, self.ts, self.event_id, self.queue, self.channel, self.customer_id, self.reason,
             self.handle_us, self.resolved, self.transferred, self.nps, self.csat, raw,
-            list(self.source) if self.source else None,
+            list(self.source) if self.source else None, key,
         ]
 
     @classmethod
@@ -78,6 +80,8 @@ class Record:
         rec = cls(*data[:12])
         rec.raw = base64.b64decode(data[12]) if data[12] is not None else None
         rec.source = tuple(data[13]) if data[13] else None  # type: ignore[assignment]
+        if len(data) > 14 and data[14] is not None:  # (stored before keys were kept: none)
+            rec.key = base64.b64decode(data[14])
         return rec
 
 
@@ -109,12 +113,16 @@ _BUILDERS: dict[type, Callable[[Any, bytes | None, Any], Record]] = {
 }
 
 
-def record_of(event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None) -> Record:
-    """Keep only what the KPIs read from a validated event."""
+def record_of(event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None,
+              key: bytes | None = None) -> Record:
+    """Keep only what the KPIs read from a validated event (and, until it is settled, where it came from)."""
     build = _BUILDERS.get(type(event))
     if build is None:
         raise TypeError(f"not an event: {type(event).__name__}")
-    return build(event, raw, source)
+    rec = build(event, raw, source)
+    if raw is not None:
+        rec.key = key
+    return rec
 
 
 Visit = tuple[Record, "Record | None"]
@@ -296,6 +304,7 @@ class ContactState:
             if rec.ts < horizon and rec.raw is not None:
                 rec.raw = None
                 rec.source = None
+                rec.key = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.engine import build_document
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
+from cxpulse.models.events import US_PER_SECOND, InvalidEvent, format_ts
 from cxpulse.settings import KpiSettings
 
 
@@ -117,14 +118,26 @@ class LiveKpis:
     def note_invalid(self, topic: str, kind: str) -> None:
         self.topic_health(topic).invalid[kind] += 1
 
-    def handle(self, topic: str, partition: int, event: Any, raw: bytes, offset: int) -> bool:
-        """One validated event from ``topic``/``partition``; False for a duplicate."""
+    def admit(self, event: Any) -> None:
+        """Live plausibility (events.md): an event more than ``max_clock_skew`` ahead of the wall clock is
+        invalid. Why here and not in the models: a replay has no wall clock and accepts it; live, one such
+        event would move its partition's stream time years ahead and make every later event look late."""
+        limit = self.clock() + self.kpi.max_clock_skew * US_PER_SECOND
+        if event.ts_us > limit:
+            raise InvalidEvent(
+                "in_the_future",
+                f"ts: {format_ts(event.ts_us)} is more than {self.kpi.max_clock_skew} s ahead of the pipeline's "
+                f"clock ({format_ts(self.clock())})",
+            )
+
+    def handle(self, topic: str, partition: int, event: Any, raw: bytes, offset: int, key: bytes | None = None) -> bool:
+        """One validated event from ``topic``/``partition`` (``key``: its Kafka key); False for a duplicate."""
         health = self.topic_health(topic)
         self.offsets[(topic, partition)] = offset
         proc = self.contacts(partition)
         if event.type != "survey.response":
             self.last_contact_wall_us[partition] = self.clock()
-        accepted = proc.handle(event, raw, (topic, partition, offset))
+        accepted = proc.handle(event, raw, (topic, partition, offset), key)
         if accepted:
             health.processed += 1
             ts = proc.latest_ts

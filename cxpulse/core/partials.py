@@ -17,8 +17,6 @@ from cxpulse.core.windows import window_bounds
 from cxpulse.models.events import format_ts
 from cxpulse.settings import KpiSettings
 
-SEP = "\x1f"  # between queue and channel in a JSON object key (never in a queue name we accept)
-
 
 def partial(
     kpi: KpiSettings,
@@ -27,12 +25,14 @@ def partial(
     now_us: int,
     worker_id: str,
 ) -> dict[str, Any]:
-    """This worker's raw counts at ``now_us``: per key and window ``[start, end, counts]``, and live state."""
+    """This worker's raw counts at ``now_us``: per (queue, channel) and window ``[start, end, counts]``, and
+    live state. Queues are a list of entries naming queue and channel as separate JSON strings: a key joined
+    with a separator would break on any name that contains the separator."""
     bucket_us = kpi.bucket_seconds * 1_000_000
     for part in parts:
         part.advance(now_us)
     keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting))
-    queues: dict[str, Any] = {}
+    queues: list[dict[str, Any]] = []
     for queue, channel in keys:
         tz = kpi.for_queue(queue, channel).timezone
         windows = {}
@@ -40,7 +40,7 @@ def partial(
             start, end = window_bounds(name, now_us, tz, bucket_us)
             windows[name] = [start, end, _sum(parts, start, end, (queue, channel))]
         count, longest = waiting.get((queue, channel), (0, 0.0))
-        queues[f"{queue}{SEP}{channel}"] = {"windows": windows, "live": [count, longest]}
+        queues.append({"queue": queue, "channel": channel, "windows": windows, "live": [count, longest]})
     totals = {}
     for name in kpi.windows:
         start, end = window_bounds(name, now_us, kpi.timezone, bucket_us)
@@ -50,13 +50,14 @@ def partial(
 
 def merge(kpi: KpiSettings, partials: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The KPI document over several workers' partials (counts added; a window spans the union of bounds)."""
-    per_key: dict[str, dict[str, list[Any]]] = {}
-    live: dict[str, list[float]] = {}
+    per_key: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    live: dict[tuple[str, str], list[float]] = {}
     totals: dict[str, list[Any]] = {}
     now = 0
     for item in partials:
         now = max(now, item["now"])
-        for key, entry in item["queues"].items():
+        for entry in item["queues"]:
+            key = (entry["queue"], entry["channel"])
             windows = per_key.setdefault(key, {})
             for name, (start, end, counts) in entry["windows"].items():
                 _merge_window(windows, name, start, end, counts)
@@ -67,8 +68,8 @@ def merge(kpi: KpiSettings, partials: Iterable[dict[str, Any]]) -> dict[str, Any
         for name, (start, end, counts) in item["totals"].items():
             _merge_window(totals, name, start, end, counts)
     queues = []
-    for key in sorted(per_key, key=lambda k: tuple(k.split(SEP))):
-        queue, channel = key.split(SEP)
+    for key in sorted(per_key):
+        queue, channel = key
         formula = kpi.for_queue(queue, channel).sl_formula
         count, longest = live.get(key, [0, 0.0])
         queues.append({

@@ -46,6 +46,7 @@ class Rejection:
     event_id: str
     raw: bytes | None
     source: tuple[str, int, int] | None
+    key: bytes | None = None  # the original Kafka key
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +133,10 @@ class ContactProcessor:
         self.late_breaches: list[Breach] = []
 
     # -- events ---------------------------------------------------------------------------------------
-    def handle(self, event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None) -> bool:
+    def handle(self, event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None,
+               key: bytes | None = None) -> bool:
         """Add one validated event; False when it is a duplicate (same ``event_id`` seen before)."""
-        rec = record_of(event, raw, source)
+        rec = record_of(event, raw, source, key)
         contact_id = event.contact_id
         state = self.contacts.get(contact_id)
         if state is None:
@@ -218,7 +220,7 @@ class ContactProcessor:
             if contact_id in self._has_unfit:
                 lifecycle = walk(state.records)
                 for rec, why in state.settle(horizon, lifecycle):
-                    rejections.append(Rejection("lifecycle", why, KIND_TYPE[rec.kind], rec.event_id, rec.raw, rec.source))
+                    rejections.append(Rejection("lifecycle", why, KIND_TYPE[rec.kind], rec.event_id, rec.raw, rec.source, rec.key))
                 if not walk(state.records).unfit:
                     self._has_unfit.discard(contact_id)
             else:
@@ -267,6 +269,24 @@ class ContactProcessor:
         state.breaches_published.clear()
         self._refresh(contact_id, state)
         self.dirty.discard(contact_id)
+
+    def replace(self, contact_id: str, state: ContactState | None) -> None:
+        """Put a contact back to ``state`` (its last stored value) or forget it (None).
+
+        Why: when the worker cannot store a contact's new state (a failure of our own), the events of the batch
+        that changed it go to the dead-letter topic and the contact must count exactly as its stored state says,
+        so the counts in memory never run ahead of what a restart would rebuild."""
+        old = self._facts.pop(contact_id, None)
+        if old:
+            self.aggregates.apply(old, -1)
+        self.waiting.pop(contact_id, None)
+        self._has_unfit.discard(contact_id)
+        self._sent_summary.pop(contact_id, None)
+        self.summaries.pop(contact_id, None)
+        self.contacts.pop(contact_id, None)
+        self.dirty.discard(contact_id)
+        if state is not None:
+            self.restore(contact_id, state)
 
     def drain_summaries(self) -> list[Summary]:
         out = list(self.summaries.values())

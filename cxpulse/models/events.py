@@ -29,8 +29,14 @@ CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "sms", "social")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
 )
+# events.md "Plausibility": an instant from 1970-01-01 to 9999-12-31 in UTC (inclusive, to the microsecond)
+MIN_TS_US = 0
+MAX_TS_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+MAX_DURATION_SECONDS = 86_400.0  # each of talk, hold, wrap
+US_PER_SECOND = 1_000_000
+
 
 
 def parse_rfc3339(value: Any) -> datetime:
@@ -46,18 +52,31 @@ def parse_rfc3339(value: Any) -> datetime:
         )
     text = value
     frac = match.group(1)
-    if frac and len(frac) > 7:  # Python keeps microseconds: truncate nanoseconds rather than reject them
-        text = value.replace(frac, frac[:7], 1)
+    if frac and len(frac) > 7:  # RFC 3339 allows any number of digits; we keep microseconds (truncated)
+        text = value[: match.start(1)] + frac[:7] + value[match.end(1):]
     try:
-        return datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as exc:
-        raise PydanticCustomError("timestamp_format", "timestamp is not a valid date/time: {value}", {"value": repr(value)}) from exc
+        raise PydanticCustomError("timestamp_format", "timestamp is not a valid date/time: {value}", {"value": repr(value[:64])}) from exc
+    # bounded in UTC: "9999-12-31T23:59:59-23:59" is a valid string but lies in the year 10000 UTC, and a
+    # year-0001 instant would make a wait of 2,025 years; neither may reach the clocks of the pipeline
+    us = to_us(moment)
+    if not MIN_TS_US <= us <= MAX_TS_US:
+        raise PydanticCustomError(
+            "timestamp_range", "timestamp outside 1970-01-01..9999-12-31 UTC: {value}", {"value": repr(value[:64])}
+        )
+    return moment
 
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_rfc3339)]
-Id = Annotated[str, Field(min_length=1, max_length=128)]
-QueueName = Annotated[str, Field(min_length=1, max_length=64)]
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# events.md "Plausibility": names and ids carry no control characters (U+0000-U+001F, U+007F). Why: such a
+# character is invisible on a wallboard, breaks log lines, and once broke the read model's merge. A pattern
+# (checked in Rust by pydantic-core, and written into the JSON Schema) rather than a Python validator.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_CONTROL)]
+QueueName = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
+Name = Annotated[str, Field(pattern=NO_CONTROL)]  # reason, team: free names, but no control characters
+Seconds = Annotated[float, Field(ge=0, le=MAX_DURATION_SECONDS, allow_inf_nan=False)]
 
 
 def to_us(moment: datetime) -> int:
@@ -66,11 +85,22 @@ def to_us(moment: datetime) -> int:
 
 
 def format_ts(us: int) -> str:
-    """RFC 3339 in UTC with millisecond precision when whole, microseconds otherwise."""
-    moment = _EPOCH + timedelta(microseconds=us)
+    """RFC 3339 in UTC with millisecond precision when whole, microseconds otherwise; always a four-digit year.
+
+    Why not ``strftime``: ``%Y`` writes year 1 as ``"1"`` on glibc, which is not RFC 3339. An instant outside
+    the years 1..9999 is clamped to the nearest representable one rather than raising inside a sink."""
+    try:
+        moment = _EPOCH + timedelta(microseconds=us)
+    except OverflowError:
+        moment = datetime.max.replace(tzinfo=timezone.utc) if us > 0 else datetime.min.replace(tzinfo=timezone.utc)
+        us = to_us(moment)
+    head = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}."
+    )
     if us % 1000 == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{(us // 1000) % 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return head + f"{moment.microsecond // 1000:03d}Z"
+    return head + f"{moment.microsecond:06d}Z"
 
 
 class _Event(BaseModel):
@@ -93,14 +123,14 @@ class _ContactEvent(_Event):
 
 class ContactQueued(_ContactEvent):
     type: Literal["contact.queued"]
-    reason: str | None = None
+    reason: Name | None = None
     priority: int | None = None
 
 
 class ContactAnswered(_ContactEvent):
     type: Literal["contact.answered"]
     agent_id: Id
-    team: str | None = None
+    team: Name | None = None
 
 
 class ContactAbandoned(_ContactEvent):
@@ -168,6 +198,8 @@ _KIND_BY_ERROR = {
     "greater_than_equal": "out_of_range",
     "less_than_equal": "out_of_range",
     "finite_number": "out_of_range",
+    "timestamp_range": "invalid_timestamp",
+    "string_pattern_mismatch": "control_character",
 }
 _DURATIONS = {"talk_seconds", "hold_seconds", "wrap_seconds"}
 
@@ -192,6 +224,8 @@ def _describe(exc: ValidationError) -> InvalidEvent:
             message = f"unknown event type {err['input'].get('type')!r}" if isinstance(err["input"], dict) else err["msg"]
         elif err["type"] == "missing":
             message = "field required"
+        elif err["type"] == "string_pattern_mismatch":
+            message = "contains a control character (U+0000-U+001F or U+007F)"
         else:
             message = err["msg"]
         if index == 0:

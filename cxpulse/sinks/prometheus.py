@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,6 +22,7 @@ import cxpulse
 from cxpulse.core import measures as m
 from cxpulse.core.live import LiveKpis
 from cxpulse.settings import Settings
+from cxpulse.streams.liveness import Liveness
 
 PREFIX = "contactcenter"
 DEFAULT_WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
@@ -117,7 +118,11 @@ def wait_buckets(settings: Settings) -> tuple[float, ...]:
 class KpiCollector(Collector):
     """Reads :class:`LiveKpis` at scrape time; holds no copy of the numbers."""
 
-    def __init__(self, settings: Settings, live: LiveKpis, histograms: Histograms, lag: dict[tuple[str, int], int]) -> None:
+    def __init__(self, settings: Settings, live: LiveKpis, histograms: Histograms, lag: dict[tuple[str, int], int],
+                 liveness: Liveness | None = None, ready: Callable[[], bool] | None = None) -> None:
+        """``liveness`` and ``ready`` are read at scrape time (the collector takes what it reads, not the worker)."""
+        self.liveness = liveness
+        self.ready = ready
         self.settings = settings
         self.live = live
         self.histograms = histograms
@@ -148,6 +153,10 @@ class KpiCollector(Collector):
         fam["last_event"] = GaugeMetricFamily(f"{PREFIX}_pipeline_last_event_timestamp_seconds", "Event time of the newest event processed.")
         fam["last_processed"] = GaugeMetricFamily(f"{PREFIX}_pipeline_last_processed_timestamp_seconds", "Wall clock of the last event processed.")
         fam["lag"] = GaugeMetricFamily(f"{PREFIX}_pipeline_consumer_lag", "Messages not yet consumed, per source partition.", labels=["topic", "partition"])
+        fam["stalled"] = GaugeMetricFamily(f"{PREFIX}_pipeline_consumer_stalled", "1 while records wait in the source topics and nothing has been consumed for worker.stall_seconds.")
+        fam["broker"] = GaugeMetricFamily(f"{PREFIX}_pipeline_broker_reachable", "0 while Kafka has not answered a metadata request for worker.broker_unreachable_seconds.")
+        fam["stalls"] = CounterMetricFamily(f"{PREFIX}_pipeline_consumer_stalls", "How many times consumption stalled while records waited.")
+        fam["ready"] = GaugeMetricFamily(f"{PREFIX}_pipeline_ready", "1 when the worker has recovered its state and publishes (what /readyz says, minus liveness).")
         fam["published"] = CounterMetricFamily(f"{PREFIX}_sla_breaches_published", "Breach records published to the sla-breaches topic.")
         fam["overflow"] = CounterMetricFamily(f"{PREFIX}_queue_label_overflow", "Distinct queues exported as queue=\"other\" (over worker.max_queues).")
         fam["build"] = GaugeMetricFamily(f"{PREFIX}_build_info", "cxpulse version.", labels=["version"])
@@ -212,6 +221,12 @@ class KpiCollector(Collector):
             fam["last_processed"].add_metric([], live.last_processed_wall_us / 1_000_000)
         for (topic, partition), lag in sorted(self.lag.items()):
             fam["lag"].add_metric([topic, str(partition)], lag)
+        if self.liveness is not None:
+            fam["stalled"].add_metric([], 1 if self.liveness.stalled else 0)
+            fam["broker"].add_metric([], 0 if self.liveness.broker_unreachable else 1)
+            fam["stalls"].add_metric([], self.liveness.stalls)
+        if self.ready is not None:
+            fam["ready"].add_metric([], 1 if self.ready() else 0)
         fam["published"].add_metric([], live.breaches_published_total)
         fam["overflow"].add_metric([], label.overflow)
         fam["build"].add_metric([cxpulse.__version__], 1)

@@ -119,7 +119,10 @@ def merge_parts(kpi: KpiSettings, raw_parts: Iterable[bytes | None], app_id: str
             part = orjson.loads(raw)
         except orjson.JSONDecodeError:
             continue
-        if isinstance(part, dict) and str(part.get("worker", "")).startswith(f"{app_id}@"):
+        # a partial of another shape (a worker of an older version during a rolling upgrade) is skipped, not
+        # allowed to make every worker's merge fail
+        if (isinstance(part, dict) and str(part.get("worker", "")).startswith(f"{app_id}@")
+                and isinstance(part.get("queues"), list) and isinstance(part.get("totals"), dict)):
             out.append(part)
     return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -28,6 +29,7 @@ from faust.streams import _current_event
 import weakref
 
 from cxpulse.core.live import LiveKpis, now_us
+from cxpulse.core.contact import ContactState
 from cxpulse.core.processors import Rejection
 from cxpulse.kafka_security import client_options, faust_credentials
 from cxpulse.models.events import InvalidEvent, parse_contact_event, parse_survey_response
@@ -35,6 +37,7 @@ from cxpulse.settings import Settings
 from cxpulse.streams import codec
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.streams.dead_letters import DeadLetter
+from cxpulse.streams.liveness import EXIT_STALLED, Liveness
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -60,16 +63,42 @@ def in_partition_of(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def save_changed(table: Any, dirty: set[str], states: dict[str, Any], encode: Any, partition: int, event: Any) -> None:
-    """Write each changed key of one partition to its Faust table once (a forgotten key is deleted)."""
+def save_changed(table: Any, dirty: set[str], states: dict[str, Any], encode: Any, partition: int, event: Any) -> list[str]:
+    """Write each changed key of one partition to its Faust table once (a forgotten key is deleted).
+
+    Returns the keys whose state could not be *encoded* (a failure of our own, e.g. a number orjson cannot
+    write): they are not written, and the caller puts them back to their stored value and dead-letters the
+    events that changed them. Why per key: one such contact once crashed the agent, and Faust then acked the
+    rest of the partition's batch without storing it (a silent loss). A failure of the table itself is not
+    caught here: it stops the batch before its offsets are acknowledged (see ``process_contacts``)."""
+    failed: list[str] = []
     with in_partition_of(event):
         for key in dirty:
             state = states.get(key)
             if state is None:
                 table.pop(key.encode(), None)
-            else:
-                table[key.encode()] = encode(state, partition)
+                continue
+            try:
+                value = encode(state, partition)
+            except Exception:  # noqa: BLE001 - any encoding failure is isolated to its key
+                log.exception("cannot encode the state of a key of partition %d", partition)
+                failed.append(key)
+                continue
+            table[key.encode()] = value
     dirty.clear()
+    return failed
+
+
+def stop_now(why: str, code: int = 70) -> None:
+    """Stop the process at once, without acknowledging the batch in hand.
+
+    Why ``os._exit``: Faust's ``take_events`` acknowledges a batch in a ``finally`` even when the agent raises,
+    and would then commit offsets past events whose state was never stored. Exiting before that ``finally``
+    runs leaves those offsets uncommitted; the restarted worker reads the events again (duplicates of what was
+    stored are dropped by event id)."""
+    log.critical("stopping the worker: %s", why)
+    logging.shutdown()
+    os._exit(code)
 
 
 @dataclass
@@ -84,6 +113,11 @@ class Worker:
     breaches_loaded: bool = False
     registry: Any = None  # prometheus_client registry of /metrics
     breach_listeners: list[Any] = field(default_factory=list)  # called with each published breach's dict
+    liveness: Liveness | None = None  # consumer stall and broker reachability (see streams/liveness.py)
+
+    def live_problems(self) -> list[str]:
+        """Why this worker cannot be trusted to be current, for /readyz (empty: fine)."""
+        return self.liveness.problems() if self.liveness is not None else []
 
 
 def create_worker(settings: Settings) -> Worker:
@@ -116,11 +150,16 @@ def create_worker(settings: Settings) -> Worker:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
+    liveness = Liveness(
+        stall_after_us=int(ws.stall_seconds * 1_000_000),
+        exit_after_us=int(ws.stall_exit_seconds * 1_000_000),
+        broker_after_us=int(ws.broker_unreachable_seconds * 1_000_000),
+    )
     histograms = Histograms(wait_buckets(settings))
-    worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi, observer=histograms))
+    worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi, observer=histograms), liveness=liveness)
     live = worker.live
     lag: dict[tuple[str, int], int] = {}
-    worker.registry = registry_for(KpiCollector(settings, live, histograms, lag))
+    worker.registry = registry_for(KpiCollector(settings, live, histograms, lag, liveness, worker.ready.is_set))
 
     source = app.topic(topics.contact_events, topics.survey_responses, value_serializer="raw", key_serializer="raw")
     summaries = app.topic(f"{ws.app_id}-fcr-summaries", partitions=kafka.partitions, internal=True,
@@ -139,7 +178,7 @@ def create_worker(settings: Settings) -> Worker:
 
     async def send_rejection(rejection: Rejection) -> None:
         topic, partition, offset = rejection.source or (topics.contact_events, -1, -1)
-        await send_dead_letter(DeadLetter(rejection.raw or b"", None, rejection.reason, rejection.kind, topic, partition, offset))
+        await send_dead_letter(DeadLetter(rejection.raw or b"", rejection.key, rejection.reason, rejection.kind, topic, partition, offset))
 
     def parse(topic: str, raw: bytes) -> Any:
         if topic == topics.survey_responses:
@@ -149,36 +188,77 @@ def create_worker(settings: Settings) -> Worker:
     @app.agent(source, name="cxpulse-contacts")
     async def process_contacts(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            touched: dict[int, Any] = {}
-            for event in events:
-                message = event.message
-                raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-                topic = message.topic
-                try:
-                    parsed = parse(topic, raw)
-                except InvalidEvent as exc:
-                    live.note_invalid(topic, exc.kind)
-                    await send_dead_letter(DeadLetter(raw, message.key, exc.reason, exc.kind, topic, message.partition, message.offset))
-                    continue
-                try:
-                    live.handle(topic, message.partition, parsed, raw, message.offset)
-                except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
-                    log.exception("internal error on an event of %s[%d]", topic, message.partition)
-                    live.note_invalid(topic, "internal_error")
-                    await send_dead_letter(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}", "internal_error", topic, message.partition, message.offset))
-                    continue
-                touched[message.partition] = event
-            outgoing: dict[int, list[Any]] = {}  # FCR summaries by target partition (customer)
-            for partition, event in touched.items():
-                for rejection in live.settle(partition):
-                    await send_rejection(rejection)
-                proc = live.contacts(partition)
-                for summary in proc.drain_summaries():
-                    target = codec.customer_partition(summary.customer_id, kafka.partitions)
-                    outgoing.setdefault(target, []).append(summary)
-                save_changed(contacts_table, proc.dirty, proc.contacts, codec.encode_contact, partition, event)
-            for target, batch in outgoing.items():
-                await summaries.send(value=codec.encode_summaries(batch), partition=target)
+            liveness.consumed()
+            try:
+                await contact_batch(events)
+            except Exception as exc:  # noqa: BLE001 - never ack a batch whose state was not stored
+                log.exception("a batch of source events could not be processed")
+                stop_now(f"a batch could not be processed ({type(exc).__name__}); its offsets stay uncommitted")
+
+    async def contact_batch(events: list[Any]) -> None:
+        """Validate, apply and store one batch; every event either counts, is a duplicate, or is dead-lettered."""
+        touched: dict[int, Any] = {}
+        for event in events:
+            message = event.message
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            topic = message.topic
+            live.offsets[(topic, message.partition)] = message.offset  # consumed, whatever its fate
+            try:
+                parsed = parse(topic, raw)
+                live.admit(parsed)
+            except InvalidEvent as exc:
+                live.note_invalid(topic, exc.kind)
+                await send_dead_letter(DeadLetter(raw, message.key, exc.reason, exc.kind, topic, message.partition, message.offset))
+                continue
+            try:
+                live.handle(topic, message.partition, parsed, raw, message.offset, message.key)
+            except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
+                log.exception("internal error on an event of %s[%d]", topic, message.partition)
+                live.note_invalid(topic, "internal_error")
+                await send_dead_letter(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}", "internal_error", topic, message.partition, message.offset))
+                continue
+            touched[message.partition] = event
+        outgoing: dict[int, list[Any]] = {}  # FCR summaries by target partition (customer)
+        for partition, event in touched.items():
+            for rejection in live.settle(partition):
+                await send_rejection(rejection)
+            proc = live.contacts(partition)
+            failed = save_changed(contacts_table, proc.dirty, proc.contacts, codec.encode_contact, partition, event)
+            if failed:
+                await roll_back(partition, set(failed), events, event)
+            for summary in proc.drain_summaries():
+                target = codec.customer_partition(summary.customer_id, kafka.partitions)
+                outgoing.setdefault(target, []).append(summary)
+        for target, batch in outgoing.items():
+            await summaries.send(value=codec.encode_summaries(batch), partition=target)
+
+    async def roll_back(partition: int, contact_ids: set[str], events: list[Any], anchor: Any) -> None:
+        """Contacts whose new state could not be stored: back to their stored state, and this batch's events
+        of theirs to the dead-letter topic as ``internal error`` (events.md: never a silent loss)."""
+        proc = live.contacts(partition)
+        for contact_id in contact_ids:
+            stored = contacts_table.get(contact_id.encode())
+            proc.replace(contact_id, ContactState.from_dict(codec.decode(stored)) if stored is not None else None)
+        for event in events:
+            message = event.message
+            if message.partition != partition:
+                continue
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            try:
+                contact_id = orjson.loads(raw).get("contact_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if contact_id in contact_ids:
+                health = live.topic_health(message.topic)
+                health.processed -= 1
+                live.note_invalid(message.topic, "internal_error")
+                await send_dead_letter(DeadLetter(
+                    raw, message.key, "internal error: the contact's state could not be stored", "internal_error",
+                    message.topic, message.partition, message.offset,
+                ))
+        # the contacts put back are in step with the table already; anything else changed stays dirty
+        save_changed(contacts_table, proc.dirty - contact_ids, proc.contacts, codec.encode_contact, partition, anchor)
+        proc.dirty.clear()
 
     @app.agent(summaries, name="cxpulse-customers")
     async def process_customers(stream: faust.StreamT) -> None:
@@ -190,9 +270,17 @@ def create_worker(settings: Settings) -> Worker:
                 for summary in codec.decode_summaries(event.value):
                     customers.update(summary)
                 touched[partition] = event
-            for partition, event in touched.items():
-                proc = live.customers(partition)
-                save_changed(customers_table, proc.dirty, proc.customers, codec.encode_customer, partition, event)
+            try:
+                for partition, event in touched.items():
+                    proc = live.customers(partition)
+                    failed = save_changed(customers_table, proc.dirty, proc.customers, codec.encode_customer, partition, event)
+                    # kept in memory and tried again with the next batch; counted so that it is seen
+                    proc.dirty.update(failed)
+                    for _ in failed:
+                        live.note_invalid(summaries.get_topic_name(), "internal_error")
+            except Exception as exc:  # noqa: BLE001 - never ack summaries whose customers were not stored
+                log.exception("a batch of FCR summaries could not be stored")
+                stop_now(f"a batch of FCR summaries could not be stored ({type(exc).__name__})")
 
     def assigned(topic_name: str) -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic_name}
@@ -303,6 +391,32 @@ def create_worker(settings: Settings) -> Worker:
             fresh[(tp.topic, tp.partition)] = max(0, highwater - (done + 1 if done is not None else 0))
         lag.clear()  # a partition given to another worker after a rebalance must not keep its old gauge
         lag.update(fresh)
+        liveness.start_judging(worker.ready.is_set())
+        liveness.lag_measured(sum(fresh.values()))
+        if liveness.must_exit:
+            stop_now("; ".join(liveness.problems()) + " - exiting so that the supervisor restarts the worker", EXIT_STALLED)
+
+    probe: dict[str, Any] = {}
+
+    @app.timer(5.0)
+    async def check_broker() -> None:
+        """A metadata request to the bootstrap servers: the only sure sign that Kafka answers this worker."""
+        from aiokafka import AIOKafkaClient
+
+        client = probe.get("client")
+        if client is None:
+            client = probe["client"] = AIOKafkaClient(
+                bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=4000,
+                client_id=f"{ws.app_id}-probe", **client_options(kafka),
+            )
+        try:
+            await asyncio.wait_for(client.fetch_all_metadata(), timeout=4.5)
+            ok = True
+        except Exception:  # noqa: BLE001 - any failure means: not reachable now
+            ok = False
+        if ok != (not liveness.broker_failing):
+            log.warning("Kafka %s", "reachable again" if ok else "does not answer a metadata request")
+        liveness.broker_checked(ok)
 
     from cxpulse.sinks.redis_sink import attach_redis_sink
     attach_redis_sink(worker)

@@ -61,6 +61,7 @@ def add_routes(worker: "Worker") -> None:
                 for topic, h in live.health.items()
             },
             "breaches_published": live.breaches_published_total,
+            "problems": worker.live_problems(),
         })
 
     @app.page("/metrics")
@@ -77,6 +78,12 @@ def add_routes(worker: "Worker") -> None:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        if worker.ready.is_set():
-            return respond(web, {"status": "ready"})
-        return respond(web, {"status": "recovering", "recovered": sorted(worker.recovered)}, 503)
+        """Ready = state recovered AND live: consuming while records wait, and Kafka answering. A stalled consumer
+        or an unreachable broker turns it unready (503 with the reason), so a load balancer, Kubernetes and the
+        on-call engineer see what ``/api/v1/kpis`` alone would hide: figures that have stopped moving."""
+        if not worker.ready.is_set():
+            return respond(web, {"status": "recovering", "recovered": sorted(worker.recovered)}, 503)
+        problems = worker.live_problems()
+        if problems:
+            return respond(web, {"status": "not live", "problems": problems}, 503)
+        return respond(web, {"status": "ready"})

@@ -297,9 +297,10 @@ def test_keys_and_ids() -> None:
 
 
 def test_merge_parts_skips_expired_foreign_and_garbage() -> None:
-    mine = {"worker": "app@h:1", "now": 1, "queues": {}, "totals": {}}
-    other_app = {"worker": "other@h:2", "now": 1, "queues": {}, "totals": {}}
-    raws = [orjson.dumps(mine), None, b"not json", orjson.dumps(other_app), orjson.dumps([1])]
+    mine = {"worker": "app@h:1", "now": 1, "queues": [], "totals": {}}
+    other_app = {"worker": "other@h:2", "now": 1, "queues": [], "totals": {}}
+    old_shape = {"worker": "app@h:3", "now": 1, "queues": {"billing\x1fvoice": {}}, "totals": {}}  # an older worker
+    raws = [orjson.dumps(mine), None, b"not json", orjson.dumps(other_app), orjson.dumps([1]), orjson.dumps(old_shape)]
     assert merge_parts(Settings().kpi, raws, "app") == [mine]
 
 
