@@ -64,7 +64,7 @@ def test_edge_cases() -> None:
     assert erlang_c(5, 5.0) == 1.0 and service_level(1.0, 0.2, 5, 20) == 0.0
     assert math.isinf(average_speed_of_answer(1.0, 0.2, 5))
     assert service_level(0.0, 1.0, 3, 20) == 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^servers must be >= 1, got 0$"):
         erlang_c(0, 1.0)
 
 

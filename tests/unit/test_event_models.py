@@ -64,7 +64,9 @@ def test_valid_examples_pass_as_dict_bytes_and_text(kind: str) -> None:
         assert to_us(event.ts) == 1795338902250000
         assert topic_of(event) == ("survey-responses" if kind == "survey.response" else "contact-events")
     parser = parse_survey_response if kind == "survey.response" else parse_contact_event
-    assert isinstance(parser(VALID[kind]), MODELS[kind])
+    direct = parser(VALID[kind])
+    assert isinstance(direct, MODELS[kind])
+    assert direct == parse_any_event(VALID[kind])  # the topic's own parser reads the same fields
 
 
 def test_optional_fields_and_defaults() -> None:
@@ -76,7 +78,8 @@ def test_optional_fields_and_defaults() -> None:
     assert event.transferred is False and event.disposition is None
     for scores in ({"nps": 0}, {"csat": 1}, {"nps": 10, "csat": None}, {"nps": None, "csat": 5}):
         survey = {**COMMON, "type": "survey.response", **scores}
-        assert isinstance(parse_survey_response(survey), SurveyResponse)
+        parsed = parse_survey_response(survey)
+        assert (parsed.nps, parsed.csat) == (scores.get("nps"), scores.get("csat"))
     for channel in ("voice", "chat", "email", "sms", "social"):
         assert parse_contact_event({**VALID["contact.abandoned"], "channel": channel}).channel == channel
 
@@ -186,8 +189,11 @@ def test_value_out_of_range(kind: str, field: str, value: Any, expected_kind: st
 
 
 def test_limits_themselves_are_valid() -> None:
-    assert parse_contact_event({**VALID["contact.queued"], "event_id": "x" * 128, "queue": "q" * 64})
-    assert parse_contact_event({**VALID["contact.ended"], "talk_seconds": 0, "hold_seconds": 0.0, "wrap_seconds": 0})
+    """The bounds are inclusive: 128-character ids, 64-character queues and zero durations are accepted as given."""
+    queued = parse_contact_event({**VALID["contact.queued"], "event_id": "x" * 128, "queue": "q" * 64})
+    assert (queued.type, queued.event_id, queued.queue) == ("contact.queued", "x" * 128, "q" * 64)
+    ended = parse_contact_event({**VALID["contact.ended"], "talk_seconds": 0, "hold_seconds": 0.0, "wrap_seconds": 0})
+    assert (ended.type, ended.talk_seconds, ended.hold_seconds, ended.wrap_seconds) == ("contact.ended", 0.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("type_", ["contact.transferred", "Contact.Queued", "", "survey", 7])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cxpulse.settings import ConfigError, KpiSettings, Settings, load_settings, parse_duration
 
@@ -150,9 +152,20 @@ def test_parse_duration(text: object, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["7 days", "1w", "-1s", "", True, "h"])
-def test_parse_duration_refuses(text: object) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("7 days", "not a duration like 60s, 15m, 1h, 7d: '7 days'"),
+        ("1w", "not a duration like 60s, 15m, 1h, 7d: '1w'"),
+        ("-1s", "not a duration like 60s, 15m, 1h, 7d: '-1s'"),
+        ("", "not a duration like 60s, 15m, 1h, 7d: ''"),
+        (True, "not a duration: True"),  # a YAML ``yes`` must not become 1 s
+        ("h", "not a duration like 60s, 15m, 1h, 7d: 'h'"),
+    ],
+)
+def test_parse_duration_refuses(text: object, message: str) -> None:
+    """The message quotes the value as written, so the loader's line (key = value: message) is actionable."""
+    with pytest.raises(ValueError, match=re.escape(message)):
         parse_duration(text)
 
 
@@ -165,6 +178,9 @@ def test_bucket_must_fit_the_windows() -> None:
 
 
 def test_settings_are_frozen() -> None:
+    """One settings object is shared by the core, the worker and the sinks: none of them may change it."""
     kpi = Settings().kpi
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match=r"timezone\n  Instance is frozen") as info:
         kpi.timezone = "Europe/Paris"  # type: ignore[misc]
+    assert [(e["type"], e["loc"], e["input"]) for e in info.value.errors()] == [("frozen_instance", ("timezone",), "Europe/Paris")]
+    assert kpi.timezone == "UTC"
