@@ -208,6 +208,7 @@ async def ready(worker: WorkerProcess, timeout: float = 90.0) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- a
 async def scenario_a(args: argparse.Namespace, tmp: Path) -> bool:
+    (tmp / "a").mkdir()
     run = await run_hostile(tmp / "a", args.kafka, args.redis, seed=args.seed, random_count=args.random,
                             duplicates=args.duplicates, huge=args.huge, minutes=args.minutes, scale=args.scale,
                             timeout=args.timeout)
@@ -233,7 +234,7 @@ async def scenario_b(args: argparse.Namespace, tmp: Path) -> bool:
         if why := await ready(a):
             out.fail(f"worker A not ready: {why}")
             return False
-        feeder = Feeder(args.kafka, a.topics, path, chunk=max(50, count // (args.repetitions * 12 + 10)), pause=0.5)
+        feeder = Feeder(args.kafka, a.topics, path, chunk=max(20, count // (args.repetitions * 45)), pause=0.5)
         feeding = asyncio.ensure_future(feeder.run())
         stay, victim = b, a  # the one that joins / stays, the one killed
         for rep in range(1, args.repetitions + 1):
@@ -379,8 +380,12 @@ async def scenario_c(args: argparse.Namespace, tmp: Path) -> bool:
             if up.returncode != 0:
                 out.fail(f"the chaos broker did not come back: {up.stdout[-500:]}")
                 break
-            feeder.paused.clear()
+            try:
+                before = await worker.status()
+            except Exception:  # noqa: BLE001 - still reconnecting
+                pass
             seen_before = WorkerProcess.seen(before) if "topics" in before else 0
+            feeder.paused.clear()
             status, moved = await poll_status(worker, lambda st: WorkerProcess.seen(st) > seen_before, args.timeout)
             resumed = time.monotonic() - back_at
             results.append(f"broker {how} at {feeder.sent} of {count} sent, down {back_at - down_at:.0f} s; "
