@@ -75,22 +75,25 @@ class RunSummary:
 class Pacer:
     """Maps simulated time onto the wall clock: ``speed`` simulated seconds per real second (0 = no waiting)."""
 
-    def __init__(self, speed: float, start_ms: int, anchor_ms: int | None = None) -> None:
+    def __init__(self, speed: float, start_ms: int, anchor_ms: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """``anchor_ms``: the simulated instant that maps to the wall clock's "now" (default ``start_ms``).
         An anchor after the start writes the history before it at once, then goes on at ``speed``
-        (``--history``: a live demo whose windows are already full)."""
+        (``--history``: a live demo whose windows are already full). ``clock`` (seconds, monotonic) is
+        injectable so that tests check the pacing exactly, without waiting for it."""
         if speed < 0:
             raise ValueError(f"speed must be >= 0, got {speed}")
         self.speed = speed
         self.start_ms = start_ms
         self.anchor_ms = start_ms if anchor_ms is None else anchor_ms
-        self.wall_start = time.monotonic()
+        self.clock = clock
+        self.wall_start = clock()
 
     def delay(self, at_ms: int) -> float:
         """Seconds to wait before a record at ``at_ms`` is due (<= 0 when due or when running flat out)."""
         if self.speed == 0:
             return 0.0
-        return self.wall_start + (at_ms - self.anchor_ms) / 1000.0 / self.speed - time.monotonic()
+        return self.wall_start + (at_ms - self.anchor_ms) / 1000.0 / self.speed - self.clock()
 
 
 def encode(record: SimEvent) -> bytes:
@@ -151,8 +154,11 @@ def write_jsonl(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     progress: ProgressHook | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunSummary:
-    """Write both topics' records to one JSON Lines file in event-time order, paced like the Kafka writer."""
+    """Write both topics' records to one JSON Lines file in event-time order, paced like the Kafka writer.
+
+    ``sleep`` is injectable (with the pacer's clock) so that tests check the waits, not the wall time."""
     summary = RunSummary()
     next_progress = time.monotonic() + PROGRESS_EVERY_S
     try:
@@ -163,7 +169,7 @@ def write_jsonl(
                     wait = pacer.delay(at_ms)
                     if wait > 0.001:
                         out.flush()  # a reader tailing the file sees everything that is due
-                        time.sleep(wait)
+                        sleep(wait)
                     if should_stop():
                         summary.interrupted = True
                         break

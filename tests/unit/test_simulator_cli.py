@@ -44,15 +44,50 @@ def test_fast_run_defaults_to_one_hour(tmp_path: Path) -> None:
     assert "2026-11-23T08:" in last["ts"] and "3,600 s" in output
 
 
-def test_paced_run_takes_simulated_time_divided_by_speed(tmp_path: Path) -> None:
-    import time
-
-    out = tmp_path / "paced.jsonl"
-    began = time.monotonic()
-    code, output = _simulate("--speed", "600", "--duration", "10m", "--seed", "1", "--start", START, "--out", str(out))
-    took = time.monotonic() - began
+def test_paced_run_writes_what_a_fast_run_writes(tmp_path: Path) -> None:
+    """Pacing changes when records are written, never which: 10 simulated minutes at 600x (about 1 s of real
+    pacing, the scenario itself) give the very file ``--fast`` gives. How long it waits is checked exactly, with a
+    fake clock, in :func:`test_jsonl_writer_waits_simulated_time_divided_by_speed`."""
+    paced, fast = tmp_path / "paced.jsonl", tmp_path / "fast.jsonl"
+    code, output = _simulate("--speed", "600", "--duration", "10m", "--seed", "1", "--start", START, "--out", str(paced))
     assert code == 0, output
-    assert 0.9 <= took < 5, took  # 600 simulated seconds at 600x = 1 s of wall time
+    code, output = _simulate("--fast", "--duration", "10m", "--seed", "1", "--start", START, "--out", str(fast))
+    assert code == 0, output
+    assert paced.read_bytes() == fast.read_bytes()
+    assert len(paced.read_bytes().splitlines()) > 50
+
+
+class FakeMonotonic:
+    """A monotonic clock that moves only when the writer sleeps: pacing checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_jsonl_writer_waits_simulated_time_divided_by_speed(tmp_path: Path) -> None:
+    """Records at 0, 60, 60.5 and 600 simulated seconds at speed 600: due at 0, 0.1, ~0.1008 and 1.0 s of wall
+    time. The writer sleeps 0.1 s, then 0.9 s (the 60.5 s record is due 0.8 ms later: under the 1 ms it does not
+    sleep for), and writes every record in order."""
+    from cxpulse.simulator.writers import Pacer, write_jsonl
+
+    clock = FakeMonotonic()
+    start = 1_795_420_800_000  # 2026-11-23T08:00:00Z in ms
+    chunk = [(start + offset, "contact-events", None, f'{{"n":{n}}}'.encode(), False)
+             for n, offset in enumerate((0, 60_000, 60_500, 600_000))]
+    out = tmp_path / "paced.jsonl"
+    summary = write_jsonl([chunk], out, Pacer(600.0, start, clock=clock), sleep=clock.sleep)
+    assert clock.sleeps == pytest.approx([0.1, 0.9])
+    assert clock.now - 1000.0 == pytest.approx(1.0)  # 600 simulated seconds / 600
+    assert out.read_bytes().splitlines() == [b'{"n":0}', b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    assert summary.by_topic["contact-events"] == 4 and (summary.first_ms, summary.last_ms) == (start, start + 600_000)
 
 
 @pytest.mark.parametrize(
@@ -109,9 +144,13 @@ def test_pacer_anchor_writes_history_at_once_then_paces_from_now() -> None:
     """``--history``: records before the anchor (the wall clock's now) are due at once, later ones at speed."""
     from cxpulse.simulator.writers import Pacer
 
+    clock = FakeMonotonic()
     start, anchor = 1_000_000, 1_000_000 + 3_600_000  # an hour of history
-    pacer = Pacer(1.0, start, anchor)
-    assert pacer.delay(start) < -3599  # the first record of the history: long overdue
-    assert pacer.delay(anchor - 1) <= 0
-    assert 9.5 < pacer.delay(anchor + 10_000) <= 10.0  # 10 s after now: in 10 s at real time
-    assert Pacer(60.0, start).delay(start + 60_000) == pytest.approx(1.0, abs=0.05)  # no anchor: from the start
+    pacer = Pacer(1.0, start, anchor, clock=clock)
+    assert pacer.delay(start) == -3600.0  # the first record of the history: long overdue
+    assert pacer.delay(anchor - 1) == pytest.approx(-0.001)
+    assert pacer.delay(anchor + 10_000) == 10.0  # 10 s after now: in 10 s at real time
+    clock.sleep(4.0)
+    assert pacer.delay(anchor + 10_000) == 6.0  # 4 s later: 6 s to go
+    assert Pacer(60.0, start, clock=clock).delay(start + 60_000) == 1.0  # no anchor: from the start
+    assert Pacer(0.0, start, clock=clock).delay(start + 60_000) == 0.0  # flat out: never waits
