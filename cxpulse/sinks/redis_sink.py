@@ -28,6 +28,7 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,8 +132,12 @@ def merge_parts(kpi: KpiSettings, raw_parts: Iterable[bytes | None], app_id: str
 class RedisSink:
     """The publisher loop and the breach buffer of one worker."""
 
-    def __init__(self, worker: "Worker", client: Any = None, worker_id: str | None = None) -> None:
+    def __init__(self, worker: "Worker", client: Any = None, worker_id: str | None = None,
+                 backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """``backoff_sleep`` waits between retries while Redis is away: injectable so that a test can check the
+        backoff delays themselves (doubling, capped) instead of counting retries over a wall-clock sleep."""
         self.worker = worker
+        self.backoff_sleep = backoff_sleep
         self.settings = worker.settings.redis
         self.kpi = worker.settings.kpi
         self.app_id = worker.settings.worker.app_id
@@ -249,7 +254,7 @@ class RedisSink:
                             type(exc).__name__, BACKOFF_MAX,
                         )
                         down = True
-                    await asyncio.sleep(backoff)
+                    await self.backoff_sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
                 if down:

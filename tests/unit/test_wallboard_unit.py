@@ -25,6 +25,7 @@ from cxpulse.wallboard.server import (
     safe_breach,
     trim_document,
 )
+from waiting import until
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -252,10 +253,7 @@ async def test_server_routes_config_and_events() -> None:
         assert kind == "kpis" and [q["queue"] for q in first["document"]["queues"]] == ["sales"]
         assert list(first["document"]["queues"][0]["windows"]) == ["1h"] and first["age_seconds"] >= 0
         hub = client.server.app[HUB_KEY]
-        for _ in range(50):
-            if fake.subscribed:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: fake.subscribed, "the hub subscribes")
         assert fake.subscribed == ["pfx:updates", "pfx:breaches"]
         newer = {**DOC, "generated_at": "2026-11-22T10:00:01.000000Z"}
         fake.publish("pfx:updates", orjson.dumps(newer))
@@ -334,6 +332,9 @@ class _DownRedis:
 
 
 async def test_publisher_backs_off_and_warns_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Redis away: every retry waits twice as long as the one before, up to BACKOFF_MAX (not a busy loop), one
+    warning without the password or a contact id, and the breach is kept for later. The waits are recorded by an
+    injected backoff sleep, so the test checks them exactly and waits for nothing but the retries themselves."""
     monkeypatch.setattr(redis_sink, "BACKOFF_FIRST", 0.01)
     monkeypatch.setattr(redis_sink, "BACKOFF_MAX", 0.04)
 
@@ -341,21 +342,29 @@ async def test_publisher_backs_off_and_warns_once(monkeypatch: pytest.MonkeyPatc
         def partial(self, worker_id: str) -> dict[str, Any]:
             return {"worker": worker_id, "now": 1, "queues": {}, "totals": {}}
 
+    waits: list[float] = []
+
+    async def backoff_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)  # let the test run; no wall-clock wait
+
     worker = _Worker(Settings(redis={"url": "redis://:pw@127.0.0.1:1/0"}))
     worker.live = Live()  # type: ignore[attr-defined]
     worker.ready.set()
     down = _DownRedis()
-    sink = RedisSink(worker, client=down, worker_id="w")  # type: ignore[arg-type]
+    sink = RedisSink(worker, client=down, worker_id="w", backoff_sleep=backoff_sleep)  # type: ignore[arg-type]
     sink.on_breach({"queue": "q", "contact_id": "ct-1"})
     with caplog.at_level(logging.WARNING, logger="cxpulse.redis"):
         task = asyncio.create_task(sink.run())
-        await asyncio.sleep(0.4)
+        await until(lambda: len(waits) >= 6, "six retries")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "pw" not in warnings[0].getMessage() and "ct-1" not in warnings[0].getMessage()
-    assert 5 <= down.calls <= 40  # retried, with backoff (not a busy loop)
+    assert waits[:6] == [0.01, 0.02, 0.04, 0.04, 0.04, 0.04]  # doubling, capped at BACKOFF_MAX
+    assert down.calls == len(waits) or down.calls == len(waits) + 1  # one attempt per wait (the last may be cut)
+    assert sink.failures == down.calls
     assert len(sink.breaches) == 1  # kept for when Redis is back
 
 
@@ -379,10 +388,7 @@ async def test_hub_resubscribes_after_redis_comes_back(monkeypatch: pytest.Monke
     hub = server.Hub(Settings(redis={"key_prefix": "p"}), fake)
     with caplog.at_level(logging.WARNING, logger="cxpulse.wallboard"):
         await hub.start()
-        for _ in range(200):
-            if hub.subscribed:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: hub.subscribed, "the hub subscribes again")
         await hub.stop()
     assert fake.subscribed == ["p:updates", "p:breaches"] and fake.failures == 0
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
