@@ -13,8 +13,8 @@ around them changes (so ``docs/mutation-equivalent.txt`` stays valid), the worki
 * **Never the working tree.** The package, the tests, ``docs/``, ``config/`` and ``pyproject.toml`` are copied
   once per run into a temporary directory per worker; a mutant is written into that copy only, and pytest
   runs with the copy as working directory and ``PYTHONPATH``. Two sanity checks prove it before any mutant:
-  the unmutated copy passes, and a copy with a deliberately broken ``cxpulse/core/engine.py`` fails with
-  that very breakage.
+  the unmutated copy passes, and a copy with deliberately broken ``cxpulse/core/__init__.py`` and
+  ``cxpulse/models/__init__.py`` fails with that very breakage.
 * **Stable ids.** ``<file>::<function qualname>::<hash of the function's AST>#<site index in the function>``:
   line numbers, comments and edits elsewhere do not move an id; a change to the function itself does (an
   equivalence argued for the old code has to be argued again).
@@ -328,13 +328,19 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
 
 
 # -- copies and runners -----------------------------------------------------------------------------------
-def make_copy(dest: Path, source_root: Path) -> None:
-    """The parts of the repository the selected tests need, without caches."""
+def make_copy(dest: Path, source_root: Path, rev: str | None = None) -> None:
+    """The parts of the repository the selected tests need, without caches; with ``rev``, the package
+    ``cxpulse/`` comes from that git revision (a half-saved edit in the shared working tree cannot break the
+    run) and the tests, docs and config from the working tree."""
     dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info")
     for name in COPIED:
         src = source_root / name
-        if src.is_dir():
+        if rev is not None and name == "cxpulse":
+            archive = subprocess.run(["git", "-C", str(source_root), "archive", rev, "cxpulse"],
+                                     check=True, stdout=subprocess.PIPE).stdout
+            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        elif src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
         elif src.exists():
             shutil.copy2(src, dest / name)
@@ -543,17 +549,18 @@ def sanity(runner: Any, copy_dir: Path, base: Baseline) -> None:
     ok = runner.run([*PYTEST_ARGS, *fastest], 120)
     if ok.code != 0:
         raise SystemExit(f"sanity: the unmutated copy fails under the runner (exit {ok.code}):\n{ok.log[-3000:]}")
-    engine = copy_dir / "cxpulse/core/engine.py"
-    original = engine.read_text(encoding="utf-8")
+    # every module under test imports one of these packages: breaking both breaks whatever the tests import
+    inits = [copy_dir / d / "__init__.py" for d in TARGET_DIRS]
+    originals = [p.read_text(encoding="utf-8") for p in inits]
     try:
-        lines = original.splitlines(keepends=True)
-        at = next((i + 1 for i, line in enumerate(lines) if line.startswith("from __future__")), 0)
-        engine.write_text("".join(lines[:at]) + f"raise RuntimeError({SANITY_MARK!r})\n" + "".join(lines[at:]), encoding="utf-8")
-        _drop_pyc(engine)
+        for path, original in zip(inits, originals):
+            path.write_text(f"raise RuntimeError({SANITY_MARK!r})\n" + original, encoding="utf-8")
+            _drop_pyc(path)
         broken = runner.run([*PYTEST_ARGS, *fastest], 120)
     finally:
-        engine.write_text(original, encoding="utf-8")
-        _drop_pyc(engine)
+        for path, original in zip(inits, originals):
+            path.write_text(original, encoding="utf-8")
+            _drop_pyc(path)
     if broken.code in (0, None) or SANITY_MARK not in broken.log:
         raise SystemExit(f"sanity: a broken copy did not fail with its breakage (exit {broken.code}): "
                          f"the tests import another cxpulse\n{broken.log[-3000:]}")
@@ -573,6 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=60, help="CXPULSE_PROPERTY_EXAMPLES for the property tests")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per mutant on top of 3x its tests' baseline time")
     parser.add_argument("--no-fork", action="store_true", help="a fresh python -m pytest per mutant (slower)")
+    parser.add_argument("--id", action="append", default=[], dest="ids",
+                        help="run only this mutant, or with no #n every mutant whose id starts with it (repeatable): "
+                             "check that a new test kills it")
+    parser.add_argument("--check-equivalent", action="store_true",
+                        help="also run the mutants argued equivalent (by default they are not run: they cost a full "
+                             "run of their tests each and, if the argument holds, cannot be killed)")
+    parser.add_argument("--tests", action="append", default=[],
+                        help="use only these test files (repeatable; default: the unit tests listed in TEST_FILES)")
+    parser.add_argument("--rev", help="take cxpulse/ from this git revision (e.g. HEAD) instead of the working tree")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -594,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
     first = tmp / "w0"
-    make_copy(first, ROOT)  # one snapshot: the working tree may change under a run, the copy does not
+    make_copy(first, ROOT, args.rev)  # one snapshot: the working tree may change under a run, the copy does not
     targets = sorted(p.relative_to(first).as_posix() for d in TARGET_DIRS for p in (first / d).glob("*.py"))
     if args.only:
         wanted = {Path(o).as_posix().removeprefix("./") for o in args.only}
@@ -611,6 +627,11 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
             raise SystemExit(f"{rel}: ast.unparse does not round-trip this file; its mutants would be wrong")
         module_level.update(m.id for m in found if "<stmt>" in m.id.split("::")[1])
         mutants += found
+    if args.ids:
+        # an id with a site index (``#n``) names one mutant; without, it is a prefix (a file, a function)
+        mutants = [m for m in mutants if any(m.id == i or ("#" not in i and m.id.startswith(i)) for i in args.ids)]
+        if not mutants:
+            raise SystemExit(f"--id {args.ids}: no such mutant (--list shows them)")
     if args.list:
         for m in mutants:
             print(f"{m.id}  {m.file}:{m.line}  {m.change}  | {m.source_line}")
@@ -621,6 +642,11 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
     files = [f for f in TEST_FILES if (first / f).exists()]
     files += sorted(p.relative_to(first).as_posix() for p in (first / "tests/unit").glob("test_kpi_*.py")
                     if p.relative_to(first).as_posix() not in files)
+    if args.tests:
+        files = [Path(t).as_posix().removeprefix("./") for t in args.tests]
+        missing = [f for f in files if not (first / f).exists()]
+        if missing:
+            raise SystemExit(f"--tests: no such file {missing}")
     print(f"mutants: {len(mutants)} in {len(targets)} files; tests: {', '.join(Path(f).name for f in files)}", flush=True)
     base = run_baseline(first, files, args.examples)
     if base.failing:
@@ -641,7 +667,10 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
         print("sanity: the unmutated copy passes, a broken copy fails with its breakage", flush=True)
         todo: queue.Queue[Mutant] = queue.Queue()
         for m in mutants:
-            todo.put(m)
+            if m.id in equivalent and not args.check_equivalent:
+                m.status = "equivalent"
+            else:
+                todo.put(m)
         done_count = [0]
         lock = threading.Lock()
 
@@ -702,15 +731,17 @@ def _one(mutant: Mutant, runner: Any, copy_dir: Path, source: str, base: Baselin
 def _summary(args: argparse.Namespace, mutants: list[Mutant], equivalent: dict[str, str], base: Baseline, started: float) -> int:
     seconds = time.monotonic() - started
     count = {s: sum(1 for m in mutants if m.status == s) for s in ("killed", "survived", "uncovered", "timeout", "error")}
-    alive = [m for m in mutants if m.status in ("survived", "uncovered", "error")]
+    alive = [m for m in mutants if m.status in ("survived", "uncovered", "error", "equivalent")]
+    not_run = sum(1 for m in mutants if m.status == "equivalent")
     argued = [m for m in alive if m.id in equivalent]
     open_ = [m for m in alive if m.id not in equivalent]
     ids = {m.id for m in mutants}
-    stale = [i for i in equivalent if i not in ids and (not args.only or any(i.startswith(o.removeprefix("cxpulse/")) for o in args.only))]
+    stale = [i for i in equivalent if i not in ids and not args.ids
+             and (not args.only or any(i.startswith(o.removeprefix("cxpulse/")) for o in args.only))]
     lines = [
         f"mutants: {len(mutants)} generated, {count['killed']} killed, {count['timeout']} timed out, "
         f"{len(alive)} survived ({count['uncovered']} on lines no test runs, {count['error']} errors), "
-        f"{len(argued)} of them argued equivalent; {seconds:.0f} s",
+        f"{len(argued)} of them argued equivalent ({not_run} of those not run); {seconds:.0f} s",
     ]
     if open_:
         lines.append(f"{len(open_)} surviving non-equivalent mutant(s):")
@@ -726,6 +757,10 @@ def _summary(args: argparse.Namespace, mutants: list[Mutant], equivalent: dict[s
     if base.failing:
         lines.append(f"tests failing on the unmutated code, left out: {', '.join(base.failing)}")
     timeouts = [m for m in mutants if m.status == "timeout"]
+    wrongly = [m for m in mutants if m.id in equivalent and m.status in ("killed", "timeout")]
+    if wrongly:
+        lines.append("argued equivalent but killed (remove them from the equivalence list):")
+        lines += [f"  {m.file}:{m.line}  {m.change}  [{m.id}]" for m in wrongly]
     if timeouts:
         lines.append("timed out (counted as detected):")
         lines += [f"  {m.file}:{m.line}  {m.change}  [{m.id}]" for m in timeouts]
