@@ -18,12 +18,13 @@ import random
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 
+from waiting import eventually
 from worker_harness import (
     PARTITIONS,
     Producer,
@@ -69,21 +70,6 @@ async def workers(tmp_path: Path, kafka_bootstrap: str):
             worker.stop()
         for worker in started:
             await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, every: float = 0.5) -> Any:
-    """Run ``check`` until it passes (its assertions hold) or ``timeout``; then raise its last failure.
-
-    Why: first contact resolution is computed on the customer side, fed through the worker's internal
-    ``fcr-summaries`` topic, so it trails the contact side by a moment after the last event is processed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(every)
 
 
 def _window(doc: dict[str, Any], queue: str, window: str) -> dict[str, Any]:
@@ -480,75 +466,84 @@ def ended(contact: str, ts_us: int, queue: str, channel: str = "voice", resolved
     return _contact_event("contact.ended", contact, ts_us, queue, channel, **fields)
 
 
-async def _sleep_until(wall_us: int) -> None:
-    delay = (wall_us - now_us()) / S
-    if delay > 0:
-        await asyncio.sleep(delay)
-
-
 async def test_live_breach_published_at_queued_plus_threshold_once(workers, kafka_bootstrap: str) -> None:
     """Queue ``fast`` has T = 3 s. A contact still waiting at queued + 3 s is published then (200 ms timer),
-    without any further event, and never again; one answered after 5 s gives one record too (published while
-    it waited, not again on the answer); one answered late whose answer arrives before the timer did gives one
-    (the late-answer path); one answered within 2 s gives none."""
+    without any further event, never before its crossing and never again; one answered after 5 s gives one record
+    too (published while it waited, not again on the answer); one answered late whose answer arrives before the
+    timer did gives one (the late-answer path); one answered within 2 s gives none.
+
+    No fixed sleeps: the late answer is sent once the breach it must not repeat is on the topic, and "never
+    again" is proven by a marker: a contact queued after the late answer was processed, whose own breach can only
+    be published 3 s later by the same timer, so every tick that could have repeated one has run before it."""
     worker = await workers(name="breach", kpi={"queues": {"fast": {"sl_threshold_seconds": 3}}})
     t0 = (now_us() // 1000) * 1000
-    waiting, late, quick, already_late = "x-waits", "x-late", "x-quick", "x-answered-late"
+    waiting, late, quick, already_late, marker = "x-waits", "x-late", "x-quick", "x-answered-late", "x-marker"
+
+    async def read() -> list[Any]:
+        return await consume_all(kafka_bootstrap, [worker.topics.sla_breaches])
+
+    def published(records: list[Any]) -> Counter[str]:
+        return Counter(orjson.loads(r.value)["contact_id"] for r in records)
+
+    async def three_published() -> list[Any]:
+        records = await read()
+        assert set(published(records)) >= {waiting, late, already_late}, records
+        return records
+
+    async def late_answer_counted() -> None:
+        fast = next(q for q in (await worker.kpis())["queues"] if q["queue"] == "fast")
+        assert fast["windows"]["15m"]["answered"] == 3, fast["windows"]["15m"]
+
     async with Producer(kafka_bootstrap, worker.topics) as producer:
         await producer.send([
             queued(waiting, t0, "fast"), queued(late, t0, "fast"), queued(quick, t0, "fast"),
             # queued 10 s ago, answered 4 s ago (wait 6 s): both arrive now, already a breach (at t0 - 7 s)
             queued(already_late, t0 - 10 * S, "fast"), answered(already_late, t0 - 4 * S, "fast"),
+            answered(quick, t0 + 2 * S, "fast"),  # wait 2 s <= 3 s: in time (2 s ahead of the clock: plausible)
         ])
-        await _sleep_until(t0 + 1 * S)
-        await producer.send([answered(quick, t0 + 2 * S, "fast")])  # wait 2 s <= 3 s: in time
-        await _sleep_until(t0 + 5 * S)
-        await producer.send([answered(late, t0 + 5 * S, "fast")])  # wait 5 s: breach (already published at +3 s)
+        await eventually(three_published, timeout=15.0, every=0.2)
+        await producer.send([answered(late, t0 + 5 * S, "fast")])  # wait 5 s: breach (already published)
+        await eventually(late_answer_counted, timeout=15.0, every=0.2)
+        marker_at = (now_us() // 1000) * 1000
+        await producer.send([queued(marker, marker_at, "fast")])
 
-    visits = {queued(c, t0, "fast")["event_id"]: c for c in (waiting, late, quick)}
-    visits[queued(already_late, t0 - 10 * S, "fast")["event_id"]] = already_late
-    by_contact = {c: v for v, c in visits.items()}
-
-    async def read() -> list[Any]:
-        return await consume_all(kafka_bootstrap, [worker.topics.sla_breaches])
-
-    async def three_published() -> list[Any]:
+    async def marker_published() -> list[Any]:
         records = await read()
-        assert {orjson.loads(r.value)["contact_id"] for r in records} >= {waiting, late, already_late}, records
+        assert marker in published(records), records
         return records
 
-    first_read = await eventually(three_published, timeout=10.0, every=0.3)
-    await asyncio.sleep(5.0)  # ~5 s more: nothing is published again
-    records = await read()
-    assert [(r.partition, r.offset, r.value) for r in records] == [(r.partition, r.offset, r.value) for r in first_read]
+    records = await eventually(marker_published, timeout=15.0, every=0.2)
+    visits = {queued(c, t0, "fast")["event_id"]: c for c in (waiting, late, quick)}
+    visits[queued(already_late, t0 - 10 * S, "fast")["event_id"]] = already_late
+    visits[queued(marker, marker_at, "fast")["event_id"]] = marker
+    by_contact = {c: v for v, c in visits.items()}
+    queued_at = {waiting: t0, late: t0, already_late: t0 - 10 * S, marker: marker_at}
 
     got = [orjson.loads(r.value) for r in records]
-    per_contact = Counter(g["contact_id"] for g in got)
-    assert per_contact == {waiting: 1, late: 1, already_late: 1}, per_contact  # none for the quick one
+    assert published(records) == {waiting: 1, late: 1, already_late: 1, marker: 1}, got  # none for the quick one
     for record, body in zip(records, got):
         contact = body["contact_id"]
-        queued_ts = t0 - 10 * S if contact == already_late else t0
+        queued_ts = queued_at[contact]
         assert body == {
             "queue": "fast", "channel": "voice", "contact_id": contact, "visit_id": by_contact[contact],
             "queued_ts": iso(queued_ts), "threshold_seconds": 3.0, "breached_at": iso(queued_ts + 3 * S),
         }
         assert record.key == contact.encode()
-        if contact in (waiting, late):  # published by the timer: within 1 s of the crossing, not before
-            lag_ms = record.timestamp_ms - (queued_ts + 3 * S) // 1000
-            assert 0 <= lag_ms <= 1000, f"{contact}: record timestamp - breached_at = {lag_ms} ms"
+        if contact in (waiting, late, marker):  # published by the timer: not before the crossing
+            assert record.timestamp_ms >= (queued_ts + 3 * S) // 1000, f"{contact}: published before its breach"
 
     status = await worker.status()
-    assert status["breaches_published"] == 3
+    assert status["breaches_published"] == 4
     # what a restarted worker reads back before it publishes anything (so it never publishes one again)
     from cxpulse.streams.breach_log import read_published_visits
 
     assert await read_published_visits(kafka_bootstrap, worker.topics.sla_breaches) == {
-        by_contact[waiting], by_contact[late], by_contact[already_late]}
+        by_contact[waiting], by_contact[late], by_contact[already_late], by_contact[marker]}
     doc = await worker.kpis()
     fast = next(q for q in doc["queues"] if q["queue"] == "fast")
-    assert fast["live"]["waiting"] == 1
+    assert fast["live"]["waiting"] == 2  # x-waits and the marker
     window = fast["windows"]["15m"]
-    assert (window["offered"], window["answered"], window["answered_within_threshold"], window["sla_breaches"]) == (4, 3, 1, 3)
+    assert (window["offered"], window["answered"], window["answered_within_threshold"], window["sla_breaches"]) == (5, 3, 1, 4)
 
 
 # ------------------------------------------------------------------------------------------------ 3. dead letters
