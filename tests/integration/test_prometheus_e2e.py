@@ -138,9 +138,40 @@ class Stack:
 
 
 async def sleep_until(wall_us: int) -> None:
+    """Pace the scenario: events of second t are sent once the wall clock has reached t (they happen then).
+    This drives the scenario's time line; it is not a wait for the system, which ``wait_prom`` does."""
     delay = (wall_us - now_us()) / S
     if delay > 0:
         await asyncio.sleep(delay)
+
+
+_FRACTION = re.compile(r"\.(\d{6})\d*")
+
+
+def _unix(rfc3339: str) -> float:
+    """Prometheus' RFC 3339 timestamps (nanoseconds, ``Z``) as Unix seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(_FRACTION.sub(r".\1", rfc3339).replace("Z", "+00:00")).timestamp()
+
+
+async def wait_rules_evaluated_after(stack: Stack, wall_s: float, what: str, timeout: float = 30.0) -> None:
+    """Wait until Prometheus has evaluated every fast rule group (interval <= 5 s: all but the slow-burn ones,
+    which no few-second wait could cover either) at or after ``wall_s`` (Unix seconds).
+
+    Why: to show that an alert does *not* fire, the test needs proof that Prometheus looked after the moment it
+    could have; its own rule evaluations are that proof, where a fixed sleep would only be a guess."""
+    deadline = time.monotonic() + timeout
+    last: list[float] = []
+    while True:
+        groups = get_json(f"{stack.prometheus.url}/api/v1/rules")["data"]["groups"]
+        last = [_unix(group["lastEvaluation"]) for group in groups if group["interval"] <= 5]
+        if last and min(last) >= wall_s:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: rule groups last evaluated at {last}, not after {wall_s}\n{stack.diagnostics()}",
+                        pytrace=False)
+        await asyncio.sleep(0.25)
 
 
 async def wait_prom(stack: Stack, expr: str, check: Any, what: str, timeout: float = 30.0) -> list[tuple[dict, float]]:
@@ -279,11 +310,13 @@ async def test_sla_alerts_page_for_the_breaching_queue_only(stack: Stack) -> Non
     sla = got["CxServiceLevelBelowTarget"]
     assert "below target" in sla["annotations"]["summary"] and "fast/voice" in sla["annotations"]["summary"]
 
-    # the healthy queue, with the same volume (so its volume guards pass), fires nothing; give its alerts
-    # longer than `for: 3s` + evaluation + group_wait to show up
-    await asyncio.sleep(8)
-    steady_volume = prom_value(stack.prometheus.url,
-                               'queue_channel:contactcenter_sl_eligible_contacts:increase_15m{queue="steady"}')
+    # the healthy queue, with the same volume (so its volume guards pass), fires nothing: once its volume passes
+    # the guard, Prometheus must have evaluated every rule group for longer than `for: 3s` plus two 1 s intervals
+    # (an alert would be pending or firing by then), and Alertmanager's group_wait (1 s) must have passed too
+    steady_volume = await wait_prom(stack, 'queue_channel:contactcenter_sl_eligible_contacts:increase_15m{queue="steady"}',
+                                    lambda r: bool(r) and r[0][1] >= 20, "steady passes the volume guard")
+    guard_passed = time.time()
+    await wait_rules_evaluated_after(stack, guard_passed + 3 + 2, "rules evaluated past steady's `for`")
     assert steady_volume and steady_volume[0][1] >= 20, f"steady must pass the volume guard: {steady_volume}"
     steady_sl = prom_value(stack.prometheus.url, 'queue_channel:contactcenter_service_level:ratio_15m{queue="steady"}')
     assert steady_sl and steady_sl[0][1] >= 0.8, steady_sl
