@@ -13,9 +13,9 @@ Readings of the spec taken here (also the core's, told to the lead):
   count for nothing, and a replay rejects them (kind ``lifecycle``). A ``queued`` while an answered visit is
   still in service (a consultative transfer) is possible. At equal ``ts`` the order is queued, then
   answered/abandoned, then ended (then event id).
-* Duplicates: first arrival of an ``event_id`` wins, over the whole stream (the core detects them per
-  contact, a documented decision: see ``test_event_id_dedup_scope_is_the_contact``; the generators here only
-  re-send with the same contact).
+* Duplicates (kpis.md "Duplicates", version 2): events of one contact with the same ``event_id`` count once,
+  the first arrival winning; the same id under another contact is a producer's id collision and both events
+  count (see ``test_event_id_dedup_scope_is_the_contact``; the generators send such collisions).
 * A visit still waiting at ``now`` is a breach only when its wait at ``now`` exceeds T, i.e.
   ``queued + T < now``; it is attributed at ``queued + T``. (So the ``all`` window, which ends at
   ``now + 1 us``, does not count a visit that has waited exactly T.)
@@ -58,17 +58,18 @@ SUMS = ("wait_answered_us", "handle_seconds")
 
 # -- the final picture ---------------------------------------------------------------------------------------
 def accepted(stream: Iterable[Any]) -> list[Any]:
-    """Valid events in arrival order, the first arrival of an ``event_id`` winning."""
-    seen: set[str] = set()
+    """Valid events in arrival order, the first arrival of an ``event_id`` *of its contact* winning."""
+    seen: set[tuple[str, str]] = set()
     out = []
     for raw in stream:
         try:
             event = parse_any_event(raw)
         except InvalidEvent:
             continue
-        if event.event_id in seen:
+        key = (event.contact_id, event.event_id)
+        if key in seen:
             continue
-        seen.add(event.event_id)
+        seen.add(key)
         out.append(event)
     return out
 
@@ -121,7 +122,8 @@ class Picture:
     waiting: dict[tuple[str, str], list[int]]  # key -> queued ts of waiting visits
     impossible_ids: set[str]
     accepted: list[Any]
-    breached: dict[str, tuple[str, str, int]]  # queued event id -> queue, channel, queued + T of breached visits
+    # (contact id, queued event id) -> queue, channel, queued + T of breached visits (an id alone may collide)
+    breached: dict[tuple[str, str], tuple[str, str, int]]
 
 
 def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) -> Picture:
@@ -143,7 +145,7 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
         out.append((measure, at, event.queue, event.channel, value))
 
     waiting: dict[tuple[str, str], list[int]] = defaultdict(list)
-    breached: dict[str, tuple[str, str, int]] = {}
+    breached: dict[tuple[str, str], tuple[str, str, int]] = {}
     for life in lives.values():
         for queued, outcome in life.visits:
             qs = kpi.for_queue(queued.queue, queued.channel)
@@ -155,7 +157,7 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
                 waiting[(queued.queue, queued.channel)].append(q_ts)
                 if now - q_ts > T:
                     add("sla_breaches", q_ts + T, queued)
-                    breached[queued.event_id] = (queued.queue, queued.channel, q_ts + T)
+                    breached[(queued.contact_id, queued.event_id)] = (queued.queue, queued.channel, q_ts + T)
                 continue
             o_ts = to_us(outcome.ts)
             wait = o_ts - q_ts
@@ -172,7 +174,7 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
                     add("abandoned_within_threshold", o_ts, outcome)
             if wait > T:
                 add("sla_breaches", q_ts + T, queued)
-                breached[queued.event_id] = (queued.queue, queued.channel, q_ts + T)
+                breached[(queued.contact_id, queued.event_id)] = (queued.queue, queued.channel, q_ts + T)
         for ended in life.ended:
             add("handled", to_us(ended.ts), ended)
             add("handle_seconds", to_us(ended.ts), ended, ended.talk_seconds + ended.hold_seconds + ended.wrap_seconds)

@@ -7,8 +7,9 @@ contacts still waiting or still in service, resolved true/false, surveys (nps, c
 the contact's queued; for unknown contacts), per-queue settings (threshold, short abandon, every
 ``sl_formula``, time zone) and a 1 h FCR window so repeats and confirmations happen. Then the stream is
 spoiled the way producers spoil it: duplicates (sometimes with an altered payload: the first arrival wins),
-schema-invalid records, impossible lifecycle events, and disorder (each event arrives less than
-``allowed_disorder`` late in stream time).
+schema-invalid records, impossible lifecycle events, disorder (each event arrives less than
+``allowed_disorder`` late in stream time), and ``event_id`` collisions: now and then an event reuses the id of
+another contact's event, which is not a duplicate (kpis.md "Duplicates": per contact) and must count.
 
 Checked for every example:
 * the core's document equals the oracle's, field by field, at stream time and at a later "now";
@@ -44,6 +45,7 @@ BASES = (  # ~2.5 h histories that cross a local midnight somewhere
     datetime(2026, 1, 10, 17, 45, tzinfo=timezone.utc),  # Kolkata midnight at 18:30Z
 )
 SPAN_S = 9000
+COLLIDE = 0.06  # share of events that reuse another contact's event_id (a producer's id collision)
 # deterministic in CI; CXPULSE_PROPERTY_EXAMPLES=5000 CXPULSE_PROPERTY_RANDOM=1 hunts with fresh seeds
 EXAMPLES = int(os.environ.get("CXPULSE_PROPERTY_EXAMPLES", "600"))
 PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("CXPULSE_PROPERTY_RANDOM"),
@@ -79,11 +81,28 @@ class History:
         self.impossible: set[str] = set()
         self.t0s: dict[str, list[int]] = {}
         self._n = 0
+        self.ids: dict[str, set[str]] = {}  # contact -> event ids it used
+        self.recent: list[tuple[str, str]] = []  # (contact, event id) of recent events, to collide with
+        self.collisions = 0
+
+    def event_id(self, contact: str) -> str:
+        """A fresh id, or now and then the id of another contact's event (never one this contact used: that
+        would be a duplicate, which the re-sends below cover)."""
+        self._n += 1
+        mine = self.ids.setdefault(contact, set())
+        chosen = f"e{self._n}"
+        if self.recent and self.rnd.random() < COLLIDE:
+            others = [eid for other, eid in self.recent[-30:] if other != contact and eid not in mine]
+            if others:
+                chosen = self.rnd.choice(others)
+                self.collisions += 1
+        mine.add(chosen)
+        self.recent.append((contact, chosen))
+        return chosen
 
     def emit(self, kind: str, ts: int, contact: str, customer: str, pair: tuple[str, str] | None = None, **extra: Any) -> dict[str, Any]:
-        self._n += 1
         event: dict[str, Any] = {
-            "event_id": f"e{self._n}",
+            "event_id": self.event_id(contact),
             "type": kind,
             "ts": self.rnd.choice([format_ts(ts), _with_offset(ts)]),
             "contact_id": contact,
@@ -331,14 +350,14 @@ def test_breaches_published_once_each(scenario: tuple[KpiSettings, list[Any], se
     in_order = [e.model_dump(mode="json") for e in sorted(expected_pic.accepted, key=lambda e: e.ts)]
     for events, exact in ((in_order, True), (stream, False)):
         engine = KpiEngine(kpi, publish_breaches=True)
-        ids: list[str] = []
+        ids: list[tuple[str, str]] = []  # (contact, queued event id): an id alone may be another contact's too
         for raw in events:
             engine.process(raw)
-            ids += [b.queued_event_id for b in engine.due_breaches(engine.stream_time)]  # a live tick per event
+            ids += [(b.contact_id, b.queued_event_id) for b in engine.due_breaches(engine.stream_time)]  # a live tick
         engine.finish()
         now = engine.stream_time + later
         published = engine.due_breaches(now)
-        ids += [b.queued_event_id for b in published]
+        ids += [(b.contact_id, b.queued_event_id) for b in published]
         assert len(ids) == len(set(ids)), "a breach was published twice"
         expected = picture(stream, kpi, now).breached
         if exact:
@@ -346,9 +365,50 @@ def test_breaches_published_once_each(scenario: tuple[KpiSettings, list[Any], se
         else:
             assert set(ids) >= set(expected)
         for breach in published:
-            if breach.queued_event_id in expected:
-                assert (breach.queue, breach.channel, breach.breached_at_us) == expected[breach.queued_event_id]
+            key = (breach.contact_id, breach.queued_event_id)
+            if key in expected:
+                assert (breach.queue, breach.channel, breach.breached_at_us) == expected[key]
         # an hour later: only visits still waiting come due, never one again
-        again = {b.queued_event_id for b in engine.due_breaches(now + 3600 * US)}
+        again = {(b.contact_id, b.queued_event_id) for b in engine.due_breaches(now + 3600 * US)}
         assert not again & set(ids)
         assert again == set(picture(stream, kpi, now + 3600 * US).breached) - set(ids)
+
+
+def test_generators_send_id_collisions_that_count_twice() -> None:
+    """The collisions above really happen, and the core counts both events of a collision (the oracle agrees):
+    over a few seeded histories, some event ids are shared by two contacts, and the document still equals the
+    oracle's, where every (contact, event_id) counts once."""
+    kpi = KpiSettings(fcr_window="1h")
+    collisions = 0
+    for seed in range(20):
+        history = History(random.Random(seed), kpi, to_us(BASES[0]))
+        for k in range(12):
+            history.contact(f"c{k}", f"u{k % 4}")
+        collisions += history.collisions
+        stream = sorted(history.events, key=lambda e: datetime.fromisoformat(e["ts"]))
+        engine = run_core(kpi, stream)
+        assert engine.health.duplicates == 0
+        assert engine.health.processed == len(stream)
+        assert_same(document_of(picture(stream, kpi), kpi), engine.snapshot(include_all=True))
+    assert collisions >= 10
+
+
+def test_breaches_of_two_contacts_whose_queued_ids_collide_are_both_published() -> None:
+    """The smallest case of the collisions above, by hand: c1 and c2 are both queued with event_id "same" (voice,
+    T = 20 s) at 10:00:00 and 10:00:01 and both still wait at 10:01:00. Both visits exceed T, so both breaches
+    must be published (kpis.md: every visit whose wait exceeds T, once), each once: c1 at 10:00:20, c2 at 10:00:21.
+    The KPI count is 2 either way; this checks the publishing side (topic ``sla-breaches``)."""
+    base = to_us(BASES[0])
+    events = [
+        {"event_id": "same", "type": "contact.queued", "ts": format_ts(base + k * US), "contact_id": f"c{k + 1}",
+         "customer_id": f"u{k + 1}", "queue": "billing", "channel": "voice", "reason": None}
+        for k in range(2)
+    ]
+    engine = KpiEngine(KpiSettings(), publish_breaches=True)
+    for event in events:
+        engine.process(event)
+    published = engine.due_breaches(base + 60 * US)
+    assert sorted((b.contact_id, b.queued_event_id, b.breached_at_us) for b in published) == [
+        ("c1", "same", base + 20 * US), ("c2", "same", base + 21 * US)]
+    assert engine.due_breaches(base + 120 * US) == []
+    assert engine.snapshot(base + 60 * US, include_all=True)["totals"]["windows"]["all"]["sla_breaches"] == 2
