@@ -27,7 +27,7 @@ def replay_file(
     from cxpulse.settings import load_settings
 
     settings = load_settings(settings_path)
-    engine = KpiEngine(settings.kpi)
+    engine = KpiEngine(settings.kpi, until_us=now_us)
     size = path.stat().st_size
     started = time.perf_counter()
     with path.open("rb") as handle, Progress(

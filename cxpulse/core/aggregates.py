@@ -38,9 +38,6 @@ class Aggregates:
         self.totals: dict[Key, list[int]] = {}
         self.observer = observer  # sees every fact with its sign (e.g. for Prometheus histograms)
 
-    def _to_bucket(self, measure: int, at: int, key: Key, value: int) -> None:
-        self.apply(((measure, at, key[0], key[1], value),), 1, observe=False)
-
     def apply(self, facts: Iterable[Fact], sign: int = 1, *, observe: bool = True) -> None:
         now = self.now
         if observe and self.observer is not None:
@@ -86,11 +83,17 @@ class Aggregates:
             return
         self.now = now_us
         heap = self._heap
+        if not heap or heap[0][0] >= now_us:
+            return
+        due: list[Fact] = []
+        future = self.future
         while heap and heap[0][0] < now_us:
             _, slot = heapq.heappop(heap)
-            value = self.future.pop(slot, 0)
+            value = future.pop(slot, 0)
             if value:
-                self._to_bucket(slot[0], slot[1], (slot[2], slot[3]), value)
+                due.append((slot[0], slot[1], slot[2], slot[3], value))
+        if due:
+            self.apply(due, 1, observe=False)
 
     def ensure_key(self, key: Key) -> None:
         """Make a (queue, channel) known even before it has counts (a queue where contacts only wait)."""

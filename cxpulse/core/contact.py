@@ -1,32 +1,36 @@
-"""One contact's ledger: its events, its queue visits, and the facts they imply.
+"""One contact's ledger: its events (as compact records), its queue visits, and the facts they imply.
 
-Why recompute instead of update: events of a contact may arrive out of order (up to ``allowed_disorder``) and
-twice. Keeping the contact's events sorted by event time and deriving the visits and facts from them anew
-each time makes the result depend only on *which* events arrived, never on their order, so live processing
-and an in-order replay agree by construction. A contact has a handful of events, so this is cheap.
+Two ways to the same facts (Engine v2):
 
-The state is plain data (:meth:`ContactState.to_dict`) so the live engine can keep it in a Faust table.
-"""
+* **In order** (the usual case: an event that sorts after every event of its contact): the lifecycle moves one
+  step and only the facts of that step are added or retracted (:meth:`ContactState.step`); nothing is walked.
+* **Out of order** (an event that sorts before another of its contact, or one that cannot happen yet): the
+  contact's events are kept sorted by event time, and the facts are derived from all of them anew
+  (:func:`walk`, :func:`contact_facts`) and diffed against the facts before. This makes the result depend only
+  on *which* events arrived, never on their order, so live processing and an in-order replay agree by
+  construction. The in-order step is exactly one more iteration of :func:`walk`, which the property tests
+  check against the independent oracle.
+
+A record is a plain tuple ``(ts, rank, event_id, kind, queue, channel, a, b, c)`` (see ``TS``..``C``): it sorts
+by event time, then by rank (a visit opens before it closes), then by event id, and it costs a fraction of an
+object with attributes. Per kind, ``a, b, c`` are: queued ``reason, customer_id`` (the FCR customer is the one of the first queued
+event); ended ``handle_us, resolved,
+transferred``; survey ``nps, csat``. """
 
 from __future__ import annotations
 
 import base64
+from bisect import insort
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 from cxpulse.core import measures as m
 from cxpulse.core.measures import Fact
-from cxpulse.models.events import (
-    ContactAbandoned,
-    ContactAnswered,
-    ContactEnded,
-    ContactQueued,
-    SurveyResponse,
-    to_us,
-)
 from cxpulse.settings import QueueSettings
 
-# record kinds, in the order they sort at an equal timestamp (a visit opens before it closes)
+US = 1_000_000
+
+# record kinds, and their rank at an equal timestamp (a visit opens before it closes)
 QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY = "q", "a", "x", "e", "s"
 _RANK = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}
 KIND_TYPE = {
@@ -36,98 +40,37 @@ KIND_TYPE = {
     ENDED: "contact.ended",
     SURVEY: "survey.response",
 }
+TS, RANK, ID, KIND, QUEUE, CHANNEL, A, B, C = range(9)
 
+Record = tuple  # (ts, rank, event_id, kind, queue, channel, a, b, c)
 QueueLookup = Callable[[str, str], QueueSettings]
+Source = tuple[str, int, int]  # topic, partition, offset
 
 
-@dataclass(slots=True)
-class Record:
-    """The part of an event the KPIs need. ``raw``/``source`` are kept only until the event is settled,
-    so that an event found impossible later can still go to the dead-letter topic with its original bytes."""
-
-    kind: str
-    ts: int
-    event_id: str
-    queue: str = ""
-    channel: str = ""
-    # queued: customer_id, reason; ended: handle_us, resolved, transferred; survey: nps, csat
-    customer_id: str = ""
-    reason: str | None = None
-    handle_us: int = 0
-    resolved: bool = False
-    transferred: bool = False
-    nps: int | None = None
-    csat: int | None = None
-    raw: bytes | None = None
-    source: tuple[str, int, int] | None = None  # topic, partition, offset
-    key: bytes | None = None  # the original Kafka key, for the dead letter (events.md: "its original key")
-
-    @property
-    def sort_key(self) -> tuple[int, int, str]:
-        return (self.ts, _RANK[self.kind], self.event_id)
-
-    def to_list(self) -> list[Any]:
-        raw = base64.b64encode(self.raw).decode("ascii") if self.raw is not None else None
-        key = base64.b64encode(self.key).decode("ascii") if self.key is not None else None
-        return [
-            self.kind, self.ts, self.event_id, self.queue, self.channel, self.customer_id, self.reason,
-            self.handle_us, self.resolved, self.transferred, self.nps, self.csat, raw,
-            list(self.source) if self.source else None, key,
-        ]
-
-    @classmethod
-    def from_list(cls, data: list[Any]) -> "Record":
-        rec = cls(*data[:12])
-        rec.raw = base64.b64decode(data[12]) if data[12] is not None else None
-        rec.source = tuple(data[13]) if data[13] else None  # type: ignore[assignment]
-        if len(data) > 14 and data[14] is not None:  # (stored before keys were kept: none)
-            rec.key = base64.b64decode(data[14])
-        return rec
+def _handle_us(event: Any) -> int:
+    return round((event.talk_seconds + event.hold_seconds + event.wrap_seconds) * US)
 
 
-def _queued(e: Any, raw: bytes | None, src: Any) -> Record:
-    return Record(QUEUED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, e.reason, raw=raw, source=src)
-
-
-def _answered(e: Any, raw: bytes | None, src: Any) -> Record:
-    return Record(ANSWERED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, raw=raw, source=src)
-
-
-def _abandoned(e: Any, raw: bytes | None, src: Any) -> Record:
-    return Record(ABANDONED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, raw=raw, source=src)
-
-
-def _ended(e: Any, raw: bytes | None, src: Any) -> Record:
-    handle = round((e.talk_seconds + e.hold_seconds + e.wrap_seconds) * 1_000_000)
-    return Record(ENDED, to_us(e.ts), e.event_id, e.queue, e.channel, e.customer_id, handle_us=handle,
-                  resolved=e.resolved, transferred=e.transferred, raw=raw, source=src)
-
-
-def _survey(e: Any, raw: bytes | None, src: Any) -> Record:
-    return Record(SURVEY, to_us(e.ts), e.event_id, customer_id=e.customer_id, nps=e.nps, csat=e.csat, raw=raw, source=src)
-
-
-_BUILDERS: dict[type, Callable[[Any, bytes | None, Any], Record]] = {
-    ContactQueued: _queued, ContactAnswered: _answered, ContactAbandoned: _abandoned,
-    ContactEnded: _ended, SurveyResponse: _survey,
-}
-
-
-def record_of(event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None,
-              key: bytes | None = None) -> Record:
-    """Keep only what the KPIs read from a validated event (and, until it is settled, where it came from)."""
-    build = _BUILDERS.get(type(event))
-    if build is None:
-        raise TypeError(f"not an event: {type(event).__name__}")
-    rec = build(event, raw, source)
-    if raw is not None:
-        rec.key = key
-    return rec
+def record_of(event: Any, intern: Callable[[str], str] = str) -> Record:
+    """Keep only what the KPIs read from a validated event. ``intern`` shares queue and channel strings."""
+    kind = event.type
+    if kind == "contact.queued":
+        return (event.ts_us, 0, event.event_id, QUEUED, intern(event.queue), intern(event.channel), event.reason,
+                event.customer_id, None)
+    if kind == "contact.answered":
+        return (event.ts_us, 1, event.event_id, ANSWERED, intern(event.queue), intern(event.channel), None, None, None)
+    if kind == "contact.abandoned":
+        return (event.ts_us, 1, event.event_id, ABANDONED, intern(event.queue), intern(event.channel), None, None, None)
+    if kind == "contact.ended":
+        return (event.ts_us, 2, event.event_id, ENDED, intern(event.queue), intern(event.channel), _handle_us(event),
+                event.resolved, event.transferred)
+    if kind == "survey.response":
+        return (event.ts_us, 3, event.event_id, SURVEY, "", "", event.nps, event.csat, None)
+    raise TypeError(f"not an event: {kind!r}")
 
 
 Visit = tuple[Record, "Record | None"]
-"""One pass through a queue: ``(queued, outcome)``, outcome answered/abandoned or None while still waiting.
-A plain tuple: a walk makes one per visit on every event of the contact."""
+"""One pass through a queue: ``(queued, outcome)``, outcome answered/abandoned or None while still waiting."""
 
 
 class Summary(NamedTuple):
@@ -151,11 +94,20 @@ class Walk:
     ended: list[Record] = field(default_factory=list)
     queued: list[Record] = field(default_factory=list)
     surveys: list[Record] = field(default_factory=list)
+    in_service: int = 0  # answers not ended yet
 
     @property
     def waiting(self) -> Visit | None:
         last = self.visits[-1] if self.visits else None
         return last if last is not None and last[1] is None else None
+
+
+_UNFIT_QUEUED = "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"
+_UNFIT_ENDED = "contact.ended for a contact that was not answered (no contact.answered in service)"
+
+
+def _unfit_outcome(kind: str) -> str:
+    return f"{KIND_TYPE[kind]} for a contact with no open queue visit (no contact.queued waiting)"
 
 
 def walk(records: list[Record]) -> Walk:
@@ -167,18 +119,18 @@ def walk(records: list[Record]) -> Walk:
     """
     result = Walk()
     waiting: Record | None = None
-    in_service = 0  # answers not ended yet: at an equal ts a transfer's new visit sorts before the old ``ended``
+    in_service = 0  # at an equal ts a transfer's new visit sorts before the old ``ended``
     for rec in records:
-        kind = rec.kind
+        kind = rec[KIND]
         if kind == QUEUED:
             if waiting is not None:
-                result.unfit.append((rec, "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"))
+                result.unfit.append((rec, _UNFIT_QUEUED))
                 continue
             waiting = rec
             result.queued.append(rec)
         elif kind == ANSWERED or kind == ABANDONED:
             if waiting is None:
-                result.unfit.append((rec, f"{KIND_TYPE[kind]} for a contact with no open queue visit (no contact.queued waiting)"))
+                result.unfit.append((rec, _unfit_outcome(kind)))
                 continue
             result.visits.append((waiting, rec))
             waiting = None
@@ -186,7 +138,7 @@ def walk(records: list[Record]) -> Walk:
                 in_service += 1  # (an abandon of that new visit must not end the earlier answer's service)
         elif kind == ENDED:
             if not in_service:
-                result.unfit.append((rec, "contact.ended for a contact that was not answered (no contact.answered in service)"))
+                result.unfit.append((rec, _UNFIT_ENDED))
                 continue
             in_service -= 1
             result.ended.append(rec)
@@ -194,8 +146,39 @@ def walk(records: list[Record]) -> Walk:
             result.surveys.append(rec)
     if waiting is not None:
         result.visits.append((waiting, None))
-    # keep visits in queued order (a still-open visit is always the last one)
+    result.in_service = in_service
     return result
+
+
+def outcome_facts(queued: Record, outcome: Record, qs: QueueSettings, add: Callable[[Fact], None]) -> int:
+    """The facts of a closed visit except offered and the breach; returns the wait (kpis.md "Per queue visit")."""
+    wait = outcome[TS] - queued[TS]
+    at, q, ch = outcome[TS], outcome[QUEUE], outcome[CHANNEL]
+    threshold = qs.threshold_us
+    if outcome[KIND] == ANSWERED:
+        add((m.ANSWERED, at, q, ch, 1))
+        add((m.WAIT_ANSWERED, at, q, ch, wait))
+        if wait <= threshold:
+            add((m.ANSWERED_WITHIN, at, q, ch, 1))
+    else:
+        add((m.ABANDONED, at, q, ch, 1))
+        add((m.WAIT_ABANDONED, at, q, ch, wait))
+        if wait < qs.short_abandon_us:
+            add((m.ABANDONED_SHORT, at, q, ch, 1))
+        if wait <= threshold:
+            add((m.ABANDONED_WITHIN, at, q, ch, 1))
+    return wait
+
+
+def survey_facts(survey: Record, queue: str, channel: str, add: Callable[[Fact], None]) -> None:
+    """NPS category and CSAT score of one survey, attributed to ``queue``/``channel`` (kpis.md "Surveys")."""
+    at = survey[TS]
+    score = survey[A]
+    if score is not None:
+        measure = m.PROMOTERS if score >= 9 else m.PASSIVES if score >= 7 else m.DETRACTORS
+        add((measure, at, queue, channel, 1))
+    if survey[B] is not None:
+        add((m.CSAT_1 + survey[B] - 1, at, queue, channel, 1))
 
 
 def contact_facts(lifecycle: Walk, queue_settings: QueueLookup) -> list[Fact]:
@@ -203,40 +186,21 @@ def contact_facts(lifecycle: Walk, queue_settings: QueueLookup) -> list[Fact]:
     facts: list[Fact] = []
     add = facts.append
     for queued, outcome in lifecycle.visits:
-        qs = queue_settings(queued.queue, queued.channel)
+        qs = queue_settings(queued[QUEUE], queued[CHANNEL])
         threshold = qs.threshold_us
-        add((m.OFFERED, queued.ts, queued.queue, queued.channel, 1))
+        add((m.OFFERED, queued[TS], queued[QUEUE], queued[CHANNEL], 1))
         if outcome is None:
             # still waiting: the wait exceeds T from queued + T on (a future fact until then)
-            add((m.SLA_BREACHES, queued.ts + threshold, queued.queue, queued.channel, 1))
+            add((m.SLA_BREACHES, queued[TS] + threshold, queued[QUEUE], queued[CHANNEL], 1))
             continue
-        wait = outcome.ts - queued.ts
-        at, q, ch = outcome.ts, outcome.queue, outcome.channel
-        if outcome.kind == ANSWERED:
-            add((m.ANSWERED, at, q, ch, 1))
-            add((m.WAIT_ANSWERED, at, q, ch, wait))
-            if wait <= threshold:
-                add((m.ANSWERED_WITHIN, at, q, ch, 1))
-        else:
-            add((m.ABANDONED, at, q, ch, 1))
-            add((m.WAIT_ABANDONED, at, q, ch, wait))
-            if wait < qs.short_abandon_us:
-                add((m.ABANDONED_SHORT, at, q, ch, 1))
-            if wait <= threshold:
-                add((m.ABANDONED_WITHIN, at, q, ch, 1))
-        if wait > threshold:
-            add((m.SLA_BREACHES, queued.ts + threshold, queued.queue, queued.channel, 1))
+        if outcome_facts(queued, outcome, qs, add) > threshold:
+            add((m.SLA_BREACHES, queued[TS] + threshold, queued[QUEUE], queued[CHANNEL], 1))
     for ended in lifecycle.ended:
-        add((m.HANDLED, ended.ts, ended.queue, ended.channel, 1))
-        add((m.HANDLE, ended.ts, ended.queue, ended.channel, ended.handle_us))
+        add((m.HANDLED, ended[TS], ended[QUEUE], ended[CHANNEL], 1))
+        add((m.HANDLE, ended[TS], ended[QUEUE], ended[CHANNEL], ended[A]))
     for survey in lifecycle.surveys:
-        queue, channel = survey_attribution(lifecycle.queued, survey.ts)
-        if survey.nps is not None:
-            score = survey.nps
-            measure = m.PROMOTERS if score >= 9 else m.PASSIVES if score >= 7 else m.DETRACTORS
-            add((measure, survey.ts, queue, channel, 1))
-        if survey.csat is not None:
-            add((m.CSAT_1 + survey.csat - 1, survey.ts, queue, channel, 1))
+        queue, channel = survey_attribution(lifecycle.queued, survey[TS])
+        survey_facts(survey, queue, channel, add)
     return facts
 
 
@@ -244,81 +208,178 @@ def survey_attribution(queued: list[Record], survey_ts: int) -> tuple[str, str]:
     """Queue and channel of the contact's latest ``contact.queued`` not after the survey (else unknown)."""
     chosen: Record | None = None
     for rec in queued:  # sorted by ts
-        if rec.ts <= survey_ts:
+        if rec[TS] <= survey_ts:
             chosen = rec
         else:
             break
-    return (chosen.queue, chosen.channel) if chosen is not None else (m.UNKNOWN, m.UNKNOWN)
+    return (chosen[QUEUE], chosen[CHANNEL]) if chosen is not None else (m.UNKNOWN, m.UNKNOWN)
 
 
-def summary_of(contact_id: str, lifecycle: Walk) -> Summary | None:
-    """The FCR view of a contact, or None while no ``contact.queued`` is known."""
-    if not lifecycle.queued:
-        return None
-    first = lifecycle.queued[0]
-    final = None
-    for ended in reversed(lifecycle.ended):
-        if not ended.transferred:
-            final = (ended.ts, ended.resolved, ended.queue, ended.channel)
-            break
-    return Summary(contact_id, first.customer_id, first.ts, first.reason, first.queue, first.channel, final)
+def final_of(ended: list[Record]) -> tuple[int, bool, str, str] | None:
+    """The last non-transferred end: what decides first contact resolution."""
+    for rec in reversed(ended):
+        if not rec[C]:
+            return (rec[TS], rec[B], rec[QUEUE], rec[CHANNEL])
+    return None
 
 
-@dataclass(slots=True)
 class ContactState:
-    """Everything remembered about one contact: its accepted events and every event id seen (for duplicates)."""
+    """Everything remembered about one contact.
 
-    records: list[Record] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    breaches_published: set[str] = field(default_factory=set)  # queued event ids whose breach went out
-    last_ts: int = 0
+    ``records`` are its accepted events, sorted; ``rejected`` the ids of events refused by the lifecycle rules
+    (still duplicates if sent again); ``pending`` the original bytes, source and Kafka key of events that may
+    still be refused (inside the allowed disorder), dropped once they are settled. The remaining fields are the
+    lifecycle's position after the last record, kept so that an in-order event is one step, not a walk.
+    """
 
-    def add(self, rec: Record) -> bool:
-        """Insert in event-time order; False when the event id was seen before (a duplicate)."""
-        if rec.event_id in self.seen:
-            return False
-        self.seen.add(rec.event_id)
-        key = rec.sort_key
-        records = self.records
-        index = len(records)
-        while index > 0 and records[index - 1].sort_key > key:
-            index -= 1
-        records.insert(index, rec)
-        if rec.ts > self.last_ts:
-            self.last_ts = rec.ts
+    __slots__ = (
+        "records", "rejected", "_published", "last_ts", "pending",
+        "waiting", "in_service", "last_queued", "first_queued", "final", "unfit",
+    )
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.rejected: list[str] | None = None
+        self._published: set[str] | None = None  # queued event ids whose breach went out (None: none)
+        self.last_ts = 0
+        self.pending: dict[str, tuple[bytes | None, Source | None, bytes | None]] | None = None
+        self.waiting: Record | None = None
+        self.in_service = 0
+        self.last_queued: Record | None = None
+        self.first_queued: Record | None = None
+        self.final: tuple[int, bool, str, str] | None = None
+        self.unfit = False
+
+    @property
+    def breaches_published(self) -> set[str]:
+        """Queued event ids whose breach was published (a copy when there is none: mark with :meth:`mark`)."""
+        return self._published if self._published is not None else set()
+
+    def mark(self, queued_event_id: str) -> None:
+        if self._published is None:
+            self._published = set()
+        self._published.add(queued_event_id)
+
+    def clear_marks(self) -> None:
+        self._published = None
+
+    # -- events ---------------------------------------------------------------------------------------
+    def has(self, event_id: str) -> bool:
+        """Was an event with this id seen (accepted or refused)? A contact holds a handful of events."""
+        for rec in self.records:
+            if rec[ID] == event_id:
+                return True
+        return self.rejected is not None and event_id in self.rejected
+
+    def remember(self, event_id: str, raw: bytes | None, source: Source | None, key: bytes | None) -> None:
+        """Keep an event's original bytes until it is settled (for the dead-letter topic if it is refused)."""
+        if self.pending is None:
+            self.pending = {}
+        self.pending[event_id] = (raw, source, key)
+
+    def insert(self, rec: Record) -> None:
+        insort(self.records, rec)
+        if rec[TS] > self.last_ts:
+            self.last_ts = rec[TS]
+
+    def sync(self, lifecycle: Walk) -> None:
+        """Take the lifecycle's position from a full walk (after an out-of-order event or a restore)."""
+        waiting = lifecycle.waiting
+        self.waiting = waiting[0] if waiting is not None else None
+        self.in_service = lifecycle.in_service
+        self.last_queued = lifecycle.queued[-1] if lifecycle.queued else None
+        self.first_queued = lifecycle.queued[0] if lifecycle.queued else None
+        self.final = final_of(lifecycle.ended)
+        self.unfit = bool(lifecycle.unfit)
+
+    def fits(self, kind: str) -> bool:
+        """Can an event of ``kind`` that sorts after every record happen now (one step of :func:`walk`)?"""
+        if kind == QUEUED:
+            return self.waiting is None
+        if kind == ANSWERED or kind == ABANDONED:
+            return self.waiting is not None
+        if kind == ENDED:
+            return self.in_service > 0
         return True
 
-    def settle(self, horizon: int, lifecycle: Walk) -> list[tuple[Record, str]]:
-        """Reject impossible events older than ``horizon`` (the allowed disorder has passed) and forget the
-        original bytes of accepted ones. Returns the rejected records with their reasons."""
-        rejected = [(rec, why) for rec, why in lifecycle.unfit if rec.ts < horizon]
-        if rejected:
-            gone = {id(rec) for rec, _ in rejected}
-            self.records = [rec for rec in self.records if id(rec) not in gone]
-        self.forget_bytes(horizon)
-        return rejected
+    def settle(self, horizon: int, lifecycle: Walk) -> list[tuple[Record, str, tuple[bytes | None, Source | None, bytes | None]]]:
+        """Refuse impossible events older than ``horizon`` (the allowed disorder has passed) and forget the
+        original bytes of accepted ones. Returns the refused records, with why and their original bytes.
 
-    def forget_bytes(self, horizon: int) -> None:
-        """Events older than ``horizon`` can no longer be rejected: their original bytes are not needed."""
-        for rec in self.records:
-            if rec.ts < horizon and rec.raw is not None:
-                rec.raw = None
-                rec.source = None
-                rec.key = None
+        Refused records count for nothing in :func:`walk` (it skips them), so removing them changes no fact."""
+        refused = [(rec, why) for rec, why in lifecycle.unfit if rec[TS] < horizon]
+        out = []
+        if refused:
+            gone = {rec[ID] for rec, _ in refused}
+            self.records = [rec for rec in self.records if rec[ID] not in gone]
+            self.rejected = (self.rejected or []) + sorted(gone)
+            for rec, why in refused:
+                out.append((rec, why, self.pending.pop(rec[ID], (None, None, None)) if self.pending else (None, None, None)))
+        self.forget_bytes(horizon)
+        return out
+
+    def forget_bytes(self, horizon: int) -> bool:
+        """Events older than ``horizon`` can no longer be refused: drop their original bytes. True if any."""
+        pending = self.pending
+        if not pending:
+            return False
+        old = [rec[ID] for rec in self.records if rec[TS] < horizon and rec[ID] in pending]
+        for event_id in old:
+            del pending[event_id]
+        if not pending:
+            self.pending = None
+        return bool(old)
+
+    def summary(self, contact_id: str) -> Summary | None:
+        """The FCR view of the contact, or None while no ``contact.queued`` is known."""
+        first = self.first_queued
+        if first is None:
+            return None
+        return Summary(contact_id, first[B], first[TS], first[A], first[QUEUE], first[CHANNEL], self.final)
+
+    # -- storage ----------------------------------------------------------------------------------------
+    def to_row(self) -> list[Any]:
+        """The stored form: plain lists of ints, strings, bools and bytes (msgpack writes bytes as they are).
+
+        Why not the lifecycle position: it is derived (:meth:`sync`) when the state is loaded."""
+        pending = None
+        if self.pending:
+            pending = [[eid, raw, list(src) if src else None, key] for eid, (raw, src, key) in self.pending.items()]
+        return [
+            [list(rec) for rec in self.records], self.rejected,
+            sorted(self._published) if self._published else None, self.last_ts, pending,
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> "ContactState":
+        state = cls()
+        state.records = [tuple(rec) for rec in row[0]]
+        state.rejected = list(row[1]) if row[1] else None
+        state._published = set(row[2]) if row[2] else None
+        state.last_ts = row[3]
+        if row[4]:
+            state.pending = {eid: (raw, tuple(src) if src else None, key) for eid, raw, src, key in row[4]}  # type: ignore[misc]
+        state.sync(walk(state.records))
+        return state
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "r": [rec.to_list() for rec in self.records],
-            "s": sorted(self.seen),
-            "b": sorted(self.breaches_published),
-            "t": self.last_ts,
-        }
+        """A JSON-safe form (bytes as base64): for tests and tools that store states as JSON."""
+        row = self.to_row()
+        if row[4]:
+            row[4] = [[eid, _b64(raw), src, _b64(key)] for eid, raw, src, key in row[4]]
+        return {"row": row}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ContactState":
-        return cls(
-            records=[Record.from_list(item) for item in data["r"]],
-            seen=set(data["s"]),
-            breaches_published=set(data.get("b", ())),
-            last_ts=data.get("t", 0),
-        )
+        row = list(data["row"])
+        if row[4]:
+            row[4] = [[eid, _unb64(raw), src, _unb64(key)] for eid, raw, src, key in row[4]]
+        return cls.from_row(row)
+
+
+def _b64(value: bytes | None) -> str | None:
+    return base64.b64encode(value).decode("ascii") if value is not None else None
+
+
+def _unb64(value: str | None) -> bytes | None:
+    return base64.b64decode(value) if value is not None else None

@@ -18,11 +18,6 @@ from cxpulse.core.contact import Summary
 from cxpulse.core.measures import Fact
 
 
-def _reasons_match(a: str | None, b: str | None) -> bool:
-    """Same reason, or either unknown (null matches any reason)."""
-    return a is None or b is None or a == b
-
-
 @dataclass(slots=True)
 class CustomerState:
     """The FCR summaries of one customer's remembered contacts, by contact id."""
@@ -36,10 +31,22 @@ class CustomerState:
         self.contacts[summary.contact_id] = summary
         return True
 
-    def forget_before(self, t0_limit: int) -> None:
-        """Drop contacts whose first queued time is before ``t0_limit`` (they can no longer change any count)."""
-        for contact_id in [cid for cid, s in self.contacts.items() if s.t0 < t0_limit]:
-            del self.contacts[contact_id]
+    def forget_before(self, t0_limit: int, fcr_window_us: int) -> None:
+        """Drop contacts whose first queued time is before ``t0_limit`` and that no remaining contact needs.
+
+        A remaining contact Y needs an older contact X when X lies in Y's repeat look-back ``[t0y - F, t0y)``:
+        dropping X would turn Y into a first contact the next time Y's facts are derived (a late end of an
+        email thread, say), while the facts applied earlier counted it as a repeat. So X stays while a remaining
+        contact starts within F after it; a customer who comes back every few days keeps that chain."""
+        by_time = sorted(self.contacts.values(), key=_BY_TIME, reverse=True)
+        nearest_kept: int | None = None
+        for summary in by_time:
+            t0 = summary.t0
+            if t0 < t0_limit and (nearest_kept is None or nearest_kept - t0 > fcr_window_us):
+                del self.contacts[summary.contact_id]
+                continue
+            if nearest_kept is None or t0 < nearest_kept:
+                nearest_kept = t0
 
     def to_dict(self) -> dict[str, Any]:
         return {"c": [list(s[:6]) + [list(s.final) if s.final else None] for s in self.contacts.values()]}

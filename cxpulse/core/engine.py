@@ -15,10 +15,12 @@ from cxpulse.core.measures import zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
-from cxpulse.models.events import InvalidEvent, format_ts, parse_any_event, parse_contact_event, parse_survey_response
+from cxpulse.models.events import InvalidEvent, format_ts
+from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_survey_response
 from cxpulse.settings import KpiSettings
 
 TWO_DAYS_US = 2 * 86400 * 1_000_000
+EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (packed): cheap, and rare enough
 
 
 @dataclass(slots=True)
@@ -34,14 +36,20 @@ class Health:
 class KpiEngine:
     """Feed events with :meth:`process`; read the KPI document with :meth:`snapshot`."""
 
-    def __init__(self, kpi: KpiSettings | None = None, *, publish_breaches: bool = False) -> None:
+    def __init__(self, kpi: KpiSettings | None = None, *, publish_breaches: bool = False,
+                 until_us: int | None = None) -> None:
+        """``until_us``: the instant the document will be evaluated at, when it is not the stream time. Facts
+        after it stay due instead of joining their buckets, so a file holding events after that instant (a live
+        worker accepts events up to ``max_clock_skew`` ahead of its clock) replays to the live document."""
         self.kpi = kpi or KpiSettings()
+        self.until_us = until_us
         self.bucket_us = self.kpi.bucket_seconds * 1_000_000
         self.aggregates = Aggregates(self.bucket_us)
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
         self.customers = CustomerProcessor(self.kpi, self.aggregates)
         self.health = Health()
         self.rejections: list[Rejection] = []
+        self._since_evict = 0
 
     @property
     def stream_time(self) -> int:
@@ -57,11 +65,11 @@ class KpiEngine:
         """
         try:
             if topic == "survey-responses":
-                event = parse_survey_response(raw)
+                event = decode_survey_response(raw)
             elif topic == "contact-events":
-                event = parse_contact_event(raw)
+                event = decode_contact_event(raw)
             else:
-                event = parse_any_event(raw)
+                event = decode_any_event(raw)
         except InvalidEvent as exc:
             self._reject(Rejection(exc.kind, exc.reason, "", "", _as_bytes(raw), source))
             return False
@@ -74,11 +82,16 @@ class KpiEngine:
             return False
         self.health.processed += 1
         # "now" of a replay is the stream time: facts before it go straight to their buckets
-        self.aggregates.advance(self.contacts.latest_ts)
+        latest = self.contacts.latest_ts
+        self.aggregates.advance(latest if self.until_us is None or latest < self.until_us else self.until_us)
         for summary in self.contacts.drain_summaries():
             self.customers.update(summary)
         for rejection in self.contacts.settle():
             self._reject(rejection)
+        self._since_evict += 1
+        if self._since_evict >= EVICT_EVERY:
+            self._since_evict = 0
+            self.contacts.evict()
         return True
 
     def _reject(self, rejection: Rejection) -> None:

@@ -55,7 +55,8 @@ class LiveKpis:
         self.contact_parts: dict[int, ContactProcessor] = {}
         self.customer_parts: dict[int, CustomerProcessor] = {}
         self.health: dict[str, TopicHealth] = {}
-        self.published_visits: set[str] = set()  # breaches already on the sla-breaches topic
+        # breaches already on the sla-breaches topic, as (contact_id, visit_id): a visit id is unique per contact
+        self.published_visits: set[tuple[str, str]] = set()
         self.breaches_published_total = 0
         self.last_event_ts_us = 0  # event time of the newest event processed
         self.last_processed_wall_us = 0
@@ -75,19 +76,19 @@ class LiveKpis:
             proc = self.customer_parts[partition] = CustomerProcessor(self.kpi, Aggregates(self.bucket_us, self.clock()))
         return proc
 
-    def rebuild_contacts(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
-        """Replace the contact side by what the recovered table holds for the ``assigned`` partitions."""
+    def rebuild_contacts(self, stored: Iterable[tuple[str, int, ContactState]], assigned: set[int]) -> int:
+        """Replace the contact side by what the recovered table holds for the ``assigned`` partitions:
+        ``(contact_id, partition, state)`` for each stored contact."""
         self.contact_parts = {}
         if hasattr(self.observer, "reset"):
             self.observer.reset()
         count = 0
-        for contact_id, value in stored:
-            partition = value["p"]
+        for contact_id, partition, state in stored:
             if partition not in assigned:
                 continue
             # published marks in the table are not trusted: a mark may have been saved before Kafka acknowledged
             # the record. The sla-breaches topic, read before the timer starts, decides (published_visits).
-            self.contacts(partition).restore(contact_id, ContactState.from_dict(value))
+            self.contacts(partition).restore(contact_id, state)
             count += 1
         restored_at = self.clock()
         for partition in assigned:
@@ -146,7 +147,7 @@ class LiveKpis:
         else:
             health.duplicates += 1
             # a duplicate may be a re-delivery after a crash: send the contact's summary again (idempotent)
-            summary = proc._sent_summary.get(event.contact_id)
+            summary = proc.summary(event.contact_id)
             if summary is not None:
                 proc.summaries[event.contact_id] = summary
         self.last_processed_wall_us = self.clock()
@@ -168,8 +169,9 @@ class LiveKpis:
         for partition, proc in self.contact_parts.items():
             clock = self.breach_clock(partition, now, caught_up)
             for breach in proc.due_breaches(clock):
-                if breach.queued_event_id not in self.published_visits:
-                    self.published_visits.add(breach.queued_event_id)
+                visit = (breach.contact_id, breach.queued_event_id)
+                if visit not in self.published_visits:
+                    self.published_visits.add(visit)
                     out.append(breach)
         self.breaches_published_total += len(out)
         return out

@@ -23,25 +23,28 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 import orjson
 from faust.streams import _current_event
 import weakref
 
 from cxpulse.core.live import LiveKpis, now_us
-from cxpulse.core.contact import ContactState
 from cxpulse.core.processors import Rejection
 from cxpulse.kafka_security import client_options, faust_credentials
-from cxpulse.models.events import InvalidEvent, parse_contact_event, parse_survey_response
+from cxpulse.models.events import InvalidEvent
+from cxpulse.models.wire import decode_contact_event, decode_survey_response
 from cxpulse.settings import Settings
 from cxpulse.streams import codec
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.streams.dead_letters import DeadLetter
+from cxpulse.streams.runner import MAX_RECORD_BYTES
 from cxpulse.streams.liveness import EXIT_STALLED, Liveness
 
 log = logging.getLogger("cxpulse.worker")
 
 BATCH_MAX = 2000
+TRUNCATED_BYTES = 256 * 1024  # a dead letter too large for its topic keeps this much of the original
 BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long, so live figures lag by no more
 BREACH_TICK = 0.2  # seconds: a breach goes out at most this long after its crossing
 MAINTENANCE_EVERY = 60.0  # seconds: forget contacts past the retention
@@ -144,6 +147,7 @@ def create_worker(settings: Settings) -> Worker:
         broker_commit_interval=1.0,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
+        producer_max_request_size=MAX_RECORD_BYTES,
         stream_buffer_maxsize=8192,
         web_in_thread=False,
         # a worker killed and restarted rejoins after the old member's session expires: 10 s, not 60 s
@@ -174,7 +178,13 @@ def create_worker(settings: Settings) -> Worker:
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         topic = dlq.get(letter.source_topic) or dlq[topics.contact_events]
-        await topic.send(key=letter.key, value=letter.value, headers=letter.headers())
+        try:
+            await topic.send(key=letter.key, value=letter.value, headers=letter.headers())
+        except MessageSizeTooLargeError:
+            # the dead-letter topic was made elsewhere with a smaller limit: the record still goes, cut, and
+            # says so (its source topic, partition and offset point at the whole original)
+            cut = letter.truncated(TRUNCATED_BYTES)
+            await topic.send(key=cut.key, value=cut.value, headers=cut.headers())
 
     async def send_rejection(rejection: Rejection) -> None:
         topic, partition, offset = rejection.source or (topics.contact_events, -1, -1)
@@ -182,8 +192,8 @@ def create_worker(settings: Settings) -> Worker:
 
     def parse(topic: str, raw: bytes) -> Any:
         if topic == topics.survey_responses:
-            return parse_survey_response(raw)
-        return parse_contact_event(raw)
+            return decode_survey_response(raw)
+        return decode_contact_event(raw)
 
     @app.agent(source, name="cxpulse-contacts")
     async def process_contacts(stream: faust.StreamT) -> None:
@@ -238,7 +248,7 @@ def create_worker(settings: Settings) -> Worker:
         proc = live.contacts(partition)
         for contact_id in contact_ids:
             stored = contacts_table.get(contact_id.encode())
-            proc.replace(contact_id, ContactState.from_dict(codec.decode(stored)) if stored is not None else None)
+            proc.replace(contact_id, codec.decode_contact(stored)[1] if stored is not None else None)
         for event in events:
             message = event.message
             if message.partition != partition:
@@ -287,7 +297,7 @@ def create_worker(settings: Settings) -> Worker:
 
     @contacts_table.on_recover
     async def contacts_recovered() -> None:
-        items = ((codec.key_text(k), codec.decode(v)) for k, v in contacts_table.items())
+        items = ((codec.key_text(k), *codec.decode_contact(v)) for k, v in contacts_table.items())
         count = live.rebuild_contacts(items, assigned(topics.contact_events))
         log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
         worker.recovered.add("contacts")

@@ -15,13 +15,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 async def read_published_visits(
     bootstrap_servers: str, topic: str, timeout_s: float = 30.0, client_options: dict[str, Any] | None = None
-) -> set[str]:
-    """Every ``visit_id`` on ``topic`` from the beginning to its current end (empty when it does not exist)."""
+) -> set[tuple[str, str]]:
+    """Every ``(contact_id, visit_id)`` on ``topic`` from the beginning to its current end (empty when it does
+    not exist). Keyed by contact too: a visit id is a queued event id, unique per contact only (kpis.md
+    "Duplicates": the same id under another contact is another event, and its breach is another breach)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, **(client_options or {})
     )
     await consumer.start()
-    visits: set[str] = set()
+    visits: set[tuple[str, str]] = set()
     try:
         # fresh metadata of all topics; not consumer.topics() + partitions_for_topic(): topics() does not keep
         # what it fetched, and against Kafka 4 the client bootstraps knowing no topic, so that gave None (= empty)
@@ -43,10 +45,11 @@ async def read_published_visits(
             for tp, records in batch.items():
                 for record in records:
                     try:
-                        visit = orjson.loads(record.value).get("visit_id")
+                        value = orjson.loads(record.value)
+                        visit = (value.get("contact_id"), value.get("visit_id"))
                     except (orjson.JSONDecodeError, AttributeError):
                         continue
-                    if visit:
+                    if visit[0] and visit[1]:
                         visits.add(visit)
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)

@@ -6,7 +6,7 @@ the reason, kind and source coordinates travel beside it where any Kafka tool sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +18,16 @@ class DeadLetter:
     source_topic: str
     source_partition: int
     source_offset: int
+    original_size: int | None = None  # set when ``value`` was cut to fit the dead-letter topic
+
+    def truncated(self, limit: int) -> "DeadLetter":
+        """The same letter with its value and key cut to ``limit`` bytes, saying how large they were."""
+        return replace(self, value=self.value[:limit], key=self.key[:limit] if self.key else self.key,
+                       original_size=len(self.value))
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        extra = [("cxpulse-original-size", str(self.original_size).encode("ascii"))] if self.original_size else []
+        return extra + [
             ("cxpulse-reason", self.reason.encode("utf-8")),
             ("cxpulse-kind", self.kind.encode("ascii")),
             ("cxpulse-source-topic", self.source_topic.encode("utf-8")),

@@ -12,6 +12,9 @@ from cxpulse.kafka_security import client_options
 from cxpulse.settings import Settings
 
 
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # dead letters and changelogs; the worker's producer allows as much
+
+
 def worker_topics(settings: Settings) -> list[str]:
     """Every topic the worker reads or writes, created up front with the configured partition count.
 
@@ -34,9 +37,16 @@ async def prepare_topics(settings: Settings) -> None:
     """Create the worker's topics and the tables' changelogs (compacted, as Faust makes them) if missing."""
     kafka = settings.kafka
     options = client_options(kafka)
-    others = [t for t in worker_topics(settings) if t != kafka.topics.sla_breaches]
+    t = kafka.topics
+    big = {"max.message.bytes": str(MAX_RECORD_BYTES)}
+    dead_letters = [t.contact_events_dlq, t.survey_responses_dlq]
+    others = [name for name in worker_topics(settings) if name not in (t.sla_breaches, *dead_letters)]
     await ensure_topics(kafka.bootstrap_servers, others, partitions=kafka.partitions,
                         replication_factor=kafka.replication_factor, client_options=options)
+    # a dead letter carries the original record (up to the broker's own limit, 1 MB by default) plus headers,
+    # and a contact's stored state may carry a few such records until they settle: both need more room
+    await ensure_topics(kafka.bootstrap_servers, dead_letters, partitions=kafka.partitions,
+                        replication_factor=kafka.replication_factor, configs=big, client_options=options)
     # the breach log must remember at least as long as contacts are remembered, or a restart would offer
     # a breach again whose record has expired
     retention_ms = (settings.kpi.contact_retention + 86400) * 1000
@@ -44,7 +54,7 @@ async def prepare_topics(settings: Settings) -> None:
                         replication_factor=kafka.replication_factor, configs={"retention.ms": str(retention_ms)},
                         client_options=options)
     await ensure_topics(kafka.bootstrap_servers, changelog_topics(settings), partitions=kafka.partitions,
-                        replication_factor=kafka.replication_factor, configs={"cleanup.policy": "compact"},
+                        replication_factor=kafka.replication_factor, configs={"cleanup.policy": "compact", **big},
                         client_options=options)
 
 

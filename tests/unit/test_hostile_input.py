@@ -74,8 +74,8 @@ def test_a_duration_of_exactly_a_day_is_valid_and_its_state_encodes() -> None:
     for event in (queued("c1", T0), answered("c1", T0 + S), ended("c1", T0 + 2 * S, talk=86_400)):
         assert engine.process(event) is True
     state = engine.contacts.contacts["c1"]
-    decoded = ContactState.from_dict(codec.decode(codec.encode_contact(state, 0)))
-    assert [r.handle_us for r in decoded.records if r.kind == "e"] == [86_400 * S]
+    _, decoded = codec.decode_contact(codec.encode_contact(state, 0))
+    assert [r[6] for r in decoded.records if r[3] == "e"] == [86_400 * S]
 
 
 def test_nan_and_infinity_tokens_are_not_json_numbers_we_accept() -> None:
@@ -187,9 +187,10 @@ def test_a_lifecycle_rejection_keeps_the_original_kafka_key_also_after_a_restart
     raw = orjson.dumps(answered("c1", T0))
     proc.handle(parse_contact_event(raw), raw, ("contact-events", 3, 41), b"producer-key-1")
     # a restart in between: the stored state carries the key too
-    stored = codec.decode(codec.encode_contact(proc.contacts["c1"], 3))
+    partition, stored = codec.decode_contact(codec.encode_contact(proc.contacts["c1"], 3))
+    assert partition == 3
     restarted = ContactProcessor(kpi, Aggregates(kpi.bucket_seconds * S))
-    restarted.restore("c1", ContactState.from_dict(stored))
+    restarted.restore("c1", stored)
     restarted.handle(parse_contact_event(queued("c2", T0 + 61 * S)), b"{}", ("contact-events", 3, 42), b"k2")
     [rejection] = restarted.settle()
     assert (rejection.kind, rejection.raw, rejection.key, rejection.source) == (
@@ -222,7 +223,7 @@ def test_a_contact_put_back_to_its_stored_state_counts_exactly_as_stored() -> No
     kpi = KpiSettings()
     engine = KpiEngine(kpi)
     engine.process(queued("c1", T0))
-    stored = ContactState.from_dict(codec.decode(codec.encode_contact(engine.contacts.contacts["c1"], 0)))
+    _, stored = codec.decode_contact(codec.encode_contact(engine.contacts.contacts["c1"], 0))
     engine.process(answered("c1", T0 + 5 * S))
     engine.process(queued("c2", T0 + 6 * S))
     engine.contacts.replace("c1", stored)
@@ -298,3 +299,47 @@ def test_an_unreachable_broker_is_reported_after_its_grace_and_is_not_a_stall() 
     assert live.problems() == ["Kafka unreachable for 75 s (no answer to a metadata request)"]
     live.broker_checked(True)
     assert not live.broker_unreachable
+
+
+# -- found by the chaos suite and the pinned-rule review --------------------------------------------------
+def test_a_customer_keeps_an_old_contact_that_a_remaining_repeat_looks_back_to() -> None:
+    """Bug: ``CustomerProcessor.forget`` dropped c1 (t0 older than 2F + allowance) although c2, a repeat of c1,
+    had not ended yet; c2's late end then counted it as a first contact: 1 repeat + 2 first contacts."""
+    hour = 3600 * S
+    kpi = KpiSettings(fcr_window="1h", allowed_disorder="60s")
+    engine = KpiEngine(kpi)
+    for event in (
+        {**queued("c1", T0), "reason": "billing", "customer_id": "u1"}, answered("c1", T0 + 5 * S),
+        ended("c1", T0 + 65 * S), {**queued("c2", T0 + hour), "reason": "billing", "customer_id": "u1"},
+        answered("c2", T0 + hour + 5 * S),
+    ):
+        assert engine.process(event)
+    now = T0 + 2 * hour + 61 * S
+    assert engine.customers.forget(now) == []
+    assert set(engine.customers.customers["u1"].contacts) == {"c1", "c2"}
+    engine.process({**ended("c2", now), "resolved": True})
+    whole = engine.snapshot(T0 + 4 * hour, include_all=True)["totals"]["windows"]["all"]
+    assert (whole["repeat_contacts"], whole["first_contacts"]) == (1, 1)
+    # once c2 is old enough too, both go
+    assert engine.customers.forget(T0 + 10 * hour) == ["u1"]
+
+
+def test_breaches_of_two_contacts_with_the_same_queued_event_id_both_go_out() -> None:
+    """Bug: breaches were keyed by the queued event id alone; ids are unique per contact only (kpis.md)."""
+    live = LiveKpis(KpiSettings(), clock=lambda: T0)
+    for partition, cid in enumerate(("c1", "c2")):
+        event = queued(cid, T0 + partition * S, event_id="same")
+        live.handle("contact-events", partition, parse_contact_event(event), orjson.dumps(event), 0)
+    due = live.due_breaches(T0 + 60 * S)
+    assert sorted((b.contact_id, b.queued_event_id) for b in due) == [("c1", "same"), ("c2", "same")]
+    assert live.due_breaches(T0 + 120 * S) == []
+
+
+def test_a_replay_evaluates_before_its_newest_event() -> None:
+    """Bug: ``cxpulse replay --now T`` refused a file with an event after T, so the document of a live worker
+    (which accepts events up to max_clock_skew ahead of its clock) could not be reproduced offline."""
+    engine = KpiEngine(KpiSettings(), until_us=T0 + 30 * S)
+    for event in (queued("c1", T0), answered("c1", T0 + 10 * S), queued("c2", T0 + 20 * S), queued("c3", T0 + 90 * S)):
+        engine.process(event)
+    window = engine.snapshot(T0 + 30 * S, include_all=True)["totals"]["windows"]["15m"]
+    assert (window["offered"], window["answered"], window["end"]) == (2, 1, format_ts(T0 + 30 * S))

@@ -322,12 +322,12 @@ def test_live_due_breaches_after_a_rebuild_skip_what_the_breach_log_holds() -> N
     clock = FakeClock(WALL)
     live = live_with_queued(clock)
     assert [b.contact_id for b in live.due_breaches(WALL + IDLE_US, always)] == ["c1"]
-    stored = [(cid, {**state.to_dict(), "p": 0}) for cid, state in live.contacts(0).contacts.items()]
-    assert live.rebuild_contacts(json.loads(json.dumps(stored)), {0}) == 1
+    stored = json.loads(json.dumps([(cid, state.to_dict()) for cid, state in live.contacts(0).contacts.items()]))
+    assert live.rebuild_contacts([(cid, 0, ContactState.from_dict(d)) for cid, d in stored], {0}) == 1
     assert live.due_breaches(WALL + 2 * IDLE_US, always) == []
     assert live.breaches_published_total == 1
     fresh = LiveKpis(KpiSettings(), clock=clock)  # a worker that has not read the breach log: offered again
-    fresh.rebuild_contacts(json.loads(json.dumps(stored)), {0})
+    fresh.rebuild_contacts([(cid, 0, ContactState.from_dict(d)) for cid, d in stored], {0})
     assert [b.queued_event_id for b in fresh.due_breaches(WALL + 2 * IDLE_US, always)] == ["q1"]
 
 
