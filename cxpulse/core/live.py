@@ -42,12 +42,15 @@ class TopicHealth:
 class LiveKpis:
     """Processors and aggregates per partition, and the document over all partitions this worker owns."""
 
-    def __init__(self, kpi: KpiSettings, observer: Any = None, clock: Callable[[], int] = now_us) -> None:
+    def __init__(self, kpi: KpiSettings, observer: Any = None, clock: Callable[[], int] = now_us,
+                 loader_for: Callable[[int], Callable[[str], ContactState | None]] | None = None) -> None:
         """``observer(facts, sign)`` sees every contact-side fact (e.g. Prometheus histograms); if it has a
         ``reset()``, that is called before a rebuild re-observes everything. ``clock`` is the wall clock in
         microseconds: injectable, so unit tests drive the breach clock and idle timers without sleeping."""
         self.kpi = kpi
         self.clock = clock
+        # where a partition's evicted contacts are read back from (the worker's table); None: kept packed
+        self.loader_for = loader_for
         self.observer = observer
         self.offsets: dict[tuple[str, int], int] = {}  # last offset processed per source partition
         self.last_contact_wall_us: dict[int, int] = {}  # wall clock of each partition's last contact event
@@ -66,7 +69,8 @@ class LiveKpis:
         proc = self.contact_parts.get(partition)
         if proc is None:
             proc = self.contact_parts[partition] = ContactProcessor(
-                self.kpi, Aggregates(self.bucket_us, self.clock(), self.observer), publish_breaches=True
+                self.kpi, Aggregates(self.bucket_us, self.clock(), self.observer), publish_breaches=True,
+                loader=self.loader_for(partition) if self.loader_for is not None else None,
             )
         return proc
 
@@ -91,6 +95,9 @@ class LiveKpis:
             self.contacts(partition).restore(contact_id, state)
             count += 1
         restored_at = self.clock()
+        if self.loader_for is not None:  # the table holds every contact: keep only the unsettled ones
+            for proc in self.contact_parts.values():
+                proc.evict_settled(keep_packed=False)
         for partition in assigned:
             self.contacts(partition)
             self.last_contact_wall_us[partition] = restored_at  # its backlog, if any, is read from now on

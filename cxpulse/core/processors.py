@@ -352,6 +352,15 @@ class ContactProcessor:
         self.evictable = {cid for cid in self.evictable if cid in self.contacts}
         return moved
 
+    def evict_settled(self, *, keep_packed: bool = True) -> int:
+        """After a restore: move out every contact that is already settled (nothing waiting, nothing that may
+        still be refused, older than the allowed disorder), so recovery does not keep the month in memory."""
+        horizon = self.stream_time - self.disorder_us
+        for contact_id, state in self.contacts.items():
+            if state.waiting is None and not state.unfit and not state.pending and state.last_ts < horizon:
+                self.evictable.add(contact_id)
+        return self.evict(keep_packed=keep_packed)
+
     def due_breaches(self, now_us: int) -> list[Breach]:
         """Visits still waiting whose wait now exceeds the threshold, each returned once (and marked)."""
         out = self.late_breaches

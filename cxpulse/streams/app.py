@@ -18,16 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 import orjson
-from faust.streams import _current_event
-import weakref
 
 from cxpulse.core.live import LiveKpis, now_us
 from cxpulse.core.processors import Rejection
@@ -40,6 +37,7 @@ from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wai
 from cxpulse.streams.dead_letters import DeadLetter
 from cxpulse.streams.runner import MAX_RECORD_BYTES
 from cxpulse.streams.liveness import EXIT_STALLED, Liveness
+from cxpulse.streams.table_writer import BulkTableWriter
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -50,46 +48,42 @@ BREACH_TICK = 0.2  # seconds: a breach goes out at most this long after its cros
 MAINTENANCE_EVERY = 60.0  # seconds: forget contacts past the retention
 
 
-@contextmanager
-def in_partition_of(event: Any) -> Iterator[None]:
-    """Let Faust table writes go to ``event``'s partition.
+def save_changed(stage: Any, dirty: set[str], states: dict[str, Any], encode: Any, partition: int) -> list[str]:
+    """Stage each changed key of one partition once (``stage(partition, key, value)``; value None deletes it).
 
-    Faust routes a table write (changelog partition, RocksDB column) by the *current event*. We write each
-    changed key once per batch, after the batch, so we point the current event at an event of that key's
-    partition for the write. Why not write per event: one changelog record per changed key per batch instead of
-    one per event is what keeps the changelog from dominating the worker's time.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
-def save_changed(table: Any, dirty: set[str], states: dict[str, Any], encode: Any, partition: int, event: Any) -> list[str]:
-    """Write each changed key of one partition to its Faust table once (a forgotten key is deleted).
-
-    Returns the keys whose state could not be *encoded* (a failure of our own, e.g. a number orjson cannot
-    write): they are not written, and the caller puts them back to their stored value and dead-letters the
+    Returns the keys whose state could not be *encoded* (a failure of our own, e.g. a number the codec cannot
+    write): they are not staged, and the caller puts them back to their stored value and dead-letters the
     events that changed them. Why per key: one such contact once crashed the agent, and Faust then acked the
-    rest of the partition's batch without storing it (a silent loss). A failure of the table itself is not
-    caught here: it stops the batch before its offsets are acknowledged (see ``process_contacts``)."""
+    rest of the partition's batch without storing it (a silent loss). A failure of the store or the changelog
+    is not caught here: it stops the batch before its offsets are acknowledged (see ``process_contacts``)."""
     failed: list[str] = []
-    with in_partition_of(event):
-        for key in dirty:
-            state = states.get(key)
-            if state is None:
-                table.pop(key.encode(), None)
-                continue
-            try:
-                value = encode(state, partition)
-            except Exception:  # noqa: BLE001 - any encoding failure is isolated to its key
-                log.exception("cannot encode the state of a key of partition %d", partition)
-                failed.append(key)
-                continue
-            table[key.encode()] = value
+    for key in dirty:
+        state = states.get(key)
+        if state is None:
+            stage(partition, key.encode(), None)
+            continue
+        try:
+            value = encode(state, partition)
+        except Exception:  # noqa: BLE001 - any encoding failure is isolated to its key
+            log.exception("cannot encode the state of a key of partition %d", partition)
+            failed.append(key)
+            continue
+        stage(partition, key.encode(), value)
     dirty.clear()
     return failed
+
+
+def stored_value(table: Any, partition: int, key: bytes) -> bytes | None:
+    """A table's stored value of ``key`` in ``partition``, read from its store directly.
+
+    Why not ``table[key]``: Faust picks the RocksDB partition from the *current event*, which in a batch is
+    not the event being handled; the partition is known here, so ask its database."""
+    store = table.data
+    db_for = getattr(store, "_db_for_partition", None)
+    if db_for is not None:  # rocksdb://
+        value: bytes | None = db_for(partition).get(key)
+        return value
+    return store.data.get(key)  # memory:// (tests): one dict for all partitions
 
 
 def stop_now(why: str, code: int = 70) -> None:
@@ -160,7 +154,21 @@ def create_worker(settings: Settings) -> Worker:
         broker_after_us=int(ws.broker_unreachable_seconds * 1_000_000),
     )
     histograms = Histograms(wait_buckets(settings))
-    worker = Worker(settings=settings, app=app, live=LiveKpis(settings.kpi, observer=histograms), liveness=liveness)
+    contacts_table = app.Table("contacts", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+    customers_table = app.Table("customers", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+
+    def loader_for(partition: int) -> Any:
+        """Read an evicted contact back from this partition's table (RocksDB on disk) when one of its events
+        arrives: settled contacts do not stay in memory (Engine v2)."""
+        def load(contact_id: str) -> Any:
+            value = stored_value(contacts_table, partition, contact_id.encode())
+            return codec.decode_contact(value)[1] if value is not None else None
+        return load
+
+    live_kpis = LiveKpis(settings.kpi, observer=histograms, loader_for=loader_for)
+    contact_writer = BulkTableWriter(app, contacts_table)
+    customer_writer = BulkTableWriter(app, customers_table)
+    worker = Worker(settings=settings, app=app, live=live_kpis, liveness=liveness)
     live = worker.live
     lag: dict[tuple[str, int], int] = {}
     worker.registry = registry_for(KpiCollector(settings, live, histograms, lag, liveness, worker.ready.is_set))
@@ -173,9 +181,6 @@ def create_worker(settings: Settings) -> Worker:
         topics.contact_events: app.topic(topics.contact_events_dlq, value_serializer="raw", key_serializer="raw"),
         topics.survey_responses: app.topic(topics.survey_responses_dlq, value_serializer="raw", key_serializer="raw"),
     }
-    contacts_table = app.Table("contacts", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
-    customers_table = app.Table("customers", partitions=kafka.partitions, key_type=bytes, value_type=bytes)
-
     async def send_dead_letter(letter: DeadLetter) -> None:
         topic = dlq.get(letter.source_topic) or dlq[topics.contact_events]
         try:
@@ -233,21 +238,26 @@ def create_worker(settings: Settings) -> Worker:
             for rejection in live.settle(partition):
                 await send_rejection(rejection)
             proc = live.contacts(partition)
-            failed = save_changed(contacts_table, proc.dirty, proc.contacts, codec.encode_contact, partition, event)
+            failed = save_changed(contact_writer.stage, proc.dirty, proc.contacts, codec.encode_contact, partition)
             if failed:
-                await roll_back(partition, set(failed), events, event)
+                await roll_back(partition, set(failed), events)
             for summary in proc.drain_summaries():
                 target = codec.customer_partition(summary.customer_id, kafka.partitions)
                 outgoing.setdefault(target, []).append(summary)
+            proc.evict(keep_packed=False)  # settled and stored: the table holds them from now on
+        for partition, proc in live.contact_parts.items():  # marks set by the timers (breaches, forgetting)
+            if proc.dirty and partition not in touched:
+                save_changed(contact_writer.stage, proc.dirty, proc.contacts, codec.encode_contact, partition)
+        await contact_writer.flush()  # stored and in the changelog before the batch is acknowledged
         for target, batch in outgoing.items():
             await summaries.send(value=codec.encode_summaries(batch), partition=target)
 
-    async def roll_back(partition: int, contact_ids: set[str], events: list[Any], anchor: Any) -> None:
+    async def roll_back(partition: int, contact_ids: set[str], events: list[Any]) -> None:
         """Contacts whose new state could not be stored: back to their stored state, and this batch's events
         of theirs to the dead-letter topic as ``internal error`` (events.md: never a silent loss)."""
         proc = live.contacts(partition)
         for contact_id in contact_ids:
-            stored = contacts_table.get(contact_id.encode())
+            stored = stored_value(contacts_table, partition, contact_id.encode())
             proc.replace(contact_id, codec.decode_contact(stored)[1] if stored is not None else None)
         for event in events:
             message = event.message
@@ -266,9 +276,8 @@ def create_worker(settings: Settings) -> Worker:
                     raw, message.key, "internal error: the contact's state could not be stored", "internal_error",
                     message.topic, message.partition, message.offset,
                 ))
-        # the contacts put back are in step with the table already; anything else changed stays dirty
-        save_changed(contacts_table, proc.dirty - contact_ids, proc.contacts, codec.encode_contact, partition, anchor)
-        proc.dirty.clear()
+        # the contacts put back are in step with the table already
+        proc.dirty -= contact_ids
 
     @app.agent(summaries, name="cxpulse-customers")
     async def process_customers(stream: faust.StreamT) -> None:
@@ -283,11 +292,15 @@ def create_worker(settings: Settings) -> Worker:
             try:
                 for partition, event in touched.items():
                     proc = live.customers(partition)
-                    failed = save_changed(customers_table, proc.dirty, proc.customers, codec.encode_customer, partition, event)
+                    failed = save_changed(customer_writer.stage, proc.dirty, proc.customers, codec.encode_customer, partition)
                     # kept in memory and tried again with the next batch; counted so that it is seen
                     proc.dirty.update(failed)
                     for _ in failed:
                         live.note_invalid(summaries.get_topic_name(), "internal_error")
+                for partition, proc in live.customer_parts.items():  # forgotten by the maintenance timer
+                    if proc.dirty and partition not in touched:
+                        save_changed(customer_writer.stage, proc.dirty, proc.customers, codec.encode_customer, partition)
+                await customer_writer.flush()
             except Exception as exc:  # noqa: BLE001 - never ack summaries whose customers were not stored
                 log.exception("a batch of FCR summaries could not be stored")
                 stop_now(f"a batch of FCR summaries could not be stored ({type(exc).__name__})")

@@ -1154,7 +1154,10 @@ def check_breaches(mix: Mix, records: list[Consumed], read_at_us: int, out: Outc
     if missing:
         out.fail(f"breaches never published: {len(missing)} of {len(expected)}, e.g. {sorted(missing)[:3]}")
     if false:
-        out.fail(f"breach records for visits that did not breach (yet): {len(false)}, e.g. {sorted(false)[:3]}")
+        # Not a failure (docs/live-engine.md, "SLA breaches"): a visit is judged by its partition's clock, and an
+        # answer that arrives after other contacts' later events (disorder is bounded per contact only) can come
+        # after its breach was published. The counts (sla_breaches) stay exact; the record stays on the topic.
+        out.notes.append(f"breach records for visits that turned out not to breach: {len(false)}, e.g. {sorted(false)[:3]}")
     if bad_ts:
         out.fail(f"breach records with timestamps that are not RFC 3339 with a four-digit year: {bad_ts[:3]}")
 

@@ -389,7 +389,8 @@ async def produce_file(bootstrap: str, topics: Topics, path: Path) -> int:
         await producer.stop()
 
 
-def simulate_file(path: Path, *, start_us: int, seconds: int, seed: int, scale: float = 1.0) -> int:
+def simulate_file(path: Path, *, start_us: int, seconds: int, seed: int, scale: float = 1.0,
+                  extra: tuple[str, ...] = ()) -> int:
     """``cxpulse simulate --out PATH --fast --seed --start --duration`` with the shipped centre made flat over
     the day and scaled (arrivals and agents x ``scale``), so the volume does not depend on the hour the test
     runs; returns the number of lines. Same arguments, same file."""
@@ -405,7 +406,7 @@ def simulate_file(path: Path, *, start_us: int, seconds: int, seed: int, scale: 
     centre_file.write_text(yaml.safe_dump(centre), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXPULSE_")}
     args = [CXPULSE, "simulate", "--centre", str(centre_file), "--out", str(path), "--fast", "--seed", str(seed),
-            "--start", iso(start_us), "--duration", f"{seconds}s"]
+            "--start", iso(start_us), "--duration", f"{seconds}s", *extra]
     done = subprocess.run(args, capture_output=True, env=env, timeout=300)
     assert done.returncode == 0, f"cxpulse simulate failed: {done.stderr.decode(errors='replace')[-2000:]}"
     return sum(1 for line in path.read_bytes().splitlines() if line.strip())

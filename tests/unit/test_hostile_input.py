@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from cxpulse.core.aggregates import Aggregates
-from cxpulse.core.contact import ContactState
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.measures import ANSWERED, OFFERED
@@ -199,12 +198,11 @@ def test_a_lifecycle_rejection_keeps_the_original_kafka_key_also_after_a_restart
 
 
 # -- isolation: a state that cannot be stored ------------------------------------------------------------
-class _Anchor:
-    """Stands in for the Faust event that routes table writes (only a weak reference is taken)."""
-
-
 def test_a_state_that_cannot_be_encoded_is_isolated_to_its_key() -> None:
-    table: dict[bytes, bytes] = {}
+    table: dict[bytes, bytes | None] = {b"gone": b"old"}
+
+    def stage(partition: int, key: bytes, value: bytes | None) -> None:
+        table[key] = value
 
     def encode(state: str, partition: int) -> bytes:
         if state == "poison":
@@ -212,10 +210,9 @@ def test_a_state_that_cannot_be_encoded_is_isolated_to_its_key() -> None:
         return f"{state}@{partition}".encode()
 
     dirty = {"a", "bad", "c", "gone"}
-    table[b"gone"] = b"old"
-    failed = save_changed(table, dirty, {"a": "A", "bad": "poison", "c": "C"}, encode, 2, _Anchor())
+    failed = save_changed(stage, dirty, {"a": "A", "bad": "poison", "c": "C"}, encode, 2)
     assert failed == ["bad"]
-    assert table == {b"a": b"A@2", b"c": b"C@2"}
+    assert table == {b"a": b"A@2", b"c": b"C@2", b"gone": None}
     assert dirty == set()
 
 
