@@ -368,10 +368,11 @@ class SubprocessRunner:
     def __init__(self, copy_dir: Path, examples: int) -> None:
         self.copy_dir = copy_dir
         self.env = child_env(copy_dir, examples)
+        self.current: subprocess.Popen[bytes] | None = None
 
     def run(self, args: list[str], timeout: float) -> RunResult:
         started = time.monotonic()
-        proc = subprocess.Popen(
+        proc = self.current = subprocess.Popen(
             [sys.executable, "-m", "pytest", *args], cwd=self.copy_dir, env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -384,7 +385,10 @@ class SubprocessRunner:
             return RunResult(None, time.monotonic() - started, out.decode("utf-8", "replace"))
 
     def close(self) -> None:
-        pass
+        """Kill a run still going (an interrupted mutation run must leave no pytest behind)."""
+        if self.current is not None and self.current.poll() is None:
+            os.killpg(self.current.pid, signal.SIGKILL)
+            self.current.wait()
 
 
 class ForkRunner:
@@ -411,14 +415,22 @@ class ForkRunner:
         return RunResult(answer["code"], answer["seconds"], text)
 
     def close(self) -> None:
+        """Stop the server; SIGTERM makes it kill the child it is waiting for (children have their own session)."""
         if self.proc.poll() is None:
             assert self.proc.stdin
-            self.proc.stdin.close()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
 
 
 def serve() -> None:
@@ -432,6 +444,17 @@ def serve() -> None:
     if leaked:
         print(f"error: the fork server imported {leaked}: the mutant would not be the code under test", flush=True)
         sys.exit(2)
+    current = [0]
+
+    def stop(signum: int, frame: Any) -> None:
+        if current[0]:
+            try:
+                os.killpg(current[0], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     print("ready", flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -439,6 +462,7 @@ def serve() -> None:
         pid = os.fork()
         if pid == 0:  # the child: run pytest on the copy, never return into the loop
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.setsid()
                 fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(fd, 1)
@@ -455,6 +479,7 @@ def serve() -> None:
                 traceback.print_exc()
                 code = 99
             os._exit(code)
+        current[0] = pid
         deadline = started + request["timeout"]
         code: int | None = None
         while True:
@@ -470,6 +495,7 @@ def serve() -> None:
                 os.waitpid(pid, 0)
                 break
             time.sleep(0.01)
+        current[0] = 0
         print(json.dumps({"code": code, "seconds": time.monotonic() - started}), flush=True)
 
 
@@ -598,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.monotonic()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops a run like Ctrl-C: runs killed, copies removed
+
+    signal.signal(signal.SIGTERM, interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="cxpulse-mutants-"))
     try:
         return _run(args, tmp, started)
@@ -688,11 +719,18 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
                     if done_count[0] % 50 == 0:
                         print(f"[{done_count[0]}/{len(mutants)}] {time.monotonic() - started:.0f} s", flush=True)
 
-        threads = [threading.Thread(target=work, args=(r, c)) for r, c in zip(runners, copies)]
+        threads = [threading.Thread(target=work, args=(r, c), daemon=True) for r, c in zip(runners, copies)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.5)
+        except KeyboardInterrupt:
+            print("interrupted: stopping the runs", flush=True)
+            for r in runners:
+                r.close()
+            return 130
     finally:
         for r in runners:
             r.close()

@@ -14,16 +14,24 @@ Defaults: voice T = 20 s, S = 5 s, buckets of 60 s.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import HOUR_US, Aggregates
+from cxpulse.core import engine as engine_module
+from cxpulse.core import live as live_module
 from cxpulse.core.engine import KpiEngine
+from cxpulse.core.live import LiveKpis
+from cxpulse.core.partials import merge, partial
 from cxpulse.core.windows import window_bounds
-from cxpulse.models.events import to_us
+from pydantic import ValidationError
+
+from cxpulse.models.events import InvalidEvent, format_ts, parse_any_event, parse_contact_event, to_us
 from cxpulse.settings import KpiSettings
 from test_kpi_edges import DAY, MICRO, S, all_of, ev, row, run
 
@@ -153,3 +161,283 @@ def test_rolling_window_start_rounds_down_and_covers_the_whole_length() -> None:
     _, doc = run([ev("queued", "q1", at), ev("abandoned", "x1", at + 2 * S)], now=DAY + timedelta(minutes=15) - MICRO)
     assert row(doc)["windows"]["15m"]["offered"] == 1
     assert row(doc)["windows"]["15m"]["start"] == "2026-05-04T09:59:00.000Z"
+
+
+# -- engine ---------------------------------------------------------------------------------------------------------
+def test_process_says_whether_the_event_was_accepted() -> None:
+    """``KpiEngine.process`` returns True for an accepted event, False for an invalid one (recorded as a
+    rejection with its bytes) and for a duplicate (counted in health).
+
+    Kills ``KpiEngine.process`` ``return False -> return True`` after an invalid event, ``KpiEngine._reject``
+    counting ``invalid`` / ``reasons`` by ``-= 1`` or ``+= 0``, and ``_as_bytes`` losing a str's bytes (its
+    early return removed)."""
+    engine = KpiEngine(KpiSettings())
+    assert engine.process(ev("queued", "q1", DAY)) is True
+    assert engine.process(b"{not json") is False
+    assert engine.process(ev("queued", "q1", DAY)) is False  # same contact, same event_id
+    assert (engine.health.processed, engine.health.duplicates, dict(engine.health.invalid)) == (1, 1, {"not_json": 1})
+    assert sum(engine.health.reasons.values()) == 1  # one reason recorded for the one invalid event
+    assert engine.rejections[0].raw == b"{not json"
+    assert engine.process("{also not json") is False  # a str keeps its bytes too (UTF-8)
+    assert engine.rejections[1].raw == b"{also not json"
+
+
+def test_a_replay_engine_publishes_no_breach_unless_asked() -> None:
+    """``KpiEngine()`` (replay) counts a breach but hands none out for topic ``sla-breaches``; with
+    ``publish_breaches=True`` the same waiting contact is handed out once. Queued 10:00:00, still waiting at
+    10:00:21 (T = 20 s): breached at 10:00:20.
+
+    Kills ``KpiEngine.__init__`` default ``publish_breaches=False -> True``."""
+    now = to_us(DAY + 21 * S)
+    replay = KpiEngine(KpiSettings())
+    replay.process(ev("queued", "q1", DAY))
+    assert replay.due_breaches(now) == []
+    assert all_of(replay.snapshot(now, include_all=True))["sla_breaches"] == 1
+    live = KpiEngine(KpiSettings(), publish_breaches=True)
+    live.process(ev("queued", "q1", DAY))
+    assert [(b.queued_event_id, b.breached_at_us) for b in live.due_breaches(now)] == [("q1", to_us(DAY + 20 * S))]
+
+
+def test_finish_leaves_the_lifecycle_clock_where_it_was() -> None:
+    """``finish()`` moves the lifecycle clock past the allowance only while it settles: afterwards it is the
+    newest contact event's time again (10:00:30), so a replay can go on. An ``answered`` with no queued is
+    rejected by ``finish()`` (its disorder allowance is waived at the end).
+
+    Kills ``KpiEngine.finish`` restoring the clock with ``+=``, ``disorder - 1`` or ``disorder + 0``."""
+    engine = KpiEngine(KpiSettings())
+    engine.process(ev("answered", "a1", DAY + 30 * S))
+    assert engine.contacts.stream_time == to_us(DAY + 30 * S)
+    engine.finish()
+    assert engine.contacts.stream_time == to_us(DAY + 30 * S)
+    assert [r.event_id for r in engine.rejections] == ["a1"]
+
+
+# -- live ----------------------------------------------------------------------------------------------------------
+class Clock:
+    """A wall clock in microseconds that moves only when the test sets it."""
+
+    def __init__(self, now_us: int) -> None:
+        self.now_us = now_us
+
+    def __call__(self) -> int:
+        return self.now_us
+
+
+T0 = to_us(DAY)
+
+
+def contact_event(kind: str, eid: str, at_us: int, contact: str = "c1", **extra: Any) -> dict[str, Any]:
+    return ev(kind, eid, datetime.fromtimestamp(at_us / US, tz=timezone.utc), contact, **extra) | {"ts": format_ts(at_us)}
+
+
+def feed(live: LiveKpis, partition: int, event: dict[str, Any], offset: int = 0, topic: str = "contact-events") -> bool:
+    raw = orjson.dumps(event)
+    return live.handle(topic, partition, parse_any_event(raw), raw, offset)
+
+
+def test_the_default_wall_clock_is_in_microseconds() -> None:
+    """``live.now_us()`` is the wall clock in µs: between two readings of ``time.time_ns() // 1000``.
+
+    Kills ``now_us`` ``// 1000 -> // 999`` (a clock 0.1 % fast: about 1.8e12 µs ahead today)."""
+    before = time.time_ns() // 1000
+    reading = live_module.now_us()
+    after = time.time_ns() // 1000
+    assert before <= reading <= after
+
+
+@pytest.mark.parametrize(("idle_us", "wall"), [(499_999, False), (500_000, True)])
+def test_the_breach_clock_takes_the_wall_clock_after_half_a_second_idle(idle_us: int, wall: bool) -> None:
+    """A caught-up partition idle for 0.5 s (500 000 µs, written out here, not read from ``IDLE_US``) judges
+    breaches by the wall clock; 1 µs less and it is still stream time + idle. c1 queued at T0 read at
+    W = T0 + 1 h: at W + 499 999 µs the clock is T0 + 499 999 µs; at W + 500 000 µs it is W + 500 000 µs.
+
+    Kills ``IDLE_US = 500_000 -> 499_999`` (the pinned test reads the constant, so it moves with it)."""
+    wall_us = T0 + HOUR_US
+    live = LiveKpis(KpiSettings(), clock=Clock(wall_us))
+    assert feed(live, 0, contact_event("queued", "q1", T0))
+    expected = wall_us + idle_us if wall else T0 + idle_us
+    assert live.breach_clock(0, wall_us + idle_us, lambda p: True) == expected
+
+
+def test_live_health_counts_per_topic() -> None:
+    """Per source topic: processed, duplicates, and invalid by kind. Two contact events and a duplicate of the
+    first; a survey; an ``answered`` of c2 with no queued, rejected once the lifecycle clock is 60 s past it
+    (``allowed_disorder``), which q3 at 10:02:00 makes it: contact-events processed 4 (q1, x1, a2, q3),
+    duplicates 1, invalid lifecycle 1; survey-responses processed 1. A fresh topic starts at 0. The newest event
+    time is 10:02:00 and the last processing time is the clock's.
+
+    Kills ``TopicHealth`` defaults ``0 -> 1``, ``LiveKpis.handle`` ``processed += 1`` / ``duplicates += 1``
+    mutants, ``note_invalid`` ``+= 1`` mutants, ``LiveKpis.settle`` taking ``source[1]`` (the partition) as
+    the topic, and ``LiveKpis.__init__`` starting ``last_event_ts_us`` / ``last_processed_wall_us`` at 1."""
+    clock = Clock(T0 + HOUR_US)
+    live = LiveKpis(KpiSettings(), clock=clock)
+    assert (live.last_event_ts_us, live.last_processed_wall_us) == (0, 0)
+    assert (live.topic_health("x").processed, live.topic_health("x").duplicates) == (0, 0)
+    assert feed(live, 0, contact_event("queued", "q1", T0), 0)
+    assert feed(live, 0, contact_event("abandoned", "x1", T0 + 2 * US), 1)
+    assert not feed(live, 0, contact_event("queued", "q1", T0), 2)
+    assert feed(live, 0, contact_event("answered", "a2", T0 + 10 * US, "c2"), 3)
+    survey = {"event_id": "s1", "type": "survey.response", "ts": format_ts(T0 + 5 * US), "contact_id": "c1",
+              "customer_id": "u1", "nps": 9}
+    assert feed(live, 0, survey, 0, "survey-responses")
+    assert live.settle(0) == []  # stream time 10:00:10: a2 may still get its queued
+    clock.now_us += 1
+    assert feed(live, 0, contact_event("queued", "q3", T0 + 120 * US, "c3"), 4)
+    assert [r.event_id for r in live.settle(0)] == ["a2"]  # 10:00:10 < 10:02:00 - 60 s
+    health = live.topic_health("contact-events")
+    assert (health.processed, health.duplicates, dict(health.invalid)) == (4, 1, {"lifecycle": 1})
+    assert live.topic_health("survey-responses").processed == 1
+    assert (live.last_event_ts_us, live.last_processed_wall_us) == (T0 + 120 * US, T0 + HOUR_US + 1)
+
+
+def test_a_duplicate_sends_the_contact_summary_again() -> None:
+    """A duplicate may be a re-delivery after a crash: the contact's FCR summary goes to the customer side again
+    (idempotent there). q1 read, its summary drained; q1 again: the same summary is pending once more.
+
+    Kills ``LiveKpis.handle`` ``summary is not None -> is None`` on the duplicate path."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0))
+    assert feed(live, 0, contact_event("queued", "q1", T0))
+    first = live.contacts(0).drain_summaries()
+    assert [s.contact_id for s in first] == ["c1"]
+    assert not feed(live, 0, contact_event("queued", "q1", T0))
+    assert live.contacts(0).drain_summaries() == first
+
+
+@pytest.mark.parametrize(("ahead_us", "accepted"), [(300 * US, True), (300 * US + 1, False)])
+def test_live_admits_events_up_to_max_clock_skew_ahead(ahead_us: int, accepted: bool) -> None:
+    """events.md: live, an event more than ``max_clock_skew`` (default 5 min = 300 s) ahead of the wall clock is
+    invalid, kind ``in_the_future``. Exactly 300 s ahead is not *more*: admitted; 300 s + 1 µs is refused.
+
+    Kills ``LiveKpis.admit`` ``clock + skew -> clock - skew``, ``> -> >=``, and ``US_PER_SECOND`` 1 000 000 ->
+    999 999 in ``cxpulse/models/events.py``."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0))
+    event = parse_contact_event(orjson.dumps(contact_event("queued", "q1", T0 + ahead_us)))
+    if accepted:
+        live.admit(event)
+    else:
+        with pytest.raises(InvalidEvent) as caught:
+            live.admit(event)
+        assert caught.value.kind == "in_the_future"
+
+
+def test_live_stream_time_is_the_newest_event_over_partitions() -> None:
+    """``LiveKpis.stream_time()``: the largest event time of any partition; 0 before any event.
+    Partition 0 read 10:00:05, partition 1 read 10:00:40 and then 10:00:20: 10:00:40.
+
+    Kills ``stream_time`` ``max -> min`` and ``default=0 -> 1``."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0))
+    assert live.stream_time() == 0
+    feed(live, 0, contact_event("queued", "q1", T0 + 5 * US, "c1"))
+    feed(live, 1, contact_event("queued", "q2", T0 + 40 * US, "c2"))
+    feed(live, 1, contact_event("queued", "q3", T0 + 20 * US, "c3"))
+    assert live.stream_time() == T0 + 40 * US
+
+
+def test_live_document_all_window_spans_from_the_first_event_of_any_partition() -> None:
+    """``document(now, include_all=True)``: the ``all`` window is [earliest event of any partition, now + 1 µs).
+    Partition 0 first read 10:00:30, partition 1 first read 10:00:10; now 10:05:00: [10:00:10, 10:05:00.000001).
+    Without ``include_all`` there is no ``all`` window.
+
+    Kills ``LiveKpis.document`` ``min -> max`` over the partitions' first times, ``first is not None -> is``
+    (twice) and ``now + 1 -> now - 1`` / ``now + 0``."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0))
+    feed(live, 0, contact_event("queued", "q1", T0 + 30 * US, "c1"))
+    feed(live, 1, contact_event("queued", "q2", T0 + 10 * US, "c2"))
+    now = T0 + 300 * US
+    doc = live.document(now, include_all=True)
+    window = doc["totals"]["windows"]["all"]
+    assert (window["start"], window["end"]) == ("2026-05-04T10:00:10.000Z", "2026-05-04T10:05:00.000001Z")
+    assert window["offered"] == 2
+    assert "all" not in live.document(now)["totals"]["windows"]
+
+
+def test_live_buckets_are_a_minute_like_the_window_bounds() -> None:
+    """The live aggregates use the same 60 s grid as the window bounds: the 15 min window at 10:15:00 starts at
+    10:00:00 and holds the queued at 10:00:00 but not the one at 09:59:59.999999.
+
+    Kills ``LiveKpis.__init__`` ``bucket_seconds * 1_000_000 -> * 999_999`` (a grid of 59.999999 s, whose
+    edges lie about 30 s off the minute today: the bucket before 10:00:00 would be summed too)."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0))
+    feed(live, 0, contact_event("queued", "q1", T0 - 1, "c1"))
+    feed(live, 0, contact_event("queued", "q2", T0, "c2"))
+    window = live.document(T0 + 15 * 60 * US)["totals"]["windows"]["15m"]
+    assert (window["start"], window["offered"]) == ("2026-05-04T10:00:00.000Z", 1)
+
+
+# -- partials -------------------------------------------------------------------------------------------------------
+def test_merge_of_no_partial_is_an_empty_document() -> None:
+    """No worker has published yet: no queue, zero live figures, no ``generated_at``.
+
+    Kills ``merge`` starting ``now`` at 1 (``generated_at`` would be 1970-01-01T00:00:00.000001Z)."""
+    doc = merge(KpiSettings(), [])
+    assert doc == {"generated_at": None, "queues": [],
+                   "totals": {"live": {"waiting": 0, "longest_wait_seconds": 0.0}, "windows": {}}}
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_merge_spans_the_union_of_window_bounds_and_adds_live_state(order: int) -> None:
+    """Two workers evaluated a minute apart: A at 10:16:00 (15m window [10:01:00, 10:16:00)), B at 10:15:00
+    ([10:00:00, 10:15:00)). Merged, in either order: [earliest start, latest end) = [10:00:00, 10:16:00);
+    offered 1 + 1 = 2; waiting 1 + 1 = 2; longest wait max(0.5 s, 0.25 s) = 0.5 s (A's c1 queued at 10:15:59.5,
+    B's c2 at 10:14:59.75).
+
+    Kills ``_merge_window`` ``min -> max`` / ``max -> min`` and its ``held[0]``/``held[1]`` index mutants (each
+    fails in one of the two orders), and ``merge`` taking ``max(held[0], longest)`` (the count, 2) as the
+    longest wait."""
+    kpi = KpiSettings()
+    parts = []
+    for worker, (contact, queued, now) in {"A": ("c1", T0 + 959_500_000, T0 + 960 * US),
+                                           "B": ("c2", T0 + 899_750_000, T0 + 900 * US)}.items():
+        live = LiveKpis(kpi, clock=Clock(now))
+        feed(live, 0, contact_event("queued", f"q-{contact}", queued, contact))
+        parts.append(live.partial(worker, now))
+    doc = merge(kpi, parts[::order])
+    window = doc["totals"]["windows"]["15m"]
+    assert (window["start"], window["end"], window["offered"]) == (
+        "2026-05-04T10:00:00.000Z", "2026-05-04T10:16:00.000Z", 2)
+    assert doc["totals"]["live"] == {"waiting": 2, "longest_wait_seconds": 0.5}
+    assert doc["queues"][0]["live"] == {"waiting": 2, "longest_wait_seconds": 0.5}
+    assert doc["generated_at"] == "2026-05-04T10:16:00.000Z"
+
+
+# -- models ---------------------------------------------------------------------------------------------------------
+def test_the_last_valid_instant_is_accepted() -> None:
+    """events.md: ``ts`` may be any instant up to 9999-12-31 in UTC: 9999-12-31T23:59:59.999999Z is valid and
+    is 253 402 300 799 999 999 µs after the epoch.
+
+    Kills ``MAX_TS_US`` 253_402_300_799_999_999 -> ...998."""
+    event = parse_contact_event(orjson.dumps(ev("queued", "q1", DAY) | {"ts": "9999-12-31T23:59:59.999999Z"}))
+    assert event.ts_us == 253_402_300_799_999_999
+
+
+def test_the_first_valid_instant_is_accepted() -> None:
+    """events.md: ``ts`` from 1970-01-01 in UTC: 1970-01-01T00:00:00Z itself is valid (0 µs); 1969-12-31T23:59:59.999999Z
+    is not.
+
+    Kills ``parse_rfc3339`` ``MIN_TS_US <= us`` -> ``<``."""
+    assert parse_contact_event(orjson.dumps(ev("queued", "q1", EPOCH))).ts_us == 0
+    with pytest.raises(InvalidEvent):
+        parse_contact_event(orjson.dumps(ev("queued", "q1", EPOCH) | {"ts": "1969-12-31T23:59:59.999999Z"}))
+
+
+@pytest.mark.parametrize(("offset_us", "text"), [
+    (999_000, "2026-05-04T10:00:00.999Z"),  # whole milliseconds: three digits, 999 000 // 1000 = 999
+    (999_999, "2026-05-04T10:00:00.999999Z"),  # otherwise six digits
+    (0, "2026-05-04T10:00:00.000Z"),
+])
+def test_format_ts_milliseconds(offset_us: int, text: str) -> None:
+    """``format_ts`` writes milliseconds when whole, microseconds otherwise.
+
+    Kills ``format_ts`` ``microsecond // 1000 -> // 999`` (999 000 // 999 = 1000: ".1000Z")."""
+    assert format_ts(T0 + offset_us) == text
+
+
+def test_a_validated_event_cannot_be_changed() -> None:
+    """Events are frozen once validated: the record of what arrived (its bytes may go to the DLQ) and what was
+    counted must be the same thing.
+
+    Kills ``_Event.model_config`` ``frozen=True -> False``."""
+    event = parse_contact_event(orjson.dumps(ev("queued", "q1", DAY)))
+    with pytest.raises(ValidationError, match="frozen"):
+        event.queue = "sales"  # type: ignore[misc]
+    assert event.queue == "billing"
