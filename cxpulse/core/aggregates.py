@@ -25,9 +25,10 @@ Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 class Aggregates:
     """Sums of facts. ``apply(facts, sign)`` adds (+1) or retracts (-1) facts."""
 
-    __slots__ = ("bucket_us", "buckets", "hours", "future", "_heap", "now", "totals", "observer")
+    __slots__ = ("bucket_us", "buckets", "hours", "future", "_heap", "now", "totals", "observer", "open", "at_now")
 
-    def __init__(self, bucket_us: int, now_us: int = 0, observer: "Observer | None" = None) -> None:
+    def __init__(self, bucket_us: int, now_us: int = 0, observer: "Observer | None" = None,
+                 open_breaches: "dict[Key, dict[str, int]] | None" = None) -> None:
         self.bucket_us = bucket_us
         self.buckets: dict[Key, dict[int, list[int]]] = {}
         # the same counts summed per hour: a window adds whole hours and steps through buckets only at its edges
@@ -37,6 +38,13 @@ class Aggregates:
         self.now = now_us  # facts at or after this are in the future
         self.totals: dict[Key, list[int]] = {}
         self.observer = observer  # sees every fact with its sign (e.g. for Prometheus histograms)
+        # deadlines (queued + T) of the visits still waiting, per key, by contact: their breach is not a stored
+        # fact but a live one, counted in a window once its deadline lies inside it and before now (Engine v2:
+        # no future fact, heap entry and retraction per contact for a breach that usually never happens)
+        self.open = open_breaches if open_breaches is not None else {}
+        # facts at exactly ``now`` (with their sign): in order, every event's own facts are at the newest event
+        # time, which is now; they join their buckets at the next advance, without a heap (Engine v2)
+        self.at_now: list[Fact] = []
 
     def apply(self, facts: Iterable[Fact], sign: int = 1, *, observe: bool = True) -> None:
         now = self.now
@@ -65,6 +73,8 @@ class Aggregates:
                 counts[measure] += delta
                 hour_counts[measure] += delta
                 totals[key][measure] += delta
+            elif at == now:
+                self.at_now.append((measure, at, queue, channel, sign * value))
             else:
                 slot = (measure, at, queue, channel)
                 previous = self.future.get(slot)
@@ -82,6 +92,9 @@ class Aggregates:
         if now_us <= self.now:
             return
         self.now = now_us
+        if self.at_now:
+            due_now, self.at_now = self.at_now, []
+            self.apply(due_now, 1, observe=False)
         heap = self._heap
         if not heap or heap[0][0] >= now_us:
             return
@@ -107,6 +120,8 @@ class Aggregates:
         whose facts were all retracted (a survey first attributed to ``unknown``, then to its queue) is not."""
         keys = {key for key, counts in self.totals.items() if any(counts)}
         keys.update((queue, channel) for _, _, queue, channel in self.future)
+        keys.update((queue, channel) for _, _, queue, channel, value in self.at_now if value)
+        keys.update(key for key, deadlines in self.open.items() if any(at < self.now for at in deadlines.values()))
         return keys
 
     def prune(self, before_us: int) -> None:
@@ -153,17 +168,35 @@ class Aggregates:
                         if counts is not None:
                             _add(sums, counts)
                         at += bucket_us
+            deadlines = self.open.get(key)
+            if deadlines:
+                high = min(end_us, self.now)
+                sums[SLA_BREACHES] += sum(1 for at in deadlines.values() if start_us <= at < high)
             out[key] = sums
+        return out
+
+    def open_breaches_before(self, end_us: int) -> dict[Key, int]:
+        """Breaches of still-waiting visits whose deadline lies before ``end_us`` (and before now)."""
+        high = min(end_us, self.now)
+        out: dict[Key, int] = {}
+        for key, deadlines in self.open.items():
+            count = sum(1 for at in deadlines.values() if at < high)
+            if count:
+                out[key] = count
         return out
 
     def future_until(self, end_us: int) -> dict[Key, list[int]]:
         """Counts of facts still in the future but before ``end_us`` (for a window ending past now).
 
-        A breach still in the future is a visit waiting since ``queued`` with ``queued + T >= now``: its wait
-        does not *exceed* T yet (kpis.md), so it is not a breach yet, even in a window that includes ``now``."""
+        Breaches are never future facts: a waiting visit's breach is live (:attr:`open`), and a closed visit's
+        breach lies at queued + T, before its outcome."""
         out: dict[Key, list[int]] = {}
         for (measure, at, queue, channel), value in self.future.items():
             if at < end_us and measure != SLA_BREACHES:
+                sums = out.setdefault((queue, channel), [0] * N_MEASURES)
+                sums[measure] += value
+        for measure, at, queue, channel, value in self.at_now:
+            if at < end_us:
                 sums = out.setdefault((queue, channel), [0] * N_MEASURES)
                 sums[measure] += value
         return out

@@ -190,8 +190,7 @@ def contact_facts(lifecycle: Walk, queue_settings: QueueLookup) -> list[Fact]:
         threshold = qs.threshold_us
         add((m.OFFERED, queued[TS], queued[QUEUE], queued[CHANNEL], 1))
         if outcome is None:
-            # still waiting: the wait exceeds T from queued + T on (a future fact until then)
-            add((m.SLA_BREACHES, queued[TS] + threshold, queued[QUEUE], queued[CHANNEL], 1))
+            # still waiting: its breach, from queued + T on, is a live figure (Aggregates.open), not a fact
             continue
         if outcome_facts(queued, outcome, qs, add) > threshold:
             add((m.SLA_BREACHES, queued[TS] + threshold, queued[QUEUE], queued[CHANNEL], 1))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxpulse.core.aggregates import Aggregates
-from cxpulse.core.measures import zero_counts
+from cxpulse.core.measures import SLA_BREACHES, zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
@@ -203,4 +203,7 @@ def _sum_all(parts: list[Aggregates], end: int, key: tuple[str, str] | None) -> 
         for k, counts in part.future_until(end).items():
             if key is None or k == key:
                 add_counts(out, counts)
+        for k, breaches in part.open_breaches_before(end).items():
+            if key is None or k == key:
+                out[SLA_BREACHES] += breaches
     return out

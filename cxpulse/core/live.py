@@ -18,6 +18,7 @@ from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.engine import build_document
+from cxpulse.core.measures import N_MEASURES, SLA_BREACHES
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
 from cxpulse.models.events import US_PER_SECOND, InvalidEvent, format_ts
 from cxpulse.settings import KpiSettings
@@ -232,6 +233,8 @@ class LiveKpis:
                 into = out.setdefault(key, [0] * len(counts))
                 for index, value in enumerate(counts):
                     into[index] += value
+            for key, breaches in part.open_breaches_before(part.now).items():  # visits waiting past T
+                out.setdefault(key, [0] * N_MEASURES)[SLA_BREACHES] += breaches
         return out
 
     def partial(self, worker_id: str, now: int | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from their stored state alone (:meth:`restore`), which is what makes a restart l
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -50,6 +50,7 @@ from cxpulse.core.customer import CustomerState, customer_facts
 from cxpulse.core.measures import Fact
 from cxpulse.settings import KpiSettings, QueueSettings
 
+RECENT_CUSTOMERS = 4096  # customers whose facts are kept for their next change
 _PACK = msgspec.msgpack.Encoder().encode
 _UNPACK = msgspec.msgpack.Decoder().decode
 
@@ -151,6 +152,7 @@ class ContactProcessor:
         self.settled: dict[str, bytes] = {}  # evicted contacts, packed (when no ``loader`` holds them)
         self.loader = loader
         self.waiting: dict[str, Record] = {}  # contact_id -> queued record of its open visit
+        self.open_breaches = aggregates.open  # (queue, channel) -> contact_id -> queued + T of its open visit
         # largest contact-event time seen: the clock of lifecycle checks and of breaches while catching up.
         # Surveys do not move it: their topic is read independently and may run ahead of the contact events.
         self.stream_time = 0
@@ -217,7 +219,6 @@ class ContactProcessor:
             queue, channel = rec[QUEUE], rec[CHANNEL]
             qs = self.queue_settings(queue, channel)
             add((m.OFFERED, rec[TS], queue, channel, 1))
-            add((m.SLA_BREACHES, rec[TS] + qs.threshold_us, queue, channel, 1))  # due unless closed in time
             state.waiting = state.last_queued = rec
             self._now_waiting(contact_id, rec, qs)
             if state.first_queued is None:
@@ -240,24 +241,33 @@ class ContactProcessor:
             queued = state.waiting
             assert queued is not None  # fits() said so
             qs = self.queue_settings(queued[QUEUE], queued[CHANNEL])
-            wait = outcome_facts(queued, rec, qs, add)
-            if wait <= qs.threshold_us:
-                self.aggregates.apply(((m.SLA_BREACHES, queued[TS] + qs.threshold_us, queued[QUEUE], queued[CHANNEL], 1),), -1)
-            elif self.publish_breaches and queued[ID] not in state.breaches_published:
-                state.mark(queued[ID])
-                self.late_breaches.append(self._breach(contact_id, queued))
+            if outcome_facts(queued, rec, qs, add) > qs.threshold_us:
+                add((m.SLA_BREACHES, queued[TS] + qs.threshold_us, queued[QUEUE], queued[CHANNEL], 1))
+                if self.publish_breaches and queued[ID] not in state.breaches_published:
+                    state.mark(queued[ID])
+                    self.late_breaches.append(self._breach(contact_id, queued))
             if kind == ANSWERED:
                 state.in_service += 1
             state.waiting = None
-            self.waiting.pop(contact_id, None)
+            self._not_waiting(contact_id)
         self.aggregates.apply(facts, 1)
 
     def _now_waiting(self, contact_id: str, queued: Record, qs: QueueSettings) -> None:
+        self._not_waiting(contact_id)
         self.waiting[contact_id] = queued
-        self.aggregates.ensure_key((queued[QUEUE], queued[CHANNEL]))
+        key = (queued[QUEUE], queued[CHANNEL])
+        self.aggregates.ensure_key(key)
+        self.open_breaches.setdefault(key, {})[contact_id] = queued[TS] + qs.threshold_us
         if self.publish_breaches and (contact_id, queued[ID]) not in self._scheduled:
             self._scheduled.add((contact_id, queued[ID]))
             heapq.heappush(self._breach_heap, (queued[TS] + qs.threshold_us, contact_id, queued[ID]))
+
+    def _not_waiting(self, contact_id: str) -> None:
+        queued = self.waiting.pop(contact_id, None)
+        if queued is not None:
+            deadlines = self.open_breaches.get((queued[QUEUE], queued[CHANNEL]))
+            if deadlines is not None:
+                deadlines.pop(contact_id, None)
 
     def _summary_changed(self, contact_id: str, state: ContactState) -> None:
         summary = state.summary(contact_id)
@@ -284,7 +294,7 @@ class ContactProcessor:
         state.sync(lifecycle)
         waiting = lifecycle.waiting
         if waiting is None:
-            self.waiting.pop(contact_id, None)
+            self._not_waiting(contact_id)
         else:
             queued = waiting[0]
             self._now_waiting(contact_id, queued, self.queue_settings(queued[QUEUE], queued[CHANNEL]))
@@ -424,7 +434,7 @@ class ContactProcessor:
         current = self.contacts.pop(contact_id, None)
         if current is not None and current.records:
             self.aggregates.apply(contact_facts(walk(current.records), self.queue_settings), -1)
-        self.waiting.pop(contact_id, None)
+        self._not_waiting(contact_id)
         self.summaries.pop(contact_id, None)
         self.dirty.discard(contact_id)
         self.evictable.discard(contact_id)
@@ -477,23 +487,34 @@ class CustomerProcessor:
         self.window_us = kpi.fcr_window * US
         self.customers: dict[str, CustomerState] = {}
         self.dirty: set[str] = set()
+        # the facts of recently changed customers: a contact's summary changes twice within minutes (queued,
+        # then ended), so the second change finds its "before" here instead of deriving it again
+        self._recent: OrderedDict[str, list[Fact]] = OrderedDict()
 
     def update(self, summary: Summary) -> None:
         """A contact's FCR summary changed: apply the difference it makes to that customer's facts."""
-        state = self.customers.get(summary.customer_id)
+        customer_id = summary.customer_id
+        state = self.customers.get(customer_id)
+        recent = self._recent
         if state is None:
-            state = self.customers[summary.customer_id] = CustomerState()
+            state = self.customers[customer_id] = CustomerState()
             before: list[Fact] = []
         elif state.contacts.get(summary.contact_id) == summary:
             return
         else:
-            before = customer_facts(state, self.window_us)
+            cached = recent.pop(customer_id, None)
+            before = cached if cached is not None else customer_facts(state, self.window_us)
         state.contacts[summary.contact_id] = summary
-        _diff(self.aggregates, before, customer_facts(state, self.window_us))
-        self.dirty.add(summary.customer_id)
+        after = customer_facts(state, self.window_us)
+        _diff(self.aggregates, before, after)
+        recent[customer_id] = after
+        if len(recent) > RECENT_CUSTOMERS:
+            recent.popitem(last=False)
+        self.dirty.add(customer_id)
 
     def restore(self, customer_id: str, state: CustomerState) -> None:
         self.customers[customer_id] = state
+        self._recent.pop(customer_id, None)
         self.aggregates.apply(customer_facts(state, self.window_us), 1)
 
     def forget(self, now_us: int) -> list[str]:
@@ -503,6 +524,7 @@ class CustomerProcessor:
         for customer_id, state in list(self.customers.items()):
             before = len(state.contacts)
             state.forget_before(limit, self.window_us)
+            self._recent.pop(customer_id, None)  # its facts are derived from what remains from now on
             if not state.contacts:
                 del self.customers[customer_id]
                 gone.append(customer_id)
