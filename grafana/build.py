@@ -61,11 +61,15 @@ def ratio(num: str, den: str, window: str, scale: str = "") -> str:
 
 
 def service_level(window: str) -> str:
-    return ratio("contacts_answered_within_threshold", "sl_eligible_contacts", window)
+    """By each queue's ``sl_formula``: the recorded numerator and denominator already follow it."""
+    return ratio("sl_in_time_contacts", "sl_eligible_contacts", window)
 
 
 def abandon_rate(window: str) -> str:
-    return ratio("contacts_abandoned_long", "sl_eligible_contacts", window)
+    """(abandoned - abandoned_short) / (answered + abandoned - abandoned_short), whatever the queue's
+    ``sl_formula`` (``sl_eligible_contacts`` follows that formula, the abandon rate does not)."""
+    long = by_queue(inc("contacts_abandoned_long", window))
+    return f"{long} / (({by_queue(inc('contacts_answered', window))} + {long}) > 0)"
 
 
 def asa(window: str) -> str:

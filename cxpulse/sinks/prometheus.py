@@ -5,6 +5,11 @@ growing ``_total`` counters (never ratios), so ``sum by (queue) (rate(...))`` ov
 figure and every ratio KPI is a recording rule (deploy/prometheus/rules). Labels come from small fixed sets
 (queue, channel, kind, outcome, category, score, topic, reason); a customer, contact or agent id never
 becomes a label. Beyond ``worker.max_queues`` distinct queues, further queues are exported as ``other``.
+
+What each counter series counts comes from :mod:`cxpulse.core.definitions` (``FAMILIES``), which the recording
+rules read too. The rules cannot see settings, so the collector also exports each (queue, channel)'s
+``sl_formula`` and the centre's as info gauges (``contactcenter_sl_formula_info``,
+``contactcenter_centre_sl_formula_info``): the service-level rules pick their variant by them.
 """
 
 from __future__ import annotations
@@ -19,30 +24,29 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 import cxpulse
-from cxpulse.core import measures as m
+from cxpulse.core.definitions import CENTRE_SL_FORMULA_INFO, COUNTER_FAMILIES, FAMILIES, PROM_PREFIX, SL_FORMULA_INFO
+from cxpulse.core.measures import M
 from cxpulse.core.live import LiveKpis
 from cxpulse.settings import Settings
 from cxpulse.streams.liveness import Liveness
 
-PREFIX = "contactcenter"
+PREFIX = PROM_PREFIX
 DEFAULT_WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 HANDLE_BUCKETS = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
 OTHER = "other"
 
-# counter name -> (measure index, help)
-_COUNTERS: tuple[tuple[str, int, str], ...] = (
-    ("contacts_offered", m.OFFERED, "Queue visits offered (contact.queued), by attribution time."),
-    ("contacts_answered", m.ANSWERED, "Queue visits answered."),
-    ("contacts_answered_within_threshold", m.ANSWERED_WITHIN, "Visits answered with wait <= the queue's SL threshold."),
-    ("contacts_abandoned_within_threshold", m.ABANDONED_WITHIN, "Visits abandoned with wait <= the SL threshold."),
-    ("sla_breaches", m.SLA_BREACHES, "Visits whose wait exceeded the SL threshold (at queued + T)."),
-    ("contacts_handled", m.HANDLED, "contact.ended events (agent work finished)."),
-    ("repeat_contacts", m.REPEATS, "Contacts that repeat a contact of the same customer and reason within the FCR window."),
-    ("first_contacts", m.FIRST, "First contacts whose final contact.ended arrived."),
-    ("first_contacts_resolved", m.FIRST_RESOLVED, "First contacts resolved at their final contact.ended."),
-    ("first_contacts_closed", m.FIRST_CLOSED, "First contacts closed (FCR window over)."),
-    ("first_contacts_confirmed", m.FIRST_CONFIRMED, "Closed first contacts resolved with no matching recontact."),
+# The per-(queue, channel) counter families and what each series counts: the definitions table's, so the
+# metrics, the recording rules and the KPI document cannot disagree on what a series means.
+_COUNTERS: tuple[tuple[str, str | None, tuple[tuple[str | None, tuple[tuple[int, int], ...]], ...], str], ...] = tuple(
+    (family.name, family.label, tuple((s.label_value, s.value.indexed) for s in family.series), family.help)
+    for family in COUNTER_FAMILIES
 )
+# measure index -> (histogram, outcome label or None): which facts feed which histogram
+_HISTOGRAM_OF: dict[int, tuple[str, str | None]] = {
+    M[name]: (family.name.removesuffix("_sum"), series.label_value)
+    for family in FAMILIES if family.kind == "histogram_sum"
+    for series in family.series for name in series.value.vector()
+}
 
 
 class QueueLabels:
@@ -85,11 +89,14 @@ class Histograms:
 
     def observe(self, facts: list[Any], sign: int) -> None:
         for measure, _at, queue, channel, value in facts:
-            if measure == m.WAIT_ANSWERED or measure == m.WAIT_ABANDONED:
-                outcome = "answered" if measure == m.WAIT_ANSWERED else "abandoned"
+            histogram = _HISTOGRAM_OF.get(measure)
+            if histogram is None:
+                continue
+            name, outcome = histogram
+            if name == "wait_time_seconds" and outcome is not None:
                 row = self.wait.setdefault((queue, channel, outcome), [0] * (len(self.wait_bounds) + 2))
                 self._add(row, self.wait_bounds, value, sign)
-            elif measure == m.HANDLE:
+            elif name == "handle_time_seconds":
                 row = self.handle.setdefault((queue, channel), [0] * (len(self.handle_bounds) + 2))
                 self._add(row, self.handle_bounds, value, sign)
 
@@ -136,17 +143,16 @@ class KpiCollector(Collector):
     def _families(self) -> dict[str, Metric]:
         fam: dict[str, Metric] = {}
         qc = ["queue", "channel"]
-        for name, _, help_text in _COUNTERS:
-            fam[name] = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=qc)
-        fam["abandoned"] = CounterMetricFamily(f"{PREFIX}_contacts_abandoned", "Queue visits abandoned; kind=short: faster than the short-abandon bound.", labels=qc + ["kind"])
-        fam["nps"] = CounterMetricFamily(f"{PREFIX}_survey_nps_responses", "Survey NPS answers by category.", labels=qc + ["category"])
-        fam["csat"] = CounterMetricFamily(f"{PREFIX}_survey_csat_responses", "Survey CSAT answers by score (1-5).", labels=qc + ["score"])
+        for name, extra, _, help_text in _COUNTERS:
+            fam[name] = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=qc + ([extra] if extra else []))
         fam["wait"] = HistogramMetricFamily(f"{PREFIX}_wait_time_seconds", "Wait in queue of answered and abandoned visits.", labels=qc + ["outcome"])
         fam["handle"] = HistogramMetricFamily(f"{PREFIX}_handle_time_seconds", "Talk + hold + wrap of handled contacts.", labels=qc)
         fam["waiting"] = GaugeMetricFamily(f"{PREFIX}_contacts_waiting", "Contacts waiting in queue now.", labels=qc)
         fam["longest"] = GaugeMetricFamily(f"{PREFIX}_longest_wait_seconds", "Wait of the longest-waiting contact now.", labels=qc)
         fam["threshold"] = GaugeMetricFamily(f"{PREFIX}_sl_threshold_seconds", "Configured service-level threshold T.", labels=qc)
         fam["target"] = GaugeMetricFamily(f"{PREFIX}_sl_target_ratio", "Configured service-level target.", labels=qc)
+        fam["formula"] = GaugeMetricFamily(SL_FORMULA_INFO, "Always 1: the sl_formula configured for the (queue, channel); the service-level rules pick their variant by it.", labels=qc + ["formula"])
+        fam["centre_formula"] = GaugeMetricFamily(CENTRE_SL_FORMULA_INFO, "Always 1: the centre-wide sl_formula, applied to totals over queues.", labels=["formula"])
         fam["processed"] = CounterMetricFamily(f"{PREFIX}_pipeline_events_processed", "Valid events processed (first arrivals).", labels=["topic"])
         fam["invalid"] = CounterMetricFamily(f"{PREFIX}_pipeline_invalid_events", "Invalid events sent to the dead-letter topic, by reason.", labels=["topic", "reason"])
         fam["duplicates"] = CounterMetricFamily(f"{PREFIX}_pipeline_duplicate_events", "Events ignored as duplicates (same event_id).", labels=["topic"])
@@ -185,14 +191,10 @@ class KpiCollector(Collector):
         totals = folded(live.totals().items())
         for (queue, channel), c in sorted(totals.items()):
             labels = [queue, channel]
-            for name, index, _ in _COUNTERS:
-                fam[name].add_metric(labels, c[index])
-            fam["abandoned"].add_metric(labels + ["short"], c[m.ABANDONED_SHORT])
-            fam["abandoned"].add_metric(labels + ["long"], c[m.ABANDONED] - c[m.ABANDONED_SHORT])
-            for category, index in (("promoter", m.PROMOTERS), ("passive", m.PASSIVES), ("detractor", m.DETRACTORS)):
-                fam["nps"].add_metric(labels + [category], c[index])
-            for score in range(1, 6):
-                fam["csat"].add_metric(labels + [str(score)], c[m.CSAT_1 + score - 1])
+            for name, _, series, _ in _COUNTERS:
+                for value, terms in series:
+                    fam[name].add_metric(labels if value is None else labels + [value],
+                                         sum(coefficient * c[index] for coefficient, index in terms))
         hist = self.histograms
         for (queue, channel, outcome), row in sorted(folded(hist.wait.items()).items()):
             fam["wait"].add_metric([queue, channel, outcome], _buckets(hist.wait_bounds, row), row[-1] / 1_000_000)
@@ -210,6 +212,7 @@ class KpiCollector(Collector):
             qs = kpi.for_queue(*key)
             fam["threshold"].add_metric(list(key), qs.sl_threshold_seconds)
             fam["target"].add_metric(list(key), qs.sl_target)
+            fam["formula"].add_metric([*key, qs.sl_formula], 1)
         for topic, health in sorted(live.health.items()):
             fam["processed"].add_metric([topic], health.processed)
             fam["duplicates"].add_metric([topic], health.duplicates)
@@ -227,6 +230,7 @@ class KpiCollector(Collector):
             fam["stalls"].add_metric([], self.liveness.stalls)
         if self.ready is not None:
             fam["ready"].add_metric([], 1 if self.ready() else 0)
+        fam["centre_formula"].add_metric([kpi.sl_formula], 1)
         fam["published"].add_metric([], live.breaches_published_total)
         fam["overflow"].add_metric([], label.overflow)
         fam["build"].add_metric([cxpulse.__version__], 1)

@@ -19,20 +19,39 @@ Layout of the generated rules (Prometheus naming, ``level:metric:operation``):
    no series (kpis.md: "A ratio with a zero denominator is null"), via ``/ (denominator > 0)``.
 3. The per-(queue, channel) service-level target and threshold, and the error-budget burn rates.
 
-Service level uses the default ``sl_formula`` ``exclude_short_abandons``:
-answered_within_threshold / (answered + abandoned - abandoned_short); the worker's ``kind="long"`` abandons
-are exactly ``abandoned - abandoned_short``. A centre configured with another formula must change
-``SL_NUMERATOR`` / ``SL_DENOMINATOR`` below (the metrics carry what the other formulas need).
+What each rule adds up comes from ``cxpulse/core/definitions.py``, the table the KPI document and the
+worker's ``/metrics`` read too: a KPI's numerator and denominator are sums of raw measures there, and the
+table says which exported series carries which sum (``kind="long"`` abandons are exactly
+``abandoned - abandoned_short``). This script only turns those rows into PromQL; it spells no formula.
+
+Service level honours each queue's ``sl_formula``. The worker exports it per (queue, channel) as
+``contactcenter_sl_formula_info{queue, channel, formula} 1`` (and the centre-wide one as
+``contactcenter_centre_sl_formula_info{formula} 1``). Per window, ``sl_in_time_contacts`` and
+``sl_eligible_contacts`` (the numerator and denominator per (queue, channel)) take, for every series, the
+variant whose formula the info gauge names: one ``... and on (queue, channel) <info>{formula=~"..."}`` branch
+per distinct expression, joined with ``or``, plus the default formula ``unless`` any info exists (a worker
+too old to export it). Queue levels add those up (a queue has one formula); the centre level applies the
+centre-wide formula to the raw counts (kpis.md: "Totals over several queues add the counts and apply the
+centre-wide sl_formula").
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
+from cxpulse.core.definitions import (
+    CENTRE_SL_FORMULA_INFO,
+    KPIS,
+    SL_FORMULA_INFO,
+    Export,
+    Kpi,
+    Ratio,
+    exports,
+    prom_terms,
+)
 from cxpulse.settings import ChannelDefaults
 
 HERE = Path(__file__).resolve().parent
@@ -49,73 +68,11 @@ GROUP_INTERVAL = {"6h": "1m", "24h": "1m"}
 
 
 # --- counters (layer 1) ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Counter:
-    name: str  # the ``metric`` part of the recorded name
-    selector: str  # raw series to increase()
-    help: str
-
-
-SL_COUNTERS = (
-    Counter("contacts_answered", "contactcenter_contacts_answered_total", "answered visits"),
-    Counter(
-        "contacts_answered_within_threshold",
-        "contactcenter_contacts_answered_within_threshold_total",
-        "answered with wait <= T",
-    ),
-    Counter(
-        "contacts_abandoned_long",
-        'contactcenter_contacts_abandoned_total{kind="long"}',
-        "abandons not faster than the short-abandon setting S",
-    ),
-)
-OTHER_COUNTERS = (
-    Counter("contacts_offered", "contactcenter_contacts_offered_total", "offered visits"),
-    Counter("sla_breaches", "contactcenter_sla_breaches_total", "visits whose wait exceeded T"),
-    Counter(
-        "wait_time_answered_seconds_sum",
-        'contactcenter_wait_time_seconds_sum{outcome="answered"}',
-        "sum of waits of answered visits",
-    ),
-    Counter(
-        "wait_time_answered_seconds_count",
-        'contactcenter_wait_time_seconds_count{outcome="answered"}',
-        "answered visits, as counted by the wait histogram",
-    ),
-    Counter("handle_time_seconds_sum", "contactcenter_handle_time_seconds_sum", "talk + hold + wrap"),
-    Counter("handle_time_seconds_count", "contactcenter_handle_time_seconds_count", "handled contacts"),
-    Counter("first_contacts", "contactcenter_first_contacts_total", "first contacts ended"),
-    Counter("first_contacts_resolved", "contactcenter_first_contacts_resolved_total", "... and resolved"),
-    Counter("first_contacts_closed", "contactcenter_first_contacts_closed_total", "first contacts closed"),
-    Counter(
-        "first_contacts_confirmed", "contactcenter_first_contacts_confirmed_total", "... and confirmed"
-    ),
-    Counter("survey_nps_responses", "contactcenter_survey_nps_responses_total", "NPS responses"),
-    Counter(
-        "survey_nps_promoters",
-        'contactcenter_survey_nps_responses_total{category="promoter"}',
-        "NPS 9-10",
-    ),
-    Counter(
-        "survey_nps_detractors",
-        'contactcenter_survey_nps_responses_total{category="detractor"}',
-        "NPS 0-6",
-    ),
-    Counter("survey_csat_responses", "contactcenter_survey_csat_responses_total", "CSAT responses"),
-    Counter(
-        "survey_csat_satisfied",
-        'contactcenter_survey_csat_responses_total{score=~"4|5"}',
-        "CSAT 4 or 5",
-    ),
-)
-
 # Every (queue, channel) that has any contactcenter counter or histogram now: the zero-fill base.
 ZERO_BASE = (
     '0 * group by (queue, channel) '
     '({__name__=~"contactcenter_.+_total|contactcenter_.+_seconds_count", queue!=""})'
 )
-
-ELIGIBLE = "sl_eligible_contacts"  # the service-level denominator: answered + abandoned_long
 
 # --- ratios (layer 2) ------------------------------------------------------------------------------
 LEVELS = (  # (prefix, by clause)
@@ -124,91 +81,96 @@ LEVELS = (  # (prefix, by clause)
     ("centre", ""),
 )
 
+# A KPI whose formula is chosen by a setting: the setting's info gauges (per (queue, channel), centre-wide),
+# their label, and the recorded per-(queue, channel) numerator and denominator of the chosen variant.
+SETTING_INFO = {"sl_formula": (SL_FORMULA_INFO, CENTRE_SL_FORMULA_INFO, "formula")}
+SETTING_RECORDS = {"service_level": ("sl_in_time_contacts", "sl_eligible_contacts")}
+ELIGIBLE = SETTING_RECORDS["service_level"][1]  # the service-level denominator (alerts' volume guard)
 
-@dataclass(frozen=True)
-class Ratio:
-    record: str  # ``metric:operation`` without the window suffix
-    numerator: str  # an expression of ``{s}(<counter>)`` terms: {s} is ``sum by (...) `` at each level
-    denominator: str  # a counter name (layer-1)
-    scale: str  # "" or "100 * "
-    help: str
+Terms = tuple[tuple[int, Export], ...]
 
 
-SL_NUMERATOR = "contacts_answered_within_threshold"
-SL_DENOMINATOR = ELIGIBLE
+def terms(ratio: Ratio) -> tuple[Terms, Terms]:
+    """The exported series whose sums are exactly the ratio's numerator and denominator (the table's)."""
+    return prom_terms(ratio)
 
-SL_RATIO = Ratio(
-    "contactcenter_service_level:ratio",
-    "{s}(%s)" % SL_NUMERATOR,
-    SL_DENOMINATOR,
-    "",
-    "service level = answered_within_threshold / (answered + abandoned - abandoned_short)",
-)
-RATIOS = (
-    SL_RATIO,
-    Ratio(
-        "contactcenter_abandon_rate:ratio",
-        "{s}(contacts_abandoned_long)",
-        ELIGIBLE,
-        "",
-        "abandon rate = (abandoned - abandoned_short) / (answered + abandoned - abandoned_short)",
-    ),
-    Ratio(
-        "contactcenter_asa:seconds",
-        "{s}(wait_time_answered_seconds_sum)",
-        "wait_time_answered_seconds_count",
-        "",
-        "ASA = sum of waits of answered visits / answered",
-    ),
-    Ratio(
-        "contactcenter_aht:seconds",
-        "{s}(handle_time_seconds_sum)",
-        "handle_time_seconds_count",
-        "",
-        "AHT = sum(talk + hold + wrap) / handled",
-    ),
-    Ratio(
-        "contactcenter_fcr:ratio",
-        "{s}(first_contacts_resolved)",
-        "first_contacts",
-        "",
-        "FCR (live) = first_contacts_resolved / first_contacts",
-    ),
-    Ratio(
-        "contactcenter_fcr_confirmed:ratio",
-        "{s}(first_contacts_confirmed)",
-        "first_contacts_closed",
-        "",
-        "FCR confirmed = first_contacts_confirmed / first_contacts_closed",
-    ),
-    Ratio(
-        "contactcenter_nps:score",
-        "({s}(survey_nps_promoters) - {s}(survey_nps_detractors))",
-        "survey_nps_responses",
-        "100 * ",
-        "NPS = 100 * (promoters - detractors) / responses, -100..100",
-    ),
-    Ratio(
-        "contactcenter_csat:percent",
-        "{s}(survey_csat_satisfied)",
-        "survey_csat_responses",
-        "100 * ",
-        "CSAT = 100 * responses with csat >= 4 / responses, 0..100",
-    ),
-)
+
+def prom_scale(ratio: Ratio, num: Terms, den: Terms) -> str:
+    """``""`` or ``"100 * "``: the table's scale, corrected by the units of the exported series (a
+    histogram sum is already in seconds where the measure is in microseconds)."""
+    scale = ratio.scale * den[0][1].family.unit / num[0][1].family.unit
+    if scale == 1:
+        return ""
+    return f"{scale.numerator if scale.denominator == 1 else float(scale)} * "
 
 
 def counter_name(name: str, window: str) -> str:
     return f"queue_channel:contactcenter_{name}:increase_{window}"
 
 
-def ratio_expr(ratio: Ratio, by: str, window: str) -> str:
-    def term(match: re.Match[str]) -> str:
-        return f"sum {by}({counter_name(match.group(1), window)})"
+def joined(parts: list[tuple[int, str]], op_suffix: str = "") -> str:
+    """``a + b - c`` from signed PromQL terms; ``op_suffix`` (``" on (queue, channel)"``) goes after each
+    operator, so per-(queue, channel) vectors match one to one."""
+    out = ""
+    for sign, text in parts:
+        if not out:
+            out = text if sign > 0 else f"-{text}"
+        else:
+            out += f"\n  {'+' if sign > 0 else '-'}{op_suffix}\n{text}"
+    return out
 
-    num = re.sub(r"\{s\}\((\w+)\)", term, ratio.numerator)
-    den = f"sum {by}({counter_name(ratio.denominator, window)})"
-    return f"{ratio.scale}{num}\n  /\n({den} > 0)"
+
+def summed(t: Terms, by: str, window: str) -> str:
+    """The terms added up at one level: ``sum by (...) (a) + sum by (...) (b)``."""
+    return joined([(sign, f"sum {by}({counter_name(e.record, window)})") for sign, e in t])
+
+
+def plain(t: Terms, window: str) -> str:
+    """The terms added per (queue, channel), without aggregation."""
+    return joined([(sign, counter_name(e.record, window)) for sign, e in t], " on (queue, channel)")
+
+
+def divide(scale: str, num: str, den: str, num_terms: int, den_terms: int) -> str:
+    """``scale * num / (den > 0)``: a zero denominator gives no series (kpis.md: null)."""
+    if num_terms > 1:
+        num = f"({num})"
+    if den_terms > 1:
+        den = f"({den})"
+    return f"{scale}{num}\n  /\n({den} > 0)"
+
+
+def ratio_expr(ratio: Ratio, by: str, window: str) -> str:
+    num, den = terms(ratio)
+    return divide(prom_scale(ratio, num, den), summed(num, by, window), summed(den, by, window), len(num), len(den))
+
+
+def variant_branches(kpi: Kpi, expr_of: Callable[[Ratio], str], info: str, on: str) -> str:
+    """One ``(expr) and on (<on>) <info>{label=~"variants"}`` branch per distinct expression, joined with
+    ``or``, then the default variant ``unless on (<on>) <info>`` (no info exported: the default formula)."""
+    assert kpi.setting is not None
+    label = SETTING_INFO[kpi.setting][2]
+    by_expr: dict[str, list[str]] = {}
+    for variant, ratio in kpi.variants.items():
+        by_expr.setdefault(expr_of(ratio), []).append(variant)
+    branches = []
+    for expr, variants in by_expr.items():
+        match = f'{label}="{variants[0]}"' if len(variants) == 1 else f'{label}=~"{"|".join(variants)}"'
+        branches.append(f"(\n{_indent(expr)}\n) and on ({on}) {info}{{{match}}}")
+    branches.append(f"(\n{_indent(expr_of(kpi.ratio()))}\n) unless on ({on}) {info}")
+    return "\nor\n".join(branches)
+
+
+def _indent(expr: str) -> str:
+    return "\n".join(f"  {line}" for line in expr.splitlines())
+
+
+def exports_for(window: str) -> list[Export]:
+    """The layer-1 counters of a window: every named export for the KPI windows, only what the
+    service-level variants need for the burn-rate windows (in table order)."""
+    if window in KPI_WINDOWS:
+        return list(exports())
+    used = {e.record for ratio in KPIS["service_level"].variants.values() for t in terms(ratio) for _, e in t}
+    return [e for e in exports() if e.record in used]
 
 
 def rule(record: str, expr: str, comment: str | None = None) -> list[str]:
@@ -223,26 +185,48 @@ def rule(record: str, expr: str, comment: str | None = None) -> list[str]:
 
 
 def window_group(window: str) -> list[str]:
+    """Layer 1 (zero-filled increases), the chosen service-level variant per (queue, channel), then the
+    ratios of every KPI of the table at every level (only the service level per (queue, channel) in the
+    burn-rate windows)."""
     full = window in KPI_WINDOWS
-    counters = SL_COUNTERS + (OTHER_COUNTERS if full else ())
     lines = [f"  - name: cxpulse-kpi-{window}"]
     if window in GROUP_INTERVAL:
         lines.append(f"    interval: {GROUP_INTERVAL[window]}")
     lines.append("    rules:")
-    for c in counters:
-        expr = f"sum by (queue, channel) (increase({c.selector}[{window}]))\n  or on (queue, channel)\n{ZERO_BASE}"
-        lines += rule(counter_name(c.name, window), expr, f"{c.help}, over {window}, zero-filled")
-    lines += rule(
-        counter_name(ELIGIBLE, window),
-        f"{counter_name('contacts_answered', window)}\n  + on (queue, channel)\n"
-        f"{counter_name('contacts_abandoned_long', window)}",
-        "service-level denominator: answered + abandoned - abandoned_short",
-    )
-    for ratio in RATIOS if full else (SL_RATIO,):
+    for e in exports_for(window):
+        expr = f"sum by (queue, channel) (increase({e.selector}[{window}]))\n  or on (queue, channel)\n{ZERO_BASE}"
+        what = " + ".join(f"{c} * {m}" if c != 1 else m for m, c in e.vector().items()).replace("+ -1 * ", "- ")
+        lines += rule(counter_name(e.record, window), expr, f"{what}, over {window}, zero-filled")
+    for name, (num_record, den_record) in SETTING_RECORDS.items():
+        kpi = KPIS[name]
+        assert kpi.setting is not None
+        info = SETTING_INFO[kpi.setting][0]
+        for record, side in ((num_record, 0), (den_record, 1)):
+            expr = variant_branches(kpi, lambda r, side=side: plain(terms(r)[side], window), info, "queue, channel")
+            what = "numerator" if side == 0 else "denominator"
+            lines += rule(counter_name(record, window), expr, f"{name} {what} by the (queue, channel)'s {kpi.setting}")
+    for kpi in KPIS.values() if full else (KPIS["service_level"],):
         for level, by in LEVELS if full else LEVELS[:1]:
-            comment = ratio.help if level == "queue_channel" else None
-            lines += rule(f"{level}:{ratio.record}_{window}", ratio_expr(ratio, by, window), comment)
+            comment = None
+            if level == "queue_channel":
+                formulas = "; ".join(f"{v or kpi.name}: {r.text}" for v, r in kpi.variants.items())
+                comment = f"{kpi.name} = {formulas}"
+            lines += rule(f"{level}:{kpi.record}_{window}", kpi_expr(kpi, level, by, window), comment)
     return lines
+
+
+def kpi_expr(kpi: Kpi, level: str, by: str, window: str) -> str:
+    """A KPI at one level. With a setting: per queue from the recorded chosen numerator and denominator
+    (a queue has one formula), centre-wide by the centre's setting applied to the summed counts."""
+    if kpi.name not in SETTING_RECORDS:
+        return ratio_expr(kpi.ratio(), by, window)
+    if level != "centre":
+        num_record, den_record = SETTING_RECORDS[kpi.name]
+        num, den = terms(kpi.ratio())
+        return divide(prom_scale(kpi.ratio(), num, den), f"sum {by}({counter_name(num_record, window)})",
+                      f"sum {by}({counter_name(den_record, window)})", 1, 1)
+    assert kpi.setting is not None
+    return variant_branches(kpi, lambda r: ratio_expr(r, by, window), SETTING_INFO[kpi.setting][1], "")
 
 
 def settings_group() -> list[str]:

@@ -109,7 +109,7 @@ def test_wallboard_is_kiosk_friendly() -> None:
 
 def test_supervisor_and_pipeline_cover_their_kpis() -> None:
     sup = " ".join(e for d, _, e in queries.all_panel_queries() if d == "supervisor")
-    for series in ("answered_within_threshold", "sl_target", "wait_time_answered", "abandoned_long", "handle_time", "survey_nps",
+    for series in ("sl_in_time_contacts", "sl_target", "wait_time_answered", "abandoned_long", "handle_time", "survey_nps",
                    "survey_csat", "first_contacts_resolved", "first_contacts_confirmed"):
         assert series in sup, series
     pipe = " ".join(e for d, _, e in queries.all_panel_queries() if d == "pipeline")
