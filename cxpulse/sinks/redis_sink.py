@@ -29,16 +29,16 @@ import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from cxpulse.core.partials import merge
-from cxpulse.settings import KpiSettings, RedisSettings
+from cxpulse.settings import RedisSettings, Settings
 
-if TYPE_CHECKING:
-    from cxpulse.streams.app import Worker
+if TYPE_CHECKING:  # the wallboard imports this module too, and needs no Faust
+    import faust
 
 log = logging.getLogger("cxpulse.redis")
 
@@ -109,9 +109,10 @@ def queue_documents(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def merge_parts(kpi: KpiSettings, raw_parts: Iterable[bytes | None], app_id: str) -> list[dict[str, Any]]:
+def merge_parts(raw_parts: Iterable[bytes | None], app_id: str) -> list[dict[str, Any]]:
     """Decoded partials of workers of ``app_id`` (a group under another app id sharing the prefix is a
-    misconfiguration: its counts are not ours to add). ``None`` (expired) and undecodable values are skipped."""
+    misconfiguration: its counts are not ours to add). ``None`` (expired) and undecodable values are skipped.
+    Used by :meth:`RedisSink.publish_state` for the other workers' partials."""
     out = []
     for raw in raw_parts:
         if raw is None:
@@ -129,19 +130,30 @@ def merge_parts(kpi: KpiSettings, raw_parts: Iterable[bytes | None], app_id: str
 
 
 # ---------------------------------------------------------------------------------------------- sink
+class PartialSource(Protocol):
+    """What the sink reads of the live state: this worker's partial (:meth:`cxpulse.core.live.LiveKpis.partial`)."""
+
+    def partial(self, worker_id: str) -> dict[str, Any]: ...
+
+
 class RedisSink:
     """The publisher loop and the breach buffer of one worker."""
 
-    def __init__(self, worker: "Worker", client: Any = None, worker_id: str | None = None,
+    def __init__(self, settings: Settings, live: PartialSource, ready: Callable[[], bool], client: Any = None,
+                 worker_id: str | None = None,
                  backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        """``backoff_sleep`` waits between retries while Redis is away: injectable so that a test can check the
-        backoff delays themselves (doubling, capped) instead of counting retries over a wall-clock sleep."""
-        self.worker = worker
+        """The sink takes what it reads, not the worker: the settings (``redis``, ``kpi``, the app id and web
+        port that make the worker id), the live state whose partial it publishes, and ``ready`` (publish only
+        while it says true: state recovered). ``backoff_sleep`` waits between retries while Redis is away:
+        injectable so that a test can check the backoff delays themselves (doubling, capped) instead of counting
+        retries over a wall-clock sleep."""
+        self.live = live
+        self.ready = ready
         self.backoff_sleep = backoff_sleep
-        self.settings = worker.settings.redis
-        self.kpi = worker.settings.kpi
-        self.app_id = worker.settings.worker.app_id
-        self.worker_id = worker_id or worker_id_for(self.app_id, worker.settings.worker.web_port)
+        self.settings = settings.redis
+        self.kpi = settings.kpi
+        self.app_id = settings.worker.app_id
+        self.worker_id = worker_id or worker_id_for(self.app_id, settings.worker.web_port)
         self.keys = Keys(self.settings.key_prefix)
         self.client = client
         self.breaches: deque[bytes] = deque()
@@ -167,7 +179,7 @@ class RedisSink:
         ttl = self.settings.ttl_seconds
         keys = self.keys
         began = time.perf_counter()
-        mine = self.worker.live.partial(self.worker_id)
+        mine = self.live.partial(self.worker_id)
         mine_raw = orjson.dumps(mine)
         computing = time.perf_counter() - began
         async with self.client.pipeline(transaction=False) as pipe:
@@ -183,7 +195,7 @@ class RedisSink:
             raws = await self.client.mget([keys.part(m) for m in others])
         expired = [m for m, raw in zip(others, raws) if raw is None]
         began = time.perf_counter()
-        parts = [mine, *merge_parts(self.kpi, raws, self.app_id)]
+        parts = [mine, *merge_parts(raws, self.app_id)]
         document = merge(self.kpi, parts)
         doc_raw = orjson.dumps(document)
         self.compute_seconds = computing + time.perf_counter() - began
@@ -231,7 +243,7 @@ class RedisSink:
         next_state = loop.time()
         try:
             while True:
-                if not self.worker.ready.is_set():
+                if not self.ready():
                     await self._sleep(min(interval, 0.5))
                     continue
                 try:
@@ -304,21 +316,22 @@ class RedisSink:
             pass
 
 
-def attach_redis_sink(worker: "Worker") -> RedisSink | None:
-    """Add the Redis read model to ``worker`` when ``redis.enabled``: a breach listener and a Faust task."""
-    if not worker.settings.redis.enabled:
+def attach_redis_sink(app: faust.App, settings: Settings, live: PartialSource,
+                      ready: Callable[[], bool]) -> RedisSink | None:
+    """The Redis read model when ``redis.enabled``: a Faust task on ``app`` runs its loop. The caller adds
+    :meth:`RedisSink.on_breach` to the worker's breach listeners."""
+    if not settings.redis.enabled:
         return None
-    sink = RedisSink(worker)
-    worker.breach_listeners.append(sink.on_breach)
+    sink = RedisSink(settings, live, ready)
 
-    @worker.app.task
+    @app.task
     async def redis_read_model() -> None:
         await sink.run()
 
     log.info("Redis read model: worker id %s, prefix %s, every %.1f s", sink.worker_id,
-             worker.settings.redis.key_prefix, worker.settings.redis.publish_interval_seconds)
+             settings.redis.key_prefix, settings.redis.publish_interval_seconds)
     return sink
 
 
-__all__ = ["Keys", "RedisSink", "attach_redis_sink", "merge_parts", "new_client", "queue_documents", "redacted",
+__all__ = ["Keys", "PartialSource", "RedisSink", "attach_redis_sink", "merge_parts", "new_client", "queue_documents", "redacted",
            "worker_id_for"]

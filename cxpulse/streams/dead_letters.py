@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.types import TopicT
+
+from cxpulse.core.processors import Rejection
+
+TRUNCATED_BYTES = 256 * 1024  # a dead letter too large for its topic keeps this much of the original
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -34,3 +41,30 @@ class DeadLetter:
             ("cxpulse-source-partition", str(self.source_partition).encode("ascii")),
             ("cxpulse-source-offset", str(self.source_offset).encode("ascii")),
         ]
+
+
+class DeadLetterOutbox:
+    """Sends dead letters to the dead-letter topic of their source topic (contact-events' when unknown)."""
+
+    def __init__(self, topics: dict[str, TopicT], default_source: str) -> None:
+        """``topics``: source topic name -> its dead-letter topic; ``default_source`` names the one used for a
+        letter whose source topic has none (a rejection without a source)."""
+        self.topics = topics
+        self.default_source = default_source
+
+    async def send(self, letter: DeadLetter) -> None:
+        """Send ``letter``; if its topic refuses the size, send it cut to :data:`TRUNCATED_BYTES`."""
+        topic = self.topics.get(letter.source_topic) or self.topics[self.default_source]
+        try:
+            await topic.send(key=letter.key, value=letter.value, headers=letter.headers())
+        except MessageSizeTooLargeError:
+            # the dead-letter topic was made elsewhere with a smaller limit: the record still goes, cut, and
+            # says so (its source topic, partition and offset point at the whole original)
+            cut = letter.truncated(TRUNCATED_BYTES)
+            await topic.send(key=cut.key, value=cut.value, headers=cut.headers())
+
+    async def send_rejection(self, rejection: Rejection) -> None:
+        """A lifecycle rejection of the core, as a dead letter of its source event."""
+        topic, partition, offset = rejection.source or (self.default_source, -1, -1)
+        await self.send(DeadLetter(rejection.raw or b"", rejection.key, rejection.reason, rejection.kind, topic,
+                                   partition, offset))

@@ -10,20 +10,23 @@ that is everything; with several, Prometheus' ``sum by (queue)`` or the Redis re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import faust
 import orjson
+from prometheus_client import CollectorRegistry
 
-from cxpulse.core.live import now_us
-
-if TYPE_CHECKING:
-    from cxpulse.streams.app import Worker
+from cxpulse.core.live import LiveKpis, now_us
 
 JSON = "application/json"
 
 
-def add_routes(worker: "Worker") -> None:
-    app, live = worker.app, worker.live
+def add_routes(app: faust.App, live: LiveKpis, *, ready: Callable[[], bool], recovered: Callable[[], Iterable[str]],
+               problems: Callable[[], list[str]], registry: CollectorRegistry) -> None:
+    """Register the HTTP routes on ``app``. They read only what they are given: the live state, whether the
+    worker is ready (and which tables it has recovered so far, for /readyz), why it may not be live, and the
+    registry of /metrics; not the worker itself, so this module does not import it."""
 
     def document(request: Any) -> dict[str, Any]:
         return live.document(now_us(), include_all=request.query.get("all") in ("1", "true"))
@@ -33,13 +36,13 @@ def add_routes(worker: "Worker") -> None:
 
     @app.page("/api/v1/kpis")
     async def kpis(web: Any, request: Any) -> Any:
-        if not worker.ready.is_set():
+        if not ready():
             return respond(web, {"error": "not ready: tables are recovering"}, 503)
         return respond(web, document(request))
 
     @app.page("/api/v1/kpis/{queue}")
     async def kpis_of_queue(web: Any, request: Any, queue: str) -> Any:
-        if not worker.ready.is_set():
+        if not ready():
             return respond(web, {"error": "not ready: tables are recovering"}, 503)
         doc = document(request)
         doc["queues"] = [q for q in doc["queues"] if q["queue"] == queue]
@@ -53,7 +56,7 @@ def add_routes(worker: "Worker") -> None:
         from cxpulse.models.events import format_ts
 
         return respond(web, {
-            "ready": worker.ready.is_set(),
+            "ready": ready(),
             "partitions": sorted(live.contact_parts),
             "stream_time": format_ts(live.stream_time()) if live.stream_time() else None,
             "topics": {
@@ -61,7 +64,7 @@ def add_routes(worker: "Worker") -> None:
                 for topic, h in live.health.items()
             },
             "breaches_published": live.breaches_published_total,
-            "problems": worker.live_problems(),
+            "problems": problems(),
         })
 
     @app.page("/metrics")
@@ -70,7 +73,7 @@ def add_routes(worker: "Worker") -> None:
 
         from cxpulse.sinks.prometheus import exposition
 
-        return web.bytes(exposition(worker.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return web.bytes(exposition(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -81,9 +84,9 @@ def add_routes(worker: "Worker") -> None:
         """Ready = state recovered AND live: consuming while records wait, and Kafka answering. A stalled consumer
         or an unreachable broker turns it unready (503 with the reason), so a load balancer, Kubernetes and the
         on-call engineer see what ``/api/v1/kpis`` alone would hide: figures that have stopped moving."""
-        if not worker.ready.is_set():
-            return respond(web, {"status": "recovering", "recovered": sorted(worker.recovered)}, 503)
-        problems = worker.live_problems()
-        if problems:
-            return respond(web, {"status": "not live", "problems": problems}, 503)
+        if not ready():
+            return respond(web, {"status": "recovering", "recovered": sorted(recovered())}, 503)
+        now_problems = problems()
+        if now_problems:
+            return respond(web, {"status": "not live", "problems": now_problems}, 503)
         return respond(web, {"status": "ready"})

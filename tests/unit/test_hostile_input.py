@@ -25,7 +25,7 @@ from cxpulse.models.events import (
 )
 from cxpulse.settings import KpiSettings
 from cxpulse.streams import codec
-from cxpulse.streams.app import save_changed
+from cxpulse.streams.storage import save_changed
 from cxpulse.streams.liveness import Liveness
 
 T0 = 1_795_338_000_000_000  # 2026-11-22T08:20:00Z

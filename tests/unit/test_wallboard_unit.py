@@ -299,19 +299,24 @@ def test_merge_parts_skips_expired_foreign_and_garbage() -> None:
     other_app = {"worker": "other@h:2", "now": 1, "queues": [], "totals": {}}
     old_shape = {"worker": "app@h:3", "now": 1, "queues": {"billing\x1fvoice": {}}, "totals": {}}  # an older worker
     raws = [orjson.dumps(mine), None, b"not json", orjson.dumps(other_app), orjson.dumps([1]), orjson.dumps(old_shape)]
-    assert merge_parts(Settings().kpi, raws, "app") == [mine]
+    assert merge_parts(raws, "app") == [mine]
 
 
-class _Worker:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.ready = asyncio.Event()
-        self.breach_listeners: list[Any] = []
+class _Live:
+    """What the sink reads of the live state: this worker's partial."""
+
+    def partial(self, worker_id: str) -> dict[str, Any]:
+        return {"worker": worker_id, "now": 1, "queues": {}, "totals": {}}
+
+
+def _sink(settings: Settings, **kwargs: Any) -> RedisSink:
+    """A sink given what it reads (settings, the live state, readiness), as ``create_worker`` gives it."""
+    return RedisSink(settings, _Live(), lambda: True, **kwargs)
 
 
 def test_breach_buffer_is_bounded_drop_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_sink, "BREACH_BUFFER", 3)
-    sink = RedisSink(_Worker(Settings()), client=object(), worker_id="w")
+    sink = _sink(Settings(), client=object(), worker_id="w")
     for n in range(5):
         sink.on_breach({"queue": "q", "n": n})
     assert [orjson.loads(b)["n"] for b in sink.breaches] == [2, 3, 4] and sink.breaches_dropped == 2
@@ -338,21 +343,15 @@ async def test_publisher_backs_off_and_warns_once(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(redis_sink, "BACKOFF_FIRST", 0.01)
     monkeypatch.setattr(redis_sink, "BACKOFF_MAX", 0.04)
 
-    class Live:
-        def partial(self, worker_id: str) -> dict[str, Any]:
-            return {"worker": worker_id, "now": 1, "queues": {}, "totals": {}}
-
     waits: list[float] = []
 
     async def backoff_sleep(seconds: float) -> None:
         waits.append(seconds)
         await asyncio.sleep(0)  # let the test run; no wall-clock wait
 
-    worker = _Worker(Settings(redis={"url": "redis://:pw@127.0.0.1:1/0"}))
-    worker.live = Live()  # type: ignore[attr-defined]
-    worker.ready.set()
     down = _DownRedis()
-    sink = RedisSink(worker, client=down, worker_id="w", backoff_sleep=backoff_sleep)  # type: ignore[arg-type]
+    sink = _sink(Settings(redis={"url": "redis://:pw@127.0.0.1:1/0"}), client=down, worker_id="w",
+                 backoff_sleep=backoff_sleep)
     sink.on_breach({"queue": "q", "contact_id": "ct-1"})
     with caplog.at_level(logging.WARNING, logger="cxpulse.redis"):
         task = asyncio.create_task(sink.run())
@@ -369,7 +368,7 @@ async def test_publisher_backs_off_and_warns_once(monkeypatch: pytest.MonkeyPatc
 
 
 def test_interval_stretches_when_computing_is_slow(caplog: pytest.LogCaptureFixture) -> None:
-    sink = RedisSink(_Worker(Settings()), client=object(), worker_id="w")
+    sink = _sink(Settings(), client=object(), worker_id="w")
     sink.compute_seconds = 0.1
     assert sink._next_interval(1.0) == 1.0  # 10% of the loop: as configured
     sink.compute_seconds = 0.5

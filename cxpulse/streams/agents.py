@@ -1,0 +1,192 @@
+"""The worker's two agents: source events into contacts, FCR summaries into customers, one batch at a time.
+
+::
+
+    contact-events ─┐                        ┌─> contact-events-dlq / survey-responses-dlq
+    survey-responses┴─> contacts agent ──────┼─> table "contacts" (changelog)      [key contact_id]
+                                             └─> <app>-fcr-summaries ─> customers agent ─> table "customers"
+
+Why batches: each changed contact or customer is written once per batch (in bulk, see
+:mod:`cxpulse.streams.table_writer`), and the batch is acknowledged only once its state is stored; a batch whose
+state cannot be stored stops the worker before its offsets are committed (:func:`~cxpulse.streams.worker.stop_now`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from cxpulse.core.contact import Summary
+from cxpulse.models.events import InvalidEvent
+from cxpulse.models.wire import decode_contact_event, decode_survey_response
+from cxpulse.streams import codec
+from cxpulse.streams.dead_letters import DeadLetter, DeadLetterOutbox
+from cxpulse.streams.storage import save_changed, stored_contact
+from cxpulse.streams.table_writer import BulkTableWriter
+from cxpulse.streams.worker import Worker, stop_now
+
+log = logging.getLogger("cxpulse.worker")
+
+BATCH_MAX = 2000
+BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long, so live figures lag by no more
+
+
+def raw_value(event: EventT) -> bytes:
+    """The record's value as bytes (Faust hands raw values over as bytes, or None for an empty record)."""
+    return event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+
+
+class ContactBatches:
+    """Validate, apply and store batches of source events (the body of the contacts agent)."""
+
+    def __init__(self, worker: Worker, writer: BulkTableWriter, dead_letters: DeadLetterOutbox) -> None:
+        self.worker = worker
+        self.live = worker.live
+        self.writer = writer
+        self.dead_letters = dead_letters
+        self.survey_topic = worker.settings.kafka.topics.survey_responses
+        self.partitions = worker.settings.kafka.partitions
+
+    def parse(self, topic: str, raw: bytes) -> Any:
+        """The validated event of ``raw`` (raises :class:`InvalidEvent`), by the contract of its topic."""
+        if topic == self.survey_topic:
+            return decode_survey_response(raw)
+        return decode_contact_event(raw)
+
+    async def process(self, events: Sequence[EventT]) -> None:
+        """Validate, apply and store one batch; every event either counts, is a duplicate, or is dead-lettered."""
+        live, writer = self.live, self.writer
+        touched: dict[int, EventT] = {}
+        for event in events:
+            message = event.message
+            raw = raw_value(event)
+            topic = message.topic
+            live.offsets[(topic, message.partition)] = message.offset  # consumed, whatever its fate
+            try:
+                parsed = self.parse(topic, raw)
+                live.admit(parsed)
+            except InvalidEvent as exc:
+                live.note_invalid(topic, exc.kind)
+                await self.dead_letters.send(DeadLetter(raw, message.key, exc.reason, exc.kind, topic,
+                                                        message.partition, message.offset))
+                continue
+            try:
+                live.handle(topic, message.partition, parsed, raw, message.offset, message.key)
+            except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
+                log.exception("internal error on an event of %s[%d]", topic, message.partition)
+                live.note_invalid(topic, "internal_error")
+                await self.dead_letters.send(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}",
+                                                        "internal_error", topic, message.partition, message.offset))
+                continue
+            touched[message.partition] = event
+        outgoing: dict[int, list[Summary]] = {}  # FCR summaries by target partition (customer)
+        for partition in touched:
+            for rejection in live.settle(partition):
+                await self.dead_letters.send_rejection(rejection)
+            proc = live.contacts(partition)
+            failed = save_changed(writer.stage, proc.dirty, proc.contacts, codec.encode_contact, partition)
+            if failed:
+                await self.roll_back(partition, set(failed), events)
+            for summary in proc.drain_summaries():
+                target = codec.customer_partition(summary.customer_id, self.partitions)
+                outgoing.setdefault(target, []).append(summary)
+            proc.evict(keep_packed=False)  # settled and stored: the table holds them from now on
+        for partition, proc in live.contact_parts.items():  # marks set by the timers (breaches, forgetting)
+            if proc.dirty and partition not in touched:
+                save_changed(writer.stage, proc.dirty, proc.contacts, codec.encode_contact, partition)
+        await writer.flush()  # stored and in the changelog before the batch is acknowledged
+        summaries = self.worker.topics.summaries
+        for target, batch in outgoing.items():
+            await summaries.send(value=codec.encode_summaries(batch), partition=target)
+
+    async def roll_back(self, partition: int, contact_ids: set[str], events: Sequence[EventT]) -> None:
+        """Contacts whose new state could not be stored: back to their stored state, and this batch's events
+        of theirs to the dead-letter topic as ``internal error`` (events.md: never a silent loss)."""
+        live = self.live
+        proc = live.contacts(partition)
+        for contact_id in contact_ids:
+            proc.replace(contact_id, stored_contact(self.worker.contacts_table, partition, contact_id))
+        for event in events:
+            message = event.message
+            if message.partition != partition:
+                continue
+            raw = raw_value(event)
+            try:
+                contact_id = orjson.loads(raw).get("contact_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if contact_id in contact_ids:
+                health = live.topic_health(message.topic)
+                health.processed -= 1
+                live.note_invalid(message.topic, "internal_error")
+                await self.dead_letters.send(DeadLetter(
+                    raw, message.key, "internal error: the contact's state could not be stored", "internal_error",
+                    message.topic, message.partition, message.offset,
+                ))
+        # the contacts put back are in step with the table already
+        proc.dirty -= contact_ids
+
+
+class CustomerBatches:
+    """Apply and store batches of FCR summaries (the body of the customers agent)."""
+
+    def __init__(self, worker: Worker, writer: BulkTableWriter) -> None:
+        self.live = worker.live
+        self.writer = writer
+        self.summaries_topic = worker.topics.summaries.get_topic_name()
+
+    async def process(self, events: Sequence[EventT]) -> None:
+        """Update each summary's customer, then store every changed customer; a storage failure stops the worker."""
+        live, writer = self.live, self.writer
+        touched: dict[int, EventT] = {}
+        for event in events:
+            partition = event.message.partition
+            customers = live.customers(partition)
+            for summary in codec.decode_summaries(event.value):
+                customers.update(summary)
+            touched[partition] = event
+        try:
+            for partition in touched:
+                proc = live.customers(partition)
+                failed = save_changed(writer.stage, proc.dirty, proc.customers, codec.encode_customer, partition)
+                # kept in memory and tried again with the next batch; counted so that it is seen
+                proc.dirty.update(failed)
+                for _ in failed:
+                    live.note_invalid(self.summaries_topic, "internal_error")
+            for partition, proc in live.customer_parts.items():  # forgotten by the maintenance timer
+                if proc.dirty and partition not in touched:
+                    save_changed(writer.stage, proc.dirty, proc.customers, codec.encode_customer, partition)
+            await writer.flush()
+        except Exception as exc:  # noqa: BLE001 - never ack summaries whose customers were not stored
+            log.exception("a batch of FCR summaries could not be stored")
+            stop_now(f"a batch of FCR summaries could not be stored ({type(exc).__name__})")
+
+
+def install(worker: Worker, contact_writer: BulkTableWriter, customer_writer: BulkTableWriter,
+            dead_letters: DeadLetterOutbox) -> tuple[ContactBatches, CustomerBatches]:
+    """Register the contacts and customers agents on ``worker.app``."""
+    app, liveness = worker.app, worker.liveness
+    contacts = ContactBatches(worker, contact_writer, dead_letters)
+    customers = CustomerBatches(worker, customer_writer)
+
+    @app.agent(worker.topics.source, name="cxpulse-contacts")
+    async def process_contacts(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            liveness.consumed()
+            try:
+                await contacts.process(events)
+            except Exception as exc:  # noqa: BLE001 - never ack a batch whose state was not stored
+                log.exception("a batch of source events could not be processed")
+                stop_now(f"a batch could not be processed ({type(exc).__name__}); its offsets stay uncommitted")
+
+    @app.agent(worker.topics.summaries, name="cxpulse-customers")
+    async def process_customers(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            await customers.process(events)
+
+    return contacts, customers

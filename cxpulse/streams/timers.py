@@ -1,0 +1,138 @@
+"""The worker's timers: breach publishing, maintenance, consumer lag, and the broker probe.
+
+::
+
+    breach timer (every 200 ms) ─> sla-breaches (and each listener, e.g. the Redis sink)
+    maintenance (every 60 s)    ─> contacts and customers past the retention marked for deletion
+    lag (every 5 s)             ─> the lag gauge and the stall guard (streams/liveness.py)
+    broker probe (every 5 s)    ─> is Kafka answering this worker
+
+Why timers and not agents: each acts on the wall clock, not on a record. None of them writes a table (tables
+change inside the agents only): the maintenance timer only marks keys, which the next batch deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from faust.types import TP
+
+from cxpulse.core.live import now_us
+from cxpulse.kafka_security import client_options
+from cxpulse.streams.liveness import EXIT_STALLED
+from cxpulse.streams.worker import Worker, stop_now
+
+log = logging.getLogger("cxpulse.worker")
+
+BREACH_TICK = 0.2  # seconds: a breach goes out at most this long after its crossing
+MAINTENANCE_EVERY = 60.0  # seconds: forget contacts past the retention
+LAG_EVERY = 5.0  # seconds between lag measurements (and stall judgements)
+PROBE_EVERY = 5.0  # seconds between metadata requests to the bootstrap servers
+PROBE_TIMEOUT = 4.5  # seconds a metadata request may take before Kafka counts as not answering
+
+
+class Timers:
+    """The bodies of the worker's timers (registered on its app by :func:`install`)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.live = worker.live
+        self.liveness = worker.liveness
+        self.topics = worker.settings.kafka.topics
+        self.probe_client: Any = None  # an AIOKafkaClient, made on the first probe
+
+    def caught_up(self, partition: int) -> bool:
+        """No unread contact event in this partition (high watermark reached)."""
+        consumer = self.worker.app.consumer
+        tp = TP(self.topics.contact_events, partition)
+        if tp not in consumer.assignment():
+            return False  # being handed over in a rebalance
+        highwater = consumer.highwater(tp)
+        if highwater is None or highwater < 0:
+            return False  # not fetched yet: unknown, so not caught up (judge by stream time)
+        if highwater == 0:
+            return True  # an empty partition
+        done = self.live.offsets.get((self.topics.contact_events, partition))
+        return done is not None and done + 1 >= highwater
+
+    async def publish_breaches(self) -> None:
+        """Publish the breaches now due (only when ready: the breach log tells what was published already)."""
+        worker = self.worker
+        if not worker.ready.is_set():
+            return
+        try:
+            due = self.live.due_breaches(now_us(), self.caught_up)
+        except Exception:  # a timer must never take the worker down; the breaches stay due for the next tick
+            log.exception("breach timer failed")
+            return
+        for breach in due:
+            record = breach.to_dict()
+            await worker.topics.breaches.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
+            for listener in worker.breach_listeners:
+                listener(record)
+
+    async def forget_old_contacts(self) -> None:
+        """Mark contacts and customers past the retention; marks only: the agents delete the keys from the
+        tables (tables change inside agents only)."""
+        if not self.worker.ready.is_set():
+            return
+        now = now_us()
+        for proc in self.live.contact_parts.values():
+            proc.dirty.update(proc.forget(now))
+        for proc in self.live.customer_parts.values():
+            proc.dirty.update(proc.forget(now))
+
+    async def measure_lag(self) -> None:
+        """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""
+        worker, liveness = self.worker, self.liveness
+        app = worker.app
+        fresh: dict[tuple[str, int], int] = {}
+        assignment = app.consumer.assignment()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic not in (self.topics.contact_events, self.topics.survey_responses) or tp not in assignment:
+                continue
+            highwater = app.consumer.highwater(tp)
+            if highwater is None or highwater < 0:
+                continue
+            done = self.live.offsets.get((tp.topic, tp.partition))
+            fresh[(tp.topic, tp.partition)] = max(0, highwater - (done + 1 if done is not None else 0))
+        worker.lag.clear()  # a partition given to another worker after a rebalance must not keep its old gauge
+        worker.lag.update(fresh)
+        liveness.start_judging(worker.ready.is_set())
+        liveness.lag_measured(sum(fresh.values()))
+        if liveness.must_exit:
+            stop_now("; ".join(liveness.problems()) + " - exiting so that the supervisor restarts the worker",
+                     EXIT_STALLED)
+
+    async def check_broker(self) -> None:
+        """A metadata request to the bootstrap servers: the only sure sign that Kafka answers this worker."""
+        from aiokafka import AIOKafkaClient
+
+        kafka = self.worker.settings.kafka
+        if self.probe_client is None:
+            self.probe_client = AIOKafkaClient(
+                bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=4000,
+                client_id=f"{self.worker.settings.worker.app_id}-probe", **client_options(kafka),
+            )
+        try:
+            await asyncio.wait_for(self.probe_client.fetch_all_metadata(), timeout=PROBE_TIMEOUT)
+            ok = True
+        except Exception:  # noqa: BLE001 - any failure means: not reachable now
+            ok = False
+        if ok != (not self.liveness.broker_failing):
+            log.warning("Kafka %s", "reachable again" if ok else "does not answer a metadata request")
+        self.liveness.broker_checked(ok)
+
+
+def install(worker: Worker) -> Timers:
+    """Register the four timers on ``worker.app`` (in this order: breaches, maintenance, lag, broker)."""
+    timers = Timers(worker)
+    app = worker.app
+    app.timer(BREACH_TICK, name="publish_breaches")(timers.publish_breaches)
+    app.timer(MAINTENANCE_EVERY, name="forget_old_contacts")(timers.forget_old_contacts)
+    app.timer(LAG_EVERY, name="measure_lag")(timers.measure_lag)
+    app.timer(PROBE_EVERY, name="check_broker")(timers.check_broker)
+    return timers
