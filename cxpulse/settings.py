@@ -22,6 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cxpulse.units import US_PER_SECOND
+
 SlFormula = Literal["exclude_short_abandons", "abandons_count_against", "abandons_within_count_for"]
 CHANNELS = ("voice", "chat", "email", "sms", "social")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
@@ -87,11 +89,11 @@ class QueueSettings(_Strict):
 
     @cached_property
     def threshold_us(self) -> int:
-        return round(self.sl_threshold_seconds * 1_000_000)
+        return round(self.sl_threshold_seconds * US_PER_SECOND)
 
     @cached_property
     def short_abandon_us(self) -> int:
-        return round(self.short_abandon_seconds * 1_000_000)
+        return round(self.short_abandon_seconds * US_PER_SECOND)
 
 
 def _default_channels() -> dict[str, ChannelDefaults]:

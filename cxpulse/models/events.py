@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cxpulse.units import US_PER_SECOND as US_PER_SECOND  # re-exported: core/live.py imports it from here
+
 Channel = Literal["voice", "chat", "email", "sms", "social"]
 CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "sms", "social")
 
@@ -35,7 +37,6 @@ _RFC3339 = re.compile(
 MIN_TS_US = 0
 MAX_TS_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 MAX_DURATION_SECONDS = 86_400.0  # each of talk, hold, wrap
-US_PER_SECOND = 1_000_000
 
 
 
@@ -169,7 +170,6 @@ ContactEvent = Annotated[
 AnyEvent = Union[ContactQueued, ContactAnswered, ContactAbandoned, ContactEnded, SurveyResponse]
 
 CONTACT_EVENT_TYPES = ("contact.queued", "contact.answered", "contact.abandoned", "contact.ended")
-SURVEY_EVENT_TYPES = ("survey.response",)
 
 _contact_adapter: TypeAdapter[Any] = TypeAdapter(ContactEvent)
 _survey_adapter: TypeAdapter[SurveyResponse] = TypeAdapter(SurveyResponse)

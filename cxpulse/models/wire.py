@@ -48,7 +48,6 @@ from cxpulse.models.events import (
     MAX_DURATION_SECONDS,
     MAX_TS_US,
     MIN_TS_US,
-    US_PER_SECOND,
     InvalidEvent,
     parse_any_event,
     parse_contact_event,
@@ -56,6 +55,7 @@ from cxpulse.models.events import (
     parse_survey_response,
     to_us,
 )
+from cxpulse.units import US_PER_SECOND
 
 __all__ = [
     "InvalidEvent",

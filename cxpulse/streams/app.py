@@ -29,7 +29,6 @@ import faust
 
 from cxpulse.core.live import LiveKpis
 from cxpulse.kafka_security import faust_credentials
-from cxpulse.models.events import US_PER_SECOND
 from cxpulse.settings import Settings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.sinks.redis_sink import attach_redis_sink
@@ -41,6 +40,7 @@ from cxpulse.streams.storage import contact_loader, save_changed, stored_value
 from cxpulse.streams.table_writer import BulkTableWriter
 from cxpulse.streams.web import add_routes
 from cxpulse.streams.worker import Worker, WorkerTopics, stop_now
+from cxpulse.units import US_PER_SECOND
 
 
 def faust_app(settings: Settings) -> faust.App:

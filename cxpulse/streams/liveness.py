@@ -20,6 +20,8 @@ from typing import Callable
 
 import time
 
+from cxpulse.units import US_PER_SECOND
+
 EXIT_STALLED = 75  # EX_TEMPFAIL: "try again", for the supervisor
 
 
@@ -94,9 +96,9 @@ class Liveness:
         """Why the worker is not live, in words for /readyz (empty: live)."""
         out = []
         if self.broker_unreachable:
-            seconds = (self.clock() - self.broker_ok_us) / 1_000_000
+            seconds = (self.clock() - self.broker_ok_us) / US_PER_SECOND
             out.append(f"Kafka unreachable for {seconds:.0f} s (no answer to a metadata request)")
         if self.stalled:
-            seconds = (self.clock() - self.last_consumed_us) / 1_000_000
+            seconds = (self.clock() - self.last_consumed_us) / US_PER_SECOND
             out.append(f"consumer stalled: {self.lag} records wait and nothing was consumed for {seconds:.0f} s")
         return out
