@@ -76,12 +76,13 @@ TEST_FILES = (
 )
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout=0", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SANITY_MARK = "cxpulse-mutants sanity check: the broken copy is the one imported"
-# imported by the fork server before it forks; never cxpulse (that must come from the copy, mutated)
+# imported by the fork server before it forks; never a module under cxpulse/core or cxpulse/models (those must
+# come from the copy, mutated). cxpulse.settings imports neither and costs ~0.15 s per run, so it is preloaded.
 PRELOAD = (
     "pytest", "_pytest.assertion.rewrite", "_pytest.python", "_pytest.fixtures", "pytest_asyncio",
     "pytest_timeout", "hypothesis", "hypothesis.strategies", "_hypothesis_pytestplugin", "pydantic",
-    "pydantic_settings", "pydantic_core", "orjson", "yaml", "numpy", "prometheus_client", "zoneinfo",
-    "asyncio", "aiokafka", "redis", "jsonschema",
+    "pydantic_settings", "pydantic_core", "orjson", "msgspec", "yaml", "numpy", "prometheus_client", "zoneinfo",
+    "asyncio", "aiokafka", "redis", "jsonschema", "cxpulse.settings",
 )
 
 
@@ -410,7 +411,10 @@ class ForkRunner:
         log = self.copy_dir / "run.log"
         self.proc.stdin.write(json.dumps({"args": args, "timeout": timeout, "log": str(log)}) + "\n")
         self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the fork server is gone")
+        answer = json.loads(line)
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         return RunResult(answer["code"], answer["seconds"], text)
 
@@ -440,7 +444,8 @@ def serve() -> None:
             __import__(name)
         except Exception:  # noqa: BLE001 - a missing optional module only costs its import time later
             pass
-    leaked = sorted(name for name in sys.modules if name == "cxpulse" or name.startswith("cxpulse."))
+    targets = tuple(d.replace("/", ".") for d in TARGET_DIRS)
+    leaked = sorted(name for name in sys.modules if name in targets or name.startswith(tuple(t + "." for t in targets)))
     if leaked:
         print(f"error: the fork server imported {leaked}: the mutant would not be the code under test", flush=True)
         sys.exit(2)
@@ -704,6 +709,7 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
                 todo.put(m)
         done_count = [0]
         lock = threading.Lock()
+        stopping = threading.Event()
 
         def work(runner: Any, copy_dir: Path) -> None:
             while True:
@@ -711,7 +717,12 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
                     mutant = todo.get_nowait()
                 except queue.Empty:
                     return
-                _one(mutant, runner, copy_dir, sources[mutant.file], base, mutant.id in module_level, args.timeout)
+                try:
+                    _one(mutant, runner, copy_dir, sources[mutant.file], base, mutant.id in module_level, args.timeout)
+                except Exception as exc:  # noqa: BLE001 - a runner gone (interrupted) or broken: stop this worker
+                    if stopping.is_set():
+                        return
+                    mutant.status, mutant.detail = "error", f"{type(exc).__name__}: {exc}"
                 with lock:
                     done_count[0] += 1
                     if mutant.status in ("survived", "uncovered", "error") and mutant.id not in equivalent:
@@ -728,6 +739,7 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
                     t.join(timeout=0.5)
         except KeyboardInterrupt:
             print("interrupted: stopping the runs", flush=True)
+            stopping.set()
             for r in runners:
                 r.close()
             return 130
@@ -806,6 +818,9 @@ def _summary(args: argparse.Namespace, mutants: list[Mutant], equivalent: dict[s
     print(text)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text + "\n", encoding="utf-8")
+    args.report.with_suffix(".json").write_text(json.dumps(
+        [{"id": m.id, "file": m.file, "line": m.line, "change": m.change, "status": m.status,
+          "seconds": round(m.seconds, 2), "tests": m.tests} for m in mutants], indent=0), encoding="utf-8")
     print(f"report: {args.report}")
     return 1 if open_ else 0
 

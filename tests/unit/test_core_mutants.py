@@ -62,6 +62,20 @@ def test_an_event_at_the_epoch_is_counted_and_readable_at_stream_time() -> None:
     assert row(doc)["live"] == {"waiting": 1, "longest_wait_seconds": 0.0}
 
 
+def test_a_visit_waiting_exactly_t_is_not_yet_a_breach() -> None:
+    """kpis.md: a breach is a wait that *exceeds* T. c1 queued 10:00:00 and still waiting; c2 queued 10:00:01;
+    c3 queued 10:00:20 makes the stream time 10:00:20, when c1 has waited exactly T = 20 s: 0 breaches, 3
+    offered in ``all`` [10:00:00, 10:00:20.000001). 1 µs later (c4 queued 10:00:20.000001) c1's breach counts.
+
+    Kills ``Aggregates.advance`` ``heap[0][0] < now -> <=`` (c1's breach, due at exactly 10:00:20, would join
+    its bucket with c2's offered, which is due before, and count at 10:00:20)."""
+    events = [ev("queued", "q1", DAY, "c1"), ev("queued", "q2", DAY + S, "c2"), ev("queued", "q3", DAY + 20 * S, "c3")]
+    _, doc = run(events, finish=False)
+    assert (all_of(doc)["offered"], all_of(doc)["sla_breaches"]) == (3, 0)
+    _, doc = run(events + [ev("queued", "q4", DAY + 20 * S + MICRO, "c4")], finish=False)
+    assert (all_of(doc)["offered"], all_of(doc)["sla_breaches"]) == (4, 1)
+
+
 def test_apply_without_a_sign_adds() -> None:
     """``Aggregates.apply(facts)`` adds (sign +1 by default), like ``apply(facts, 1)``.
 
