@@ -1,4 +1,4 @@
-"""Start a Faust worker for a :class:`~cxpulse.streams.app.Worker` (used by ``cxpulse worker``)."""
+"""Start a Faust worker for a :class:`~cxpulse.streams.worker.Worker` (used by ``cxpulse worker``)."""
 
 from __future__ import annotations
 
