@@ -96,11 +96,11 @@ class Aggregates:
             due_now, self.at_now = self.at_now, []
             self.apply(due_now, 1, observe=False)
         heap = self._heap
-        if not heap or heap[0][0] >= now_us:
+        if not heap or heap[0][0] > now_us:
             return
         due: list[Fact] = []
         future = self.future
-        while heap and heap[0][0] < now_us:
+        while heap and heap[0][0] <= now_us:  # future holds only facts after now; at now they join at_now
             _, slot = heapq.heappop(heap)
             value = future.pop(slot, 0)
             if value:
@@ -120,7 +120,11 @@ class Aggregates:
         whose facts were all retracted (a survey first attributed to ``unknown``, then to its queue) is not."""
         keys = {key for key, counts in self.totals.items() if any(counts)}
         keys.update((queue, channel) for _, _, queue, channel in self.future)
-        keys.update((queue, channel) for _, _, queue, channel, value in self.at_now if value)
+        if self.at_now:  # entries carry their sign: a fact added and retracted at now leaves no count
+            pending: dict[tuple[int, str, str], int] = {}
+            for measure, _, queue, channel, value in self.at_now:
+                pending[(measure, queue, channel)] = pending.get((measure, queue, channel), 0) + value
+            keys.update((queue, channel) for (_, queue, channel), value in pending.items() if value)
         keys.update(key for key, deadlines in self.open.items() if any(at < self.now for at in deadlines.values()))
         return keys
 

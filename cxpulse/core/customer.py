@@ -48,6 +48,23 @@ class CustomerState:
             if nearest_kept is None or t0 < nearest_kept:
                 nearest_kept = t0
 
+    def to_row(self) -> list[Any]:
+        """Compact stored form: ``[contact_id, t0, reason, queue, channel, final]`` per contact (the customer id
+        is the key)."""
+        return [[c.contact_id, c.t0, c.reason, c.queue, c.channel, list(c.final) if c.final else None]
+                for c in self.contacts.values()]
+
+    @classmethod
+    def from_row(cls, customer_id: str, row: list[Any]) -> "CustomerState":
+        state = cls()
+        for contact_id, t0, reason, queue, channel, final in row:
+            state.contacts[contact_id] = Summary(contact_id, customer_id, t0, reason, queue, channel,
+                                                 tuple(final) if final else None)  # type: ignore[arg-type]
+        return state
+
+    def newest_t0(self) -> int:
+        return max((c.t0 for c in self.contacts.values()), default=0)
+
     def to_dict(self) -> dict[str, Any]:
         return {"c": [list(s[:6]) + [list(s.final) if s.final else None] for s in self.contacts.values()]}
 

@@ -91,7 +91,11 @@ class KpiEngine:
         self._since_evict += 1
         if self._since_evict >= EVICT_EVERY:
             self._since_evict = 0
+            # a replay stores nothing: what a worker would save is simply not dirty any more
+            self.contacts.dirty.clear()
+            self.customers.dirty.clear()
             self.contacts.evict()
+            self.customers.evict()
         return True
 
     def _reject(self, rejection: Rejection) -> None:

@@ -463,62 +463,109 @@ class ContactProcessor:
 
 
 def pack_contact(state: ContactState) -> bytes:
-    """A settled contact as bytes: a fraction of the objects' size (msgpack of :meth:`ContactState.to_row`)."""
-    return _PACK(state.to_row())
+    """A settled contact as bytes: a fraction of the objects' size (an 8-byte newest-event-time prefix, so
+    forgetting needs no unpacking, then msgpack of :meth:`ContactState.to_row`)."""
+    return state.last_ts.to_bytes(8, "big", signed=True) + _PACK(state.to_row())
 
 
 def unpack_contact(packed: bytes) -> ContactState:
-    return ContactState.from_row(_UNPACK(packed))
+    return ContactState.from_row(_UNPACK(packed[8:]))
 
 
 def packed_last_ts(packed: bytes) -> int:
-    return int(_UNPACK(packed)[3])
+    return _prefix(packed)
 
 
 class CustomerProcessor:
     """Customers of one partition (or of everything, in replay): repeats and FCR.
 
     A customer's facts are not kept: when one of its contacts changes, the facts before are derived from the
-    state before (a customer has a handful of contacts), so memory holds only the summaries."""
+    state before (a customer has a handful of contacts). Memory (Engine v2): the most recently changed
+    customers (``RECENT_CUSTOMERS``) stay objects, with their facts; the others are kept packed (msgpack
+    bytes after an 8-byte newest-t0 prefix, so forgetting needs no unpacking) and unpacked when a summary of
+    theirs arrives."""
 
     def __init__(self, kpi: KpiSettings, aggregates: Aggregates) -> None:
         self.kpi = kpi
         self.aggregates = aggregates
         self.window_us = kpi.fcr_window * US
-        self.customers: dict[str, CustomerState] = {}
+        self.customers: OrderedDict[str, CustomerState] = OrderedDict()  # recently changed, oldest first
+        self.packed: dict[str, bytes] = {}
         self.dirty: set[str] = set()
         # the facts of recently changed customers: a contact's summary changes twice within minutes (queued,
         # then ended), so the second change finds its "before" here instead of deriving it again
-        self._recent: OrderedDict[str, list[Fact]] = OrderedDict()
+        self._recent: dict[str, list[Fact]] = {}
+
+    def _state(self, customer_id: str) -> CustomerState | None:
+        state = self.customers.get(customer_id)
+        if state is not None:
+            self.customers.move_to_end(customer_id)
+            return state
+        packed = self.packed.pop(customer_id, None)
+        if packed is None:
+            return None
+        state = self.customers[customer_id] = unpack_customer(customer_id, packed)
+        return state
 
     def update(self, summary: Summary) -> None:
         """A contact's FCR summary changed: apply the difference it makes to that customer's facts."""
         customer_id = summary.customer_id
-        state = self.customers.get(customer_id)
-        recent = self._recent
+        state = self._state(customer_id)
         if state is None:
             state = self.customers[customer_id] = CustomerState()
             before: list[Fact] = []
         elif state.contacts.get(summary.contact_id) == summary:
             return
         else:
-            cached = recent.pop(customer_id, None)
+            cached = self._recent.get(customer_id)
             before = cached if cached is not None else customer_facts(state, self.window_us)
         state.contacts[summary.contact_id] = summary
         after = customer_facts(state, self.window_us)
         _diff(self.aggregates, before, after)
-        recent[customer_id] = after
-        if len(recent) > RECENT_CUSTOMERS:
-            recent.popitem(last=False)
+        self._recent[customer_id] = after
         self.dirty.add(customer_id)
+        if len(self.customers) > 2 * RECENT_CUSTOMERS:
+            self.evict()
+
+    def evict(self) -> int:
+        """Pack the least recently changed customers beyond ``RECENT_CUSTOMERS`` (never one not yet saved)."""
+        moved = 0
+        customers = self.customers
+        keep: list[tuple[str, CustomerState]] = []
+        while len(customers) - len(keep) > RECENT_CUSTOMERS and customers:
+            customer_id, state = customers.popitem(last=False)
+            if customer_id in self.dirty:
+                keep.append((customer_id, state))
+                continue
+            self._recent.pop(customer_id, None)
+            self.packed[customer_id] = pack_customer(state)
+            moved += 1
+        for customer_id, state in reversed(keep):
+            customers[customer_id] = state
+            customers.move_to_end(customer_id, last=False)
+        return moved
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        """The customer's state (unpacked if need be), or None."""
+        return self._state(customer_id)
+
+    def items(self) -> list[tuple[str, CustomerState]]:
+        """Every customer with its state (packed ones unpacked: for saving all, tests and tools)."""
+        out = list(self.customers.items())
+        out += [(cid, unpack_customer(cid, packed)) for cid, packed in self.packed.items()]
+        return out
 
     def restore(self, customer_id: str, state: CustomerState) -> None:
         self.customers[customer_id] = state
         self._recent.pop(customer_id, None)
         self.aggregates.apply(customer_facts(state, self.window_us), 1)
+        if len(self.customers) > 2 * RECENT_CUSTOMERS:
+            self.evict()
 
     def forget(self, now_us: int) -> list[str]:
-        """Drop contacts older than twice the FCR window plus the allowance: they can change no count."""
+        """Drop contacts older than twice the FCR window plus the allowance: they can change no count (see
+        :meth:`CustomerState.forget_before`). A packed customer goes whole once its newest contact is that old;
+        one with newer contacts keeps its old ones until it is next unpacked (only memory, never a count)."""
         limit = now_us - 2 * self.window_us - self.kpi.allowed_disorder * US
         gone: list[str] = []
         for customer_id, state in list(self.customers.items()):
@@ -530,7 +577,22 @@ class CustomerProcessor:
                 gone.append(customer_id)
             elif len(state.contacts) != before:
                 self.dirty.add(customer_id)
-        return gone
+        old = [cid for cid, packed in self.packed.items() if _prefix(packed) < limit]
+        for customer_id in old:
+            del self.packed[customer_id]
+        return gone + old
+
+
+def pack_customer(state: CustomerState) -> bytes:
+    return state.newest_t0().to_bytes(8, "big", signed=True) + _PACK(state.to_row())
+
+
+def unpack_customer(customer_id: str, packed: bytes) -> CustomerState:
+    return CustomerState.from_row(customer_id, _UNPACK(packed[8:]))
+
+
+def _prefix(packed: bytes) -> int:
+    return int.from_bytes(packed[:8], "big", signed=True)
 
 
 __all__ = ["ANSWERED", "Breach", "ContactProcessor", "CustomerProcessor", "Rejection"]
