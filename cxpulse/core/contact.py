@@ -24,11 +24,12 @@ from bisect import insort
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
+from cxpulse.units import US_PER_SECOND
 from cxpulse.core import measures as m
 from cxpulse.core.measures import Fact
 from cxpulse.settings import QueueSettings
 
-US = 1_000_000
+US = US_PER_SECOND
 
 # record kinds, and their rank at an equal timestamp (a visit opens before it closes)
 QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY = "q", "a", "x", "e", "s"

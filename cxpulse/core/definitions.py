@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
+from cxpulse.units import US_PER_SECOND
 from cxpulse.core.measures import M, MEASURES
 
 # --- sums of measures ------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ SlFormula = Literal["exclude_short_abandons", "abandons_count_against", "abandon
 SL_FORMULAS: tuple[str, ...] = ("exclude_short_abandons", "abandons_count_against", "abandons_within_count_for")
 DEFAULT_SL_FORMULA = "exclude_short_abandons"
 
-MICROSECONDS = Fraction(1, 1_000_000)  # the scale of a ratio of microseconds to counts, in seconds
+MICROSECONDS = Fraction(1, US_PER_SECOND)  # the scale of a ratio of microseconds to counts, in seconds
 
 
 @dataclass(frozen=True)

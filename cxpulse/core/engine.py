@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.measures import SLA_BREACHES, zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
@@ -19,7 +20,7 @@ from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_survey_response
 from cxpulse.settings import KpiSettings
 
-TWO_DAYS_US = 2 * 86400 * 1_000_000
+TWO_DAYS_US = 2 * 86400 * US_PER_SECOND
 EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (packed): cheap, and rare enough
 
 
@@ -43,7 +44,7 @@ class KpiEngine:
         worker accepts events up to ``max_clock_skew`` ahead of its clock) replays to the live document."""
         self.kpi = kpi or KpiSettings()
         self.until_us = until_us
-        self.bucket_us = self.kpi.bucket_seconds * 1_000_000
+        self.bucket_us = self.kpi.bucket_seconds * US_PER_SECOND
         self.aggregates = Aggregates(self.bucket_us)
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
         self.customers = CustomerProcessor(self.kpi, self.aggregates)
@@ -150,7 +151,7 @@ def build_document(
     ``all_window`` = [first event, stream time] for a replay's ``all`` window (it also counts facts due at
     exactly the last moment, which [start, now) windows leave out).
     """
-    bucket_us = kpi.bucket_seconds * 1_000_000
+    bucket_us = kpi.bucket_seconds * US_PER_SECOND
     for part in parts:
         part.advance(now_us)
         part.prune(now_us - TWO_DAYS_US)

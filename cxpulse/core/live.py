@@ -14,13 +14,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.engine import build_document
 from cxpulse.core.measures import N_MEASURES, SLA_BREACHES
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
-from cxpulse.models.events import US_PER_SECOND, InvalidEvent, format_ts
+from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.settings import KpiSettings
 
 
@@ -55,7 +56,7 @@ class LiveKpis:
         self.observer = observer
         self.offsets: dict[tuple[str, int], int] = {}  # last offset processed per source partition
         self.last_contact_wall_us: dict[int, int] = {}  # wall clock of each partition's last contact event
-        self.bucket_us = kpi.bucket_seconds * 1_000_000
+        self.bucket_us = kpi.bucket_seconds * US_PER_SECOND
         self.contact_parts: dict[int, ContactProcessor] = {}
         self.customer_parts: dict[int, CustomerProcessor] = {}
         self.health: dict[str, TopicHealth] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.engine import _sum
 from cxpulse.core.measures import N_MEASURES, zero_counts
@@ -28,7 +29,7 @@ def partial(
     """This worker's raw counts at ``now_us``: per (queue, channel) and window ``[start, end, counts]``, and
     live state. Queues are a list of entries naming queue and channel as separate JSON strings: a key joined
     with a separator would break on any name that contains the separator."""
-    bucket_us = kpi.bucket_seconds * 1_000_000
+    bucket_us = kpi.bucket_seconds * US_PER_SECOND
     for part in parts:
         part.advance(now_us)
     keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from cxpulse.units import US_PER_SECOND
 from cxpulse.settings import parse_duration
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -36,7 +37,7 @@ def window_bounds(name: str, now_us: int, tz_name: str, bucket_us: int) -> tuple
     """[start, end) of window ``name`` ("15m", "1h", "24h", "today", ...) at ``now_us``."""
     if name == "today":
         return local_midnight_us(now_us, tz_name), now_us
-    length = parse_duration(name) * 1_000_000
+    length = parse_duration(name) * US_PER_SECOND
     start = now_us - length
     start -= start % bucket_us
     return start, now_us

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cxpulse.units import US_PER_SECOND as US_PER_SECOND  # re-exported: core/live.py imports it from here
+from cxpulse.units import US_PER_SECOND
 
 Channel = Literal["voice", "chat", "email", "sms", "social"]
 CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "sms", "social")

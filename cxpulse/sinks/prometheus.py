@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 import cxpulse
+from cxpulse.units import US_PER_SECOND
 from cxpulse.core.definitions import CENTRE_SL_FORMULA_INFO, COUNTER_FAMILIES, FAMILIES, PROM_PREFIX, SL_FORMULA_INFO
 from cxpulse.core.measures import M
 from cxpulse.core.live import LiveKpis
@@ -103,7 +104,7 @@ class Histograms:
     @staticmethod
     def _add(row: list[int], bounds: tuple[float, ...], value_us: int, sign: int) -> None:
         # le buckets are cumulative in the exposition; here each slot counts its own range
-        row[bisect.bisect_left(bounds, value_us / 1_000_000)] += sign
+        row[bisect.bisect_left(bounds, value_us / US_PER_SECOND)] += sign
         row[-1] += sign * value_us
 
 
@@ -197,9 +198,9 @@ class KpiCollector(Collector):
                                          sum(coefficient * c[index] for coefficient, index in terms))
         hist = self.histograms
         for (queue, channel, outcome), row in sorted(folded(hist.wait.items()).items()):
-            fam["wait"].add_metric([queue, channel, outcome], _buckets(hist.wait_bounds, row), row[-1] / 1_000_000)
+            fam["wait"].add_metric([queue, channel, outcome], _buckets(hist.wait_bounds, row), row[-1] / US_PER_SECOND)
         for (queue, channel), row in sorted(folded(hist.handle.items()).items()):
-            fam["handle"].add_metric([queue, channel], _buckets(hist.handle_bounds, row), row[-1] / 1_000_000)
+            fam["handle"].add_metric([queue, channel], _buckets(hist.handle_bounds, row), row[-1] / US_PER_SECOND)
         waiting: dict[tuple[str, str], tuple[int, float]] = {}
         for (queue, channel), (count, longest) in live.waiting(now).items():
             key = (label(queue), channel)
@@ -219,9 +220,9 @@ class KpiCollector(Collector):
             for reason, count in sorted(health.invalid.items()):
                 fam["invalid"].add_metric([topic, reason], count)
         if live.last_event_ts_us:
-            fam["last_event"].add_metric([], live.last_event_ts_us / 1_000_000)
+            fam["last_event"].add_metric([], live.last_event_ts_us / US_PER_SECOND)
         if live.last_processed_wall_us:
-            fam["last_processed"].add_metric([], live.last_processed_wall_us / 1_000_000)
+            fam["last_processed"].add_metric([], live.last_processed_wall_us / US_PER_SECOND)
         for (topic, partition), lag in sorted(self.lag.items()):
             fam["lag"].add_metric([topic, str(partition)], lag)
         if self.liveness is not None:
