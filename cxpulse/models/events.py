@@ -23,7 +23,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cxpulse.units import US_PER_SECOND
 
 Channel = Literal["voice", "chat", "email", "sms", "social"]
 CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "sms", "social")
