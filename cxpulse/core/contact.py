@@ -351,7 +351,9 @@ class ContactState:
         ]
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> "ContactState":
+    def from_row(cls, row: list[Any], *, sync: bool = True) -> "ContactState":
+        """The stored form back; ``sync`` False leaves the lifecycle position to the caller (a restore walks
+        the records anyway, so walking them here too would be done twice for every recovered contact)."""
         state = cls()
         state.records = [tuple(rec) for rec in row[0]]
         state.rejected = list(row[1]) if row[1] else None
@@ -359,7 +361,8 @@ class ContactState:
         state.last_ts = row[3]
         if row[4]:
             state.pending = {eid: (raw, tuple(src) if src else None, key) for eid, raw, src, key in row[4]}  # type: ignore[misc]
-        state.sync(walk(state.records))
+        if sync:
+            state.sync(walk(state.records))
         return state
 
     def to_dict(self) -> dict[str, Any]:

@@ -422,7 +422,8 @@ class ContactProcessor:
         if state.records:
             self.aggregates.apply(contact_facts(lifecycle, self.queue_settings), 1)
         self._take(contact_id, state, lifecycle)
-        self._summary_changed(contact_id, state)
+        # no summary is sent: the customer side recovers its own table, and an event re-delivered after a
+        # crash (a duplicate) sends its contact's summary again (LiveKpis.handle)
         self.dirty.discard(contact_id)
 
     def replace(self, contact_id: str, state: ContactState | None) -> None:

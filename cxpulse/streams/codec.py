@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import base64
+
 import msgspec
 import orjson
 from aiokafka.partitioner import murmur2
@@ -26,10 +28,44 @@ def encode_contact(state: ContactState, partition: int) -> bytes:
     return _PACK([partition, state.to_row()])
 
 
-def decode_contact(value: bytes) -> tuple[int, ContactState]:
-    """(partition, state) of a stored contact."""
+def decode_contact(value: bytes, *, sync: bool = True) -> tuple[int, ContactState]:
+    """(partition, state) of a stored contact; ``sync`` False for a restore, which walks the records itself.
+
+    A value written by cxpulse 0.1 (JSON, raw bytes in base64) is read too, so a worker upgraded in place
+    recovers its tables; it is written back in the new form the next time the contact changes."""
+    if value[:1] == b"{":
+        return _legacy_contact(orjson.loads(value), sync)
     partition, row = _UNPACK(value)
-    return partition, ContactState.from_row(row)
+    return partition, ContactState.from_row(row, sync=sync)
+
+
+_LEGACY_RANK = {"q": 0, "a": 1, "x": 1, "e": 2, "s": 3}
+
+
+def _legacy_contact(data: dict[str, Any], sync: bool) -> tuple[int, ContactState]:
+    """cxpulse 0.1's stored contact: ``{"r": [records], "s": seen ids, "b": published, "t": last ts, "p": p}``,
+    a record being ``[kind, ts, id, queue, channel, customer, reason, handle_us, resolved, transferred, nps,
+    csat, raw (base64), source, key (base64)]``."""
+    records: list[list[Any]] = []
+    pending: list[list[Any]] = []
+    for kind, ts, event_id, queue, channel, customer, reason, handle, resolved, transferred, nps, csat, *rest in data["r"]:
+        if kind == "q":
+            records.append([ts, 0, event_id, kind, queue, channel, reason, customer, None])
+        elif kind == "e":
+            records.append([ts, 2, event_id, kind, queue, channel, handle, resolved, transferred])
+        elif kind == "s":
+            records.append([ts, 3, event_id, kind, "", "", nps, csat, None])
+        else:
+            records.append([ts, _LEGACY_RANK[kind], event_id, kind, queue, channel, None, None, None])
+        raw = rest[0] if rest else None
+        if raw is not None:
+            key = rest[2] if len(rest) > 2 else None
+            pending.append([event_id, base64.b64decode(raw), rest[1] if len(rest) > 1 else None,
+                            base64.b64decode(key) if key else None])
+    kept = {rec[2] for rec in records}
+    refused = sorted(set(data.get("s", ())) - kept) or None
+    row = [sorted(records), refused, data.get("b") or None, data.get("t", 0), pending or None]
+    return int(data.get("p", 0)), ContactState.from_row(row, sync=sync)
 
 
 def encode_customer(state: CustomerState, partition: int) -> bytes:

@@ -37,7 +37,7 @@ class Recovery:
         """The contacts table is recovered: rebuild the live contacts (and counts) of the owned partitions."""
         worker, live = self.worker, self.live
         table = worker.contacts_table
-        items = ((codec.key_text(k), *codec.decode_contact(v)) for k, v in table.items())
+        items = ((codec.key_text(k), *codec.decode_contact(v, sync=False)) for k, v in table.items())
         count = live.rebuild_contacts(items, self.assigned(worker.settings.kafka.topics.contact_events))
         log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
         worker.recovered.add("contacts")

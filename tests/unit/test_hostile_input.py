@@ -340,3 +340,27 @@ def test_a_replay_evaluates_before_its_newest_event() -> None:
         engine.process(event)
     window = engine.snapshot(T0 + 30 * S, include_all=True)["totals"]["windows"]["15m"]
     assert (window["offered"], window["answered"], window["end"]) == (2, 1, format_ts(T0 + 30 * S))
+
+
+def test_a_contact_stored_by_cxpulse_0_1_is_read_back() -> None:
+    """An upgraded worker recovers its table: 0.1 stored contacts as JSON with the raw bytes in base64."""
+    import base64
+
+    raw = orjson.dumps(answered("c1", T0 + 5 * S))
+    legacy = orjson.dumps({
+        "r": [
+            ["q", T0, "c1-q", "billing", "voice", "u-c1", "card", 0, False, False, None, None, None, None, None],
+            ["a", T0 + 5 * S, "c1-a", "billing", "voice", "u-c1", None, 0, False, False, None, None,
+             base64.b64encode(raw).decode(), ["contact-events", 2, 17], base64.b64encode(b"k1").decode()],
+        ],
+        "s": ["c1-a", "c1-q", "c1-gone"], "b": [], "t": T0 + 5 * S, "p": 2,
+    })
+    partition, state = codec.decode_contact(legacy)
+    assert partition == 2
+    assert [r[:4] for r in state.records] == [(T0, 0, "c1-q", "q"), (T0 + 5 * S, 1, "c1-a", "a")]
+    assert state.records[0][6:8] == ("card", "u-c1")
+    assert state.rejected == ["c1-gone"] and state.has("c1-gone")
+    assert state.pending == {"c1-a": (raw, ("contact-events", 2, 17), b"k1")}
+    assert state.in_service == 1 and state.waiting is None
+    summary = state.summary("c1")
+    assert summary is not None and (summary.customer_id, summary.reason) == ("u-c1", "card")
