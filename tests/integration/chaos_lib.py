@@ -30,11 +30,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
-from worker_harness import Consumed, WorkerProcess, consume_all, iso
+from worker_harness import Consumed, WorkerProcess, consume_all, iso, now_us
 
 S = 1_000_000
 MAX_CLOCK_SKEW_US = 300 * S  # events.md: default max_clock_skew, 5 minutes
@@ -1129,6 +1129,29 @@ def breach_oracle(mix: Mix) -> dict[tuple[str, str], int]:
     return out
 
 
+SETTLE_S = 20.0  # how long the checks poll for what the worker sends after it has accounted for a record
+
+
+async def until_true(fetch: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], timeout: float,
+                     every: float = 0.3) -> Any:
+    """Fetch until ``done(value)`` or the deadline; return the last value (the check then judges it).
+
+    Why: a record the worker has counted may still be on its way to the DLQ, the breach topic or Redis; polling
+    with a deadline waits exactly as long as needed, where a fixed sleep would be too short or too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if done(value) or time.monotonic() >= deadline:
+            return value
+        await asyncio.sleep(every)
+
+
+def missing_breaches(mix: Mix, records: list[Consumed], read_at_us: int) -> list[tuple[str, str]]:
+    """Breaches due (by the oracle) more than 2 s before ``read_at_us`` and not on the topic yet."""
+    seen = {(body["contact_id"], body["visit_id"]) for body in (orjson.loads(r.value) for r in records)}
+    return [k for k, at in breach_oracle(mix).items() if at < read_at_us - 2 * S and k not in seen]
+
+
 def check_breaches(mix: Mix, records: list[Consumed], read_at_us: int, out: Outcome) -> None:
     """Every breach of the valid records on ``sla-breaches`` exactly once; none that is not one."""
     counts = Counter()
@@ -1191,8 +1214,10 @@ async def check_read_model(worker: WorkerProcess, redis_url: str, out: Outcome) 
     prefix = worker.env.get("CXPULSE_REDIS__KEY_PREFIX", "")
     client = aioredis.Redis.from_url(redis_url)
     try:
-        await asyncio.sleep(2.0)
-        raw = await client.get(f"{prefix}:kpis")
+        def fresh(value: bytes | None) -> bool:
+            return value is not None and now_us() - ts_instant_us(orjson.loads(value)["generated_at"]) <= 5 * S
+
+        raw = await until_true(lambda: client.get(f"{prefix}:kpis"), fresh, SETTLE_S)
         if raw is None:
             out.fail(f"Redis read model: {prefix}:kpis absent (every publish failing, or expired)")
             return
@@ -1298,13 +1323,12 @@ async def run_hostile(tmp: Path, bootstrap: str, redis_url: str, *, seed: int, r
             out.fail(f"the worker did not account for every record within {timeout:.0f}s (alive: {worker.alive()}): "
                      f"seen {WorkerProcess.seen(status) if 'topics' in status else '?'} of {read_once} read once, "
                      f"invalid {invalid_seen(status) if 'topics' in status else '?'} of {invalid_all}; status {status}")
-        await asyncio.sleep(3.0)  # breaches due at the end, the customer side, the Redis publish
         if not worker.alive():
             out.fail(f"the worker died (rc {worker.proc.returncode if worker.proc else None}); log tail:\n"
                      + worker.log_tail(25))
         else:
             try:
-                code, body = await worker.get("/readyz")
+                code, body = await until_true(lambda: worker.get("/readyz"), lambda r: r[0] == 200, SETTLE_S)
                 if code != 200:
                     out.fail(f"/readyz answers {code} at the end: {body}")
                 status = await worker.status()
@@ -1313,7 +1337,10 @@ async def run_hostile(tmp: Path, bootstrap: str, redis_url: str, *, seed: int, r
         if "topics" in status:
             check_status(mix, status, worker.topics, out)
         try:
-            dlq = await consume_all(bootstrap, [worker.topics.contact_events_dlq, worker.topics.survey_responses_dlq])
+            expected_dlq = len(mix.of("invalid", "future", "lifecycle"))
+            dlq = await until_true(
+                lambda: consume_all(bootstrap, [worker.topics.contact_events_dlq, worker.topics.survey_responses_dlq]),
+                lambda records: len(records) >= expected_dlq or not worker.alive(), SETTLE_S)
             check_dead_letters(mix, dlq, worker.topics, out)
         except (AssertionError, Exception) as exc:  # noqa: BLE001
             out.fail(f"could not read the DLQ topics: {exc!r}")
@@ -1324,7 +1351,10 @@ async def run_hostile(tmp: Path, bootstrap: str, redis_url: str, *, seed: int, r
             await check_read_model(worker, redis_url, out)
         read_at = now_us()
         try:
-            breaches = await consume_all(bootstrap, [worker.topics.sla_breaches])
+            # the breaches due by then: the worker publishes them once caught up and idle (a backlog was read)
+            breaches = await until_true(
+                lambda: consume_all(bootstrap, [worker.topics.sla_breaches]),
+                lambda records: not missing_breaches(mix, records, read_at) or not worker.alive(), SETTLE_S)
             check_breaches(mix, breaches, read_at, out)
         except (AssertionError, Exception) as exc:  # noqa: BLE001
             out.fail(f"could not read sla-breaches: {exc!r}")
@@ -1348,14 +1378,16 @@ async def huge_phase(worker: WorkerProcess, bootstrap: str, mix: Mix, before: di
     status, reached = await poll_status(
         worker, lambda st: WorkerProcess.seen(st) >= base + len(mix.tail) and invalid_seen(st) >= base_invalid + want_invalid,
         timeout)
-    await asyncio.sleep(2.0)
     labels = ", ".join(f"{m.label} ({m.expect})" for m in mix.tail)
+    wanted = {(m.value, m.key) for m in mix.tail if m.dead_letter}
+    dlq = await until_true(
+        lambda: consume_all(bootstrap, [worker.topics.contact_events_dlq, worker.topics.survey_responses_dlq]),
+        lambda records: wanted <= {(r.value, r.key) for r in records} or not worker.alive(), SETTLE_S)
     if not worker.alive():
         out.fail(f"[tail] the worker died on {labels}; log tail:\n" + worker.log_tail(12))
         return
     if not reached:
         out.fail(f"[tail] not accounted for within {timeout:.0f}s ({labels}); status {status}")
-    dlq = await consume_all(bootstrap, [worker.topics.contact_events_dlq, worker.topics.survey_responses_dlq])
     values = {(r.value, r.key) for r in dlq}
     for m in mix.tail:
         there = (m.value, m.key) in values
