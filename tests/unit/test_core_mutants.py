@@ -76,6 +76,28 @@ def test_a_visit_waiting_exactly_t_is_not_yet_a_breach() -> None:
     assert (all_of(doc)["offered"], all_of(doc)["sla_breaches"]) == (4, 1)
 
 
+def test_a_waiting_visit_breaches_in_the_window_that_starts_at_its_deadline() -> None:
+    """kpis.md: a breach counts at queued + T. c1 queued 09:59:40 still waits at 10:15:00: its deadline
+    09:59:40 + 20 s = 10:00:00 is exactly the start of the 15m window [10:00:00, 10:15:00): 1 breach there.
+
+    Kills ``Aggregates.window`` ``start_us <= at`` -> ``<`` for the deadlines of waiting visits."""
+    _, doc = run([ev("queued", "q1", DAY - 20 * S)], now=DAY + timedelta(minutes=15), finish=False)
+    window = row(doc)["windows"]["15m"]
+    assert (window["start"], window["sla_breaches"], window["offered"]) == ("2026-05-04T10:00:00.000Z", 1, 0)
+
+
+def test_open_breaches_count_only_before_the_window_end() -> None:
+    """A window ending before now counts a waiting visit's breach only when its deadline is before the window's
+    end: deadline 10:05:00, now 10:10:00; [10:00:00, 10:05:00) -> 0, [10:00:00, 10:06:00) -> 1.
+
+    Kills ``Aggregates.window`` ``min(end_us, now) -> max``."""
+    key = ("billing", "voice")
+    agg = Aggregates(BUCKET_US, now_us=T0 + 600 * US, open_breaches={key: {"c1": T0 + 300 * US}})
+    agg.ensure_key(key)
+    assert agg.window(T0, T0 + 300 * US, [key])[key][m.SLA_BREACHES] == 0
+    assert agg.window(T0, T0 + 360 * US, [key])[key][m.SLA_BREACHES] == 1
+
+
 def test_apply_without_a_sign_adds() -> None:
     """``Aggregates.apply(facts)`` adds (sign +1 by default), like ``apply(facts, 1)``.
 
@@ -89,7 +111,7 @@ def test_the_observer_sees_a_future_fact_once() -> None:
     """A fact due after ``now`` (a breach at queued + T, a closing at t0 + F) is observed when it is applied,
     and not again when ``advance`` moves it into its bucket: the Prometheus histograms count it once.
 
-    Kills ``Aggregates._to_bucket`` ``observe=False -> True``."""
+    Kills ``Aggregates._to_bucket`` / ``Aggregates.advance`` re-applying due facts with ``observe=True``."""
     seen: list[tuple[list[Any], int]] = []
     agg = Aggregates(BUCKET_US, now_us=0, observer=lambda facts, sign: seen.append((list(facts), sign)))
     breach = fact(m.SLA_BREACHES, 5 * BUCKET_US)
@@ -98,6 +120,12 @@ def test_the_observer_sees_a_future_fact_once() -> None:
     assert seen == [([breach], 1)]
     counts = agg.window(0, 6 * BUCKET_US)[("billing", "voice")]
     assert counts[m.SLA_BREACHES] == 1
+    # a fact at exactly now waits beside the heap (at_now) and joins its bucket at the next advance: observed once
+    offered = fact(m.OFFERED, 6 * BUCKET_US)
+    agg.apply([offered], 1)
+    agg.advance(7 * BUCKET_US)
+    assert seen == [([breach], 1), ([offered], 1)]
+    assert offered_in(agg, 0, 7 * BUCKET_US) == 1
 
 
 def test_time_never_goes_back() -> None:
@@ -224,6 +252,60 @@ def test_finish_leaves_the_lifecycle_clock_where_it_was() -> None:
     engine.finish()
     assert engine.contacts.stream_time == to_us(DAY + 30 * S)
     assert [r.event_id for r in engine.rejections] == ["a1"]
+
+
+def _history() -> list[dict[str, Any]]:
+    """Ten minutes of a small centre, in order, with what eviction must survive: a contact settled long before
+    its survey arrives, a duplicate re-sent after its contact was packed away, a repeat contact of the same
+    customer, a transfer."""
+    m0 = DAY
+    return [
+        ev("queued", "q1", m0, "c1", reason="billing"), ev("answered", "a1", m0 + 10 * S, "c1"),
+        ev("ended", "e1", m0 + 70 * S, "c1", resolved=True),
+        ev("queued", "q2", m0 + 80 * S, "c2", customer="u2"), ev("abandoned", "x2", m0 + 83 * S, "c2", customer="u2"),
+        ev("queued", "q3", m0 + 90 * S, "c3", customer="u3"), ev("answered", "a3", m0 + 95 * S, "c3", customer="u3"),
+        ev("ended", "e3", m0 + 150 * S, "c3", customer="u3", resolved=False, transferred=True),
+        ev("queued", "q3b", m0 + 150 * S, "c3", customer="u3", queue="tech"),
+        ev("answered", "a3b", m0 + 180 * S, "c3", customer="u3", queue="tech"),
+        ev("ended", "e3b", m0 + 240 * S, "c3", customer="u3", queue="tech", resolved=True),
+        ev("queued", "q4", m0 + 300 * S, "c4", reason="billing"),  # u1 again: a repeat of c1
+        ev("answered", "a4", m0 + 330 * S, "c4"),
+        ev("queued", "q1", m0, "c1", reason="billing"),  # c1's queued re-sent, c1 long settled: a duplicate
+        ev("survey", "s1", m0 + 400 * S, "c1", nps=9, csat=5),  # c1 settled and packed: still billing/voice
+        ev("ended", "e4", m0 + 420 * S, "c4", resolved=True),
+        ev("queued", "q5", m0 + 600 * S, "c5", customer="u5"),
+    ]
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
+    """A replay packs settled contacts out of memory every ``EVICT_EVERY`` (4096) events; the unit histories are
+    far shorter, so here it packs every ``every`` events. The document must be the one without packing, and the
+    figures the hand-computed ones: offered 5 billing + 1 tech, the duplicate q1 counted once (1 duplicate),
+    c1's survey (after c1 was packed) on billing/voice (1 promoter, CSAT 100), c4 a repeat of c1 (reason billing,
+    within F = 1 h), handled 4 (e1, e3, e3b, e4).
+
+    Kills mutants of ``ContactProcessor.evict``/``_load`` and of the packing that lose or alter a packed contact
+    (its dedup ids, its queued for attribution, its FCR summary)."""
+    kpi = KpiSettings(fcr_window="1h")
+    monkeypatch.setattr(engine_module, "EVICT_EVERY", 10**9)
+    plain = KpiEngine(kpi)
+    for event in _history():
+        plain.process(event)
+    expected = plain.snapshot(include_all=True)
+    monkeypatch.setattr(engine_module, "EVICT_EVERY", every)
+    packed = KpiEngine(kpi)
+    for event in _history():
+        packed.process(event)
+    assert packed.contacts.settled, "nothing was packed away: the test would prove nothing"
+    doc = packed.snapshot(include_all=True)
+    assert doc == expected
+    assert packed.health.duplicates == 1
+    billing, tech = all_of(doc), all_of(doc, "tech")
+    assert (billing["offered"], tech["offered"]) == (5, 1)
+    assert (billing["promoters"], billing["csat"]) == (1, 100.0)
+    assert billing["repeat_contacts"] == 1
+    assert billing["handled"] + tech["handled"] == 4
 
 
 # -- live ----------------------------------------------------------------------------------------------------------
