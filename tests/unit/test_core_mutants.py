@@ -98,6 +98,19 @@ def test_open_breaches_count_only_before_the_window_end() -> None:
     assert agg.window(T0, T0 + 360 * US, [key])[key][m.SLA_BREACHES] == 1
 
 
+def test_a_contact_at_the_epoch_is_forgotten_after_the_retention() -> None:
+    """c1 queued and abandoned at 1970-01-01T00:00:00Z (its last event time is 0). With ``contact_retention``
+    31 days (2 678 400 s), ``forget(now)`` drops contacts whose last event is before now - 2 678 400 000 000 µs:
+    at now = that + 1 µs, 0 < 1 -> c1 goes; at now = that, 0 < 0 is false -> c1 stays.
+
+    Kills ``ContactState.__init__`` ``last_ts = 0 -> 1`` (a contact never later than the epoch would look 1 µs
+    younger than it is)."""
+    retention_us = 31 * 86_400 * US
+    engine, _ = run([ev("queued", "q1", EPOCH), ev("abandoned", "x1", EPOCH)], KpiSettings(), finish=False)
+    assert engine.contacts.forget(retention_us) == []
+    assert engine.contacts.forget(retention_us + 1) == ["c1"]
+
+
 def test_apply_without_a_sign_adds() -> None:
     """``Aggregates.apply(facts)`` adds (sign +1 by default), like ``apply(facts, 1)``.
 
