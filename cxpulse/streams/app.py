@@ -112,7 +112,8 @@ def create_worker(settings: Settings) -> Worker:
                                                           worker.is_ready))
 
     dead_letters = DeadLetterOutbox(worker.topics.dead_letters, default_source=kafka.topics.contact_events)
-    agents.install(worker, BulkTableWriter(app, contacts_table), BulkTableWriter(app, customers_table), dead_letters)
+    agents.install(worker, BulkTableWriter(app, contacts_table, stop_now), BulkTableWriter(app, customers_table, stop_now),
+                   dead_letters)
     recovery.install(worker)
     timers.install(worker)
     sink = attach_redis_sink(app, settings, live, worker.is_ready)

@@ -10,14 +10,18 @@ format (raw key and value bytes). Faust's recovery therefore reads these records
 batch is acknowledged we record the changelog offset in the store (``set_persisted_offset``), as Faust does
 for its own writes, so a restart on the same disk reads only what is newer.
 
-The caller awaits :meth:`flush` before the batch's source events are acknowledged: offsets are never
-committed past an event whose state is not durably in the changelog.
+Offsets are never committed past an event whose state is not durably in the changelog: Faust flushes its
+producer (``AIOKafkaProducer.flush``, which waits for every pending batch, ours included) before each offset
+commit. So :meth:`flush` hands the batches to the producer and returns without waiting for the broker: the next
+batch is processed while this one travels (awaiting each batch's acknowledgement inline left the worker idle
+for a round trip per batch). A batch the broker refuses stops the worker before that commit can happen: the
+failure callback runs before the commit's own wait returns (callbacks run in the order they were added).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from faust.types import TP
 
@@ -25,10 +29,15 @@ from faust.types import TP
 class BulkTableWriter:
     """Stages ``(partition, key, value)`` changes of one table and writes them with :meth:`flush`."""
 
-    def __init__(self, app: Any, table: Any) -> None:
+    def __init__(self, app: Any, table: Any, on_failure: Callable[[str], None], *, wait: bool = False) -> None:
+        """``on_failure(why)`` is called when the broker refuses a batch (the worker stops: ``stop_now``);
+        ``wait`` True awaits every acknowledgement inside :meth:`flush` (tests)."""
         self.app = app
         self.table = table
+        self.on_failure = on_failure
+        self.wait = wait
         self.staged: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._persisted: dict[TP, int] = {}
 
     def stage(self, partition: int, key: bytes, value: bytes | None) -> None:
         """A new value for ``key`` in ``partition`` (None: delete it)."""
@@ -80,12 +89,24 @@ class BulkTableWriter:
             if count:
                 pending.append((partition, count, await producer.send_batch(batch, topic, partition=partition)))
             sent += len(changes)
-        metadata = await asyncio.gather(*(future for _, _, future in pending))
         store = self.table.data
-        if hasattr(store, "set_persisted_offset"):
-            last: dict[int, int] = {}
-            for (partition, count, _), meta in zip(pending, metadata):
-                last[partition] = max(last.get(partition, -1), meta.offset + count - 1)
-            for partition, offset in last.items():
-                store.set_persisted_offset(TP(topic, partition), offset)
+        for partition, count, future in pending:
+            future.add_done_callback(self._acknowledged(store, TP(topic, partition), count))
+        if self.wait:
+            await asyncio.gather(*(future for _, _, future in pending))
         return sent
+
+    def _acknowledged(self, store: Any, tp: TP, count: int) -> Any:
+        """What happens when the broker answers a batch: record the changelog offset in the store (as Faust does
+        for its own writes), or stop the worker if the batch was refused (its events must be read again)."""
+        def done(future: Any) -> None:
+            if future.cancelled() or future.exception() is not None:
+                self.on_failure(f"changelog batch for {tp.topic}[{tp.partition}] failed: "
+                                f"{'cancelled' if future.cancelled() else repr(future.exception())}")
+                return
+            if hasattr(store, "set_persisted_offset"):
+                offset = future.result().offset + count - 1
+                if offset > self._persisted.get(tp, -1):
+                    self._persisted[tp] = offset
+                    store.set_persisted_offset(tp, offset)
+        return done
