@@ -111,6 +111,25 @@ def test_a_contact_at_the_epoch_is_forgotten_after_the_retention() -> None:
     assert engine.contacts.forget(retention_us + 1) == ["c1"]
 
 
+def test_an_impossible_event_keeps_its_bytes_until_refused_after_exactly_the_allowance() -> None:
+    """events.md: an impossible event goes to the DLQ with its original bytes once the allowed disorder (60 s)
+    has passed. c1: queued q1 at 10:00:00, then ``ended`` e1 at 10:00:50 with no answer (impossible unless an
+    answer arrives). c9 queued at 10:01:50 makes the lifecycle clock e1 + 60 s exactly: the allowance has not
+    *passed* (a missing answer may still come), so nothing is refused, q1's bytes (older than 10:00:50) may go,
+    e1's must stay. c9 abandoned at 10:03:20: e1 is refused now, with its very bytes.
+
+    Kills ``ContactState.settle`` ``rec_ts < horizon -> <=`` (e1 refused at exactly 60 s),
+    ``ContactState.forget_bytes`` ``rec_ts < horizon -> <=`` (e1's bytes dropped at exactly 60 s) and its
+    ``not`` removed (all pending bytes dropped as soon as one is)."""
+    engine = KpiEngine(KpiSettings())
+    e1 = orjson.dumps(ev("ended", "e1", DAY + 50 * S))
+    for raw in (orjson.dumps(ev("queued", "q1", DAY)), e1, orjson.dumps(ev("queued", "q9", DAY + 110 * S, "c9"))):
+        assert engine.process(raw, "contact-events")
+    assert engine.rejections == []
+    engine.process(orjson.dumps(ev("abandoned", "x9", DAY + 200 * S, "c9")), "contact-events")
+    assert [(r.kind, r.event_id, r.raw) for r in engine.rejections] == [("lifecycle", "e1", e1)]
+
+
 def test_apply_without_a_sign_adds() -> None:
     """``Aggregates.apply(facts)`` adds (sign +1 by default), like ``apply(facts, 1)``.
 
