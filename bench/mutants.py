@@ -683,6 +683,9 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
     files = [f for f in TEST_FILES if (first / f).exists()]
     files += sorted(p.relative_to(first).as_posix() for p in (first / "tests/unit").glob("test_kpi_*.py")
                     if p.relative_to(first).as_posix() not in files)
+    # and the unit test file named after each mutated module (test_wire.py, test_definitions.py, ...)
+    files += [f"tests/unit/test_{Path(t).stem}.py" for t in targets
+              if (first / f"tests/unit/test_{Path(t).stem}.py").exists() and f"tests/unit/test_{Path(t).stem}.py" not in files]
     if args.tests:
         files = [Path(t).as_posix().removeprefix("./") for t in args.tests]
         missing = [f for f in files if not (first / f).exists()]
