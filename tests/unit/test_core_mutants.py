@@ -25,6 +25,7 @@ from cxpulse.core import measures as m
 from cxpulse.core.aggregates import HOUR_US, Aggregates
 from cxpulse.core import engine as engine_module
 from cxpulse.core import live as live_module
+from cxpulse.core import processors as processors_module
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge, partial
@@ -318,7 +319,8 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
     within F = 1 h), handled 4 (e1, e3, e3b, e4).
 
     Kills mutants of ``ContactProcessor.evict``/``_load`` and of the packing that lose or alter a packed contact
-    (its dedup ids, its queued for attribution, its FCR summary)."""
+    (its dedup ids, its queued for attribution, its FCR summary), and of the customer side's packing beyond
+    ``RECENT_CUSTOMERS`` (set to 1 here)."""
     kpi = KpiSettings(fcr_window="1h")
     monkeypatch.setattr(engine_module, "EVICT_EVERY", 10**9)
     plain = KpiEngine(kpi)
@@ -326,10 +328,12 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
         plain.process(event)
     expected = plain.snapshot(include_all=True)
     monkeypatch.setattr(engine_module, "EVICT_EVERY", every)
+    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)  # more than 2 customers: the rest packed
     packed = KpiEngine(kpi)
     for event in _history():
         packed.process(event)
-    assert packed.contacts.settled, "nothing was packed away: the test would prove nothing"
+    assert packed.contacts.settled, "no contact was packed away: the test would prove nothing"
+    assert packed.customers.packed, "no customer was packed away: the test would prove nothing"
     doc = packed.snapshot(include_all=True)
     assert doc == expected
     assert packed.health.duplicates == 1
@@ -436,8 +440,7 @@ def test_live_admits_events_up_to_max_clock_skew_ahead(ahead_us: int, accepted: 
     """events.md: live, an event more than ``max_clock_skew`` (default 5 min = 300 s) ahead of the wall clock is
     invalid, kind ``in_the_future``. Exactly 300 s ahead is not *more*: admitted; 300 s + 1 µs is refused.
 
-    Kills ``LiveKpis.admit`` ``clock + skew -> clock - skew``, ``> -> >=``, and ``US_PER_SECOND`` 1 000 000 ->
-    999 999 in ``cxpulse/models/events.py``."""
+    Kills ``LiveKpis.admit`` ``clock + skew -> clock - skew``, ``> -> >=``."""
     live = LiveKpis(KpiSettings(), clock=Clock(T0))
     event = parse_contact_event(orjson.dumps(contact_event("queued", "q1", T0 + ahead_us)))
     if accepted:
