@@ -10,7 +10,7 @@ Why hand-written (stdlib only) rather than mutmut: the project needs ids that st
 around them changes (so ``docs/mutation-equivalent.txt`` stays valid), the working tree must never be touched
 (four developers share it), and the run must be cheap on a shared 2-core machine. So:
 
-* **Never the working tree.** The package, the tests, ``docs/``, ``config/`` and ``pyproject.toml`` are copied
+* **Never the working tree.** The package, the tests, ``docs/``, ``config/``, ``deploy/`` and ``pyproject.toml`` are copied
   once per run into a temporary directory per worker; a mutant is written into that copy only, and pytest
   runs with the copy as working directory and ``PYTHONPATH``. Two sanity checks prove it before any mutant:
   the unmutated copy passes, and a copy with deliberately broken ``cxpulse/core/__init__.py`` and
@@ -60,7 +60,7 @@ from typing import Any, Iterator
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 TARGET_DIRS = ("cxpulse/core", "cxpulse/models")
-COPIED = ("cxpulse", "tests", "docs", "config", "pyproject.toml")
+COPIED = ("cxpulse", "tests", "docs", "config", "deploy", "pyproject.toml")  # deploy: test_definitions renders rules
 # fast, hand-computed files first: with -x most mutants die there before the property tests start
 TEST_FILES = (
     "tests/unit/test_core_mutants.py",
