@@ -422,6 +422,29 @@ def test_live_health_counts_per_topic() -> None:
     assert (live.last_event_ts_us, live.last_processed_wall_us) == (T0 + 120 * US, T0 + HOUR_US + 1)
 
 
+def test_a_rebuild_without_a_table_loader_keeps_settled_contacts() -> None:
+    """A worker rebuilt from its table with no loader to read evicted contacts back (``loader_for`` None) must
+    keep every restored contact in memory: c1 (queued 10:00:00, abandoned 10:00:02) is settled once c9 at
+    10:03:20 moved the clock past the 60 s allowance; after the rebuild, c1's abandon re-delivered is still a
+    duplicate (kpis.md: duplicates remembered at least 24 h), and offered stays 2.
+
+    Kills ``LiveKpis.rebuild_contacts`` ``loader_for is not None -> is`` (settled contacts dropped with no
+    packed copy: the re-delivered abandon would count as a new event)."""
+    clock = Clock(T0 + HOUR_US)
+    first = LiveKpis(KpiSettings(), clock=clock)
+    abandon = contact_event("abandoned", "x1", T0 + 2 * US)
+    for offset, event in enumerate([contact_event("queued", "q1", T0), abandon,
+                                    contact_event("queued", "q9", T0 + 200 * US, "c9")]):
+        assert feed(first, 0, event, offset)
+    first.settle(0)
+    stored = [(cid, 0, state) for cid, state in first.contacts(0).contacts.items()]
+    assert {cid for cid, _, _ in stored} == {"c1", "c9"}
+    second = LiveKpis(KpiSettings(), clock=clock)
+    assert second.rebuild_contacts(stored, {0}) == 2
+    assert not feed(second, 0, abandon, 3)
+    assert second.document(T0 + 300 * US, include_all=True)["totals"]["windows"]["all"]["offered"] == 2
+
+
 def test_a_duplicate_sends_the_contact_summary_again() -> None:
     """A duplicate may be a re-delivery after a crash: the contact's FCR summary goes to the customer side again
     (idempotent there). q1 read, its summary drained; q1 again: the same summary is pending once more.
