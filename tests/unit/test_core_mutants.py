@@ -445,6 +445,19 @@ def test_a_rebuild_without_a_table_loader_keeps_settled_contacts() -> None:
     assert second.document(T0 + 300 * US, include_all=True)["totals"]["windows"]["all"]["offered"] == 2
 
 
+def test_live_totals_count_the_breach_of_a_visit_still_waiting() -> None:
+    """Prometheus counters (``LiveKpis.totals``): c1 queued 10:00:00 still waits at 10:00:30 (T = 20 s): its
+    breach (at 10:00:20) is counted once the document at 10:00:30 has moved now past it: offered 1,
+    sla_breaches 1.
+
+    Kills ``LiveKpis.totals`` adding open breaches with ``-=``."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0 + 30 * US))
+    feed(live, 0, contact_event("queued", "q1", T0))
+    live.document(T0 + 30 * US)
+    counts = live.totals()[("billing", "voice")]
+    assert (counts[m.OFFERED], counts[m.SLA_BREACHES]) == (1, 1)
+
+
 def test_a_duplicate_sends_the_contact_summary_again() -> None:
     """A duplicate may be a re-delivery after a crash: the contact's FCR summary goes to the customer side again
     (idempotent there). q1 read, its summary drained; q1 again: the same summary is pending once more.
