@@ -344,6 +344,27 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
     assert billing["handled"] + tech["handled"] == 4
 
 
+def test_eviction_reports_what_it_packed_and_keeps_the_most_recent_customers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the history (nothing packed yet, nothing left to save): ``ContactProcessor.evict()`` packs the
+    settled contacts and returns how many; ``CustomerProcessor.evict()`` with ``RECENT_CUSTOMERS`` = 1 packs all
+    customers but the most recently changed one (u5, whose c5 came last) and returns how many (4 customers -> 3).
+
+    Kills ``evict`` counting with ``moved = 1`` / ``-= 1`` / ``+= 0``, ``CustomerProcessor.evict``
+    ``popitem(last=False) -> True`` (the newest packed instead of the oldest) and its loop bound mutants."""
+    monkeypatch.setattr(engine_module, "EVICT_EVERY", 10**9)
+    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)
+    engine = KpiEngine(KpiSettings(fcr_window="1h"))
+    for event in _history():
+        engine.process(event)
+    engine.contacts.dirty.clear()
+    engine.customers.dirty.clear()
+    moved = engine.contacts.evict()
+    assert moved == len(engine.contacts.settled) > 0
+    assert engine.customers.evict() == 3
+    assert list(engine.customers.customers) == ["u5"]
+    assert sorted(engine.customers.packed) == ["u1", "u2", "u3"]
+
+
 # -- live ----------------------------------------------------------------------------------------------------------
 class Clock:
     """A wall clock in microseconds that moves only when the test sets it."""
