@@ -253,6 +253,8 @@ class WorkerSettings(_Strict):
     stall_exit_seconds: float = Field(
         default=300.0, ge=0, description="stalled this long: the worker exits (code 75) for its supervisor to restart it; 0 = never"
     )
+    rocksdb_write_buffer_mib: int = Field(default=4, ge=1, description="RocksDB write buffer per table partition")
+    rocksdb_block_cache_mib: int = Field(default=8, ge=1, description="RocksDB block cache per table partition")
     broker_unreachable_seconds: float = Field(
         default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
     )
