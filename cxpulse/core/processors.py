@@ -181,12 +181,7 @@ class ContactProcessor:
         if state.has(rec[ID]):
             return False
         ts = rec[TS]
-        if ts > self.latest_ts:
-            self.latest_ts = ts
-        if ts > self.stream_time and rec[KIND] != SURVEY:
-            self.stream_time = ts
-        if self.first_ts is None or ts < self.first_ts:
-            self.first_ts = ts
+        self._note_time(ts, rec[KIND])
         if raw is not None or source is not None:
             state.remember(rec[ID], raw, source, key)
         heapq.heappush(self._settle_heap, (ts, contact_id))
@@ -201,6 +196,15 @@ class ContactProcessor:
             self._recompute(contact_id, state, rec)
         self.dirty.add(contact_id)
         return True
+
+    def _note_time(self, ts: int, kind: str) -> None:
+        """Move the clocks: any event moves ``latest_ts``; only contact events move ``stream_time``."""
+        if ts > self.latest_ts:
+            self.latest_ts = ts
+        if ts > self.stream_time and kind != SURVEY:
+            self.stream_time = ts
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
 
     def _load(self, contact_id: str) -> ContactState | None:
         packed = self.settled.pop(contact_id, None)
@@ -407,13 +411,7 @@ class ContactProcessor:
         """Load a stored contact (recovery): its facts are recomputed and added, its breaches offered again."""
         self.contacts[contact_id] = state
         for rec in state.records:
-            ts = rec[TS]
-            if ts > self.latest_ts:
-                self.latest_ts = ts
-            if ts > self.stream_time and rec[KIND] != SURVEY:
-                self.stream_time = ts
-            if self.first_ts is None or ts < self.first_ts:
-                self.first_ts = ts
+            self._note_time(rec[TS], rec[KIND])
         heapq.heappush(self._settle_heap, (state.last_ts, contact_id))
         # every breach of the contact is offered again; the caller filters out those already on the
         # sla-breaches topic (marks stored in the table may predate Kafka's acknowledgement)
