@@ -131,6 +131,21 @@ def test_an_impossible_event_keeps_its_bytes_until_refused_after_exactly_the_all
     assert [(r.kind, r.event_id, r.raw) for r in engine.rejections] == [("lifecycle", "e1", e1)]
 
 
+def test_two_identical_surveys_move_together_from_unknown_to_their_queue() -> None:
+    """c1's two surveys (s1, s2: both nps 9 at 10:00:05) arrive before its queued (10:00:00, within the allowed
+    disorder): first both count on unknown/unknown, then, once the queued arrives, both on billing/voice and
+    none on unknown (kpis.md: the queue of the latest queued not after the survey). The two surveys give two
+    identical facts, so the change is applied through the counted (multiset) difference.
+
+    Kills ``_diff`` retracting the counted difference with sign ``-0`` instead of ``-1`` (the unknown row would
+    keep 2 promoters)."""
+    events = [ev("survey", "s1", DAY + 5 * S, nps=9), ev("survey", "s2", DAY + 5 * S, nps=9),
+              ev("queued", "q1", DAY), ev("abandoned", "x1", DAY + 10 * S)]
+    _, doc = run(events)
+    assert [(r["queue"], r["channel"]) for r in doc["queues"]] == [("billing", "voice")]
+    assert (all_of(doc)["promoters"], all_of(doc)["nps"]) == (2, 100.0)
+
+
 def test_apply_without_a_sign_adds() -> None:
     """``Aggregates.apply(facts)`` adds (sign +1 by default), like ``apply(facts, 1)``.
 
