@@ -20,18 +20,17 @@ from typing import Any
 
 import orjson
 import pytest
-
-from cxpulse.core import measures as m
-from cxpulse.core.aggregates import HOUR_US, Aggregates
-from cxpulse.core import engine as engine_module
-from cxpulse.core import live as live_module
-from cxpulse.core import processors as processors_module
-from cxpulse.core.engine import KpiEngine
-from cxpulse.core.live import LiveKpis
-from cxpulse.core.partials import merge, partial
-from cxpulse.core.windows import window_bounds
 from pydantic import ValidationError
 
+from cxpulse.core import engine as engine_module
+from cxpulse.core import live as live_module
+from cxpulse.core import measures as m
+from cxpulse.core import processors as processors_module
+from cxpulse.core.aggregates import HOUR_US, Aggregates
+from cxpulse.core.engine import KpiEngine
+from cxpulse.core.live import LiveKpis
+from cxpulse.core.partials import merge
+from cxpulse.core.windows import window_bounds
 from cxpulse.models.events import InvalidEvent, format_ts, parse_any_event, parse_contact_event, to_us
 from cxpulse.settings import KpiSettings
 from test_kpi_edges import DAY, MICRO, S, all_of, ev, row, run
@@ -42,10 +41,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def fact(measure: int, at_us: int, value: int = 1, queue: str = "billing", channel: str = "voice") -> tuple[int, int, str, str, int]:
+    """A fact as the core makes them, so aggregate tests can feed exact times without a whole contact."""
     return (measure, at_us, queue, channel, value)
 
 
 def offered_in(agg: Aggregates, start_us: int, end_us: int) -> int:
+    """``offered`` of billing/voice in [start, end): the one figure most aggregate tests read."""
     return agg.window(start_us, end_us, [("billing", "voice")])[("billing", "voice")][m.OFFERED]
 
 
@@ -395,10 +396,12 @@ T0 = to_us(DAY)
 
 
 def contact_event(kind: str, eid: str, at_us: int, contact: str = "c1", **extra: Any) -> dict[str, Any]:
+    """``ev`` at an exact microsecond (live tests count in µs from T0)."""
     return ev(kind, eid, datetime.fromtimestamp(at_us / US, tz=timezone.utc), contact, **extra) | {"ts": format_ts(at_us)}
 
 
 def feed(live: LiveKpis, partition: int, event: dict[str, Any], offset: int = 0, topic: str = "contact-events") -> bool:
+    """Hand one event to the live engine as the Faust agent does (validated model plus its original bytes)."""
     raw = orjson.dumps(event)
     return live.handle(topic, partition, parse_any_event(raw), raw, offset)
 
