@@ -364,3 +364,27 @@ def test_a_contact_stored_by_cxpulse_0_1_is_read_back() -> None:
     assert state.in_service == 1 and state.waiting is None
     summary = state.summary("c1")
     assert summary is not None and (summary.customer_id, summary.reason) == ("u-c1", "card")
+
+
+def test_a_worker_never_evicts_a_contact_before_it_is_saved_nor_one_that_waits() -> None:
+    """Eviction in the worker (``keep_packed=False``: the table holds evicted contacts) must skip a contact whose
+    new state is not saved yet (dirty) and never consider a waiting one settled: either would lose state, or a
+    breach that is still to be published."""
+    kpi = KpiSettings()
+    stored: dict[str, bytes] = {}
+    proc = ContactProcessor(kpi, Aggregates(kpi.bucket_seconds * S, T0), publish_breaches=True,
+                            loader=lambda cid: codec.decode_contact(stored[cid])[1] if cid in stored else None)
+    for event in (queued("c1", T0), answered("c1", T0 + 5 * S), queued("c2", T0 + 10 * S)):
+        proc.handle(parse_contact_event(event))
+    proc.handle(parse_contact_event(queued("c3", T0 + 200 * S)))  # moves stream time past the allowance
+    proc.settle()
+    assert proc.evictable == {"c1"}  # c2 waits: never settled; c3 is inside the allowance
+    assert proc.evict(keep_packed=False) == 0  # c1 is dirty: not saved yet
+    assert "c1" in proc.contacts
+    stored["c1"] = codec.encode_contact(proc.contacts["c1"], 0)
+    proc.dirty.clear()  # what the worker's save does
+    assert proc.evict(keep_packed=False) == 1
+    assert set(proc.contacts) == {"c2", "c3"} and proc.settled == {}
+    # an event for the evicted contact reads it back from the store: a duplicate is still a duplicate
+    assert proc.handle(parse_contact_event(answered("c1", T0 + 5 * S))) is False
+    assert [b.contact_id for b in proc.due_breaches(T0 + 31 * S)] == ["c2"]
