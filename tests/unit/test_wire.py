@@ -276,7 +276,9 @@ def test_the_generator_reaches_both_verdicts_and_every_road() -> None:
     seen: set[str] = set()
     accepted = 0
 
-    @settings(max_examples=150, deadline=None, database=None,
+    # derandomize: the same 400 messages on every run, in CI (where Hypothesis derandomizes anyway) and here,
+    # so this guard checks the generator, not luck (150 random ones once missed not_json under CI=true)
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(messages())
     def collect(raw: bytes | str) -> None:
