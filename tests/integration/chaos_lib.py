@@ -34,7 +34,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
-from worker_harness import Consumed, WorkerProcess, consume_all, iso, now_us
+from worker_harness import Consumed, WorkerProcess, consume_all, iso, now_us, prepare_topics_for
 
 S = 1_000_000
 MAX_CLOCK_SKEW_US = 300 * S  # events.md: default max_clock_skew, 5 minutes
@@ -1257,22 +1257,6 @@ def print_outcome(title: str, out: Outcome, extra: Iterable[str] = ()) -> None:
 
 
 # ============================================================================================== scenario (a)
-async def prepare_topics_for(worker: WorkerProcess) -> None:
-    """Create the worker's topics as the worker itself would (partitions, configs), before it runs."""
-    import os
-
-    from cxpulse.settings import load_settings
-    from cxpulse.streams.runner import prepare_topics
-
-    saved = dict(os.environ)
-    try:
-        os.environ.update(worker.env)
-        await prepare_topics(load_settings())
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @dataclass
 class HostileRun:
     """A finished hostile-input run: the outcome and what a test may want to look at."""

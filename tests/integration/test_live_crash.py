@@ -12,7 +12,6 @@ The crash runs once (module fixture); each test asserts one of those outcomes, s
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from worker_harness import (
     missing_breaches,
     new_worker,
     now_us,
+    prepare_topics_for,
     produce_file,
     published_twice,
     replay,
@@ -67,19 +67,6 @@ async def _committed_everything(bootstrap: str, group: str, ends: dict[TopicPart
     return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items() if end > 0)
 
 
-async def _prepare_topics_as_the_worker_does(worker: WorkerProcess) -> None:
-    from cxpulse.settings import load_settings
-    from cxpulse.streams.runner import prepare_topics
-
-    saved = dict(os.environ)
-    try:
-        os.environ.update(worker.env)
-        await prepare_topics(load_settings())
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @dataclass
 class CrashRun:
     path: Path
@@ -106,7 +93,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
     # one gets its partitions: the restart would sit "recovering" for a minute. Faust reads it from the env.
     worker.env["BROKER_SESSION_TIMEOUT"] = "10"
     try:
-        await _prepare_topics_as_the_worker_does(worker)
+        await prepare_topics_for(worker)
         assert await produce_file(kafka_bootstrap, worker.topics, path) == count
         ends = await _end_offsets(kafka_bootstrap, [worker.topics.contact_events, worker.topics.survey_responses])
         assert sum(ends.values()) == count

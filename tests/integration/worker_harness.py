@@ -306,6 +306,21 @@ def config_path(worker: WorkerProcess) -> Path | None:
     return Path(value) if value else None
 
 
+async def prepare_topics_for(worker: "WorkerProcess") -> None:
+    """Create the worker's topics as the worker itself would (partitions, configs), before it runs: with its
+    environment, through the worker's own ``prepare_topics``."""
+    from cxpulse.settings import load_settings
+    from cxpulse.streams.runner import prepare_topics
+
+    saved = dict(os.environ)
+    try:
+        os.environ.update(worker.env)
+        await prepare_topics(load_settings())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
     """Delete every topic named ``<prefix>...`` (the worker's own, its changelogs, Faust's leader topic)."""
     from aiokafka.admin import AIOKafkaAdminClient
