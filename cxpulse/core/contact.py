@@ -33,7 +33,7 @@ US = US_PER_SECOND
 
 # record kinds, and their rank at an equal timestamp (a visit opens before it closes)
 QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY = "q", "a", "x", "e", "s"
-_RANK = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}
+RANK_OF = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}  # a kind's rank (field RANK of a record)
 KIND_TYPE = {
     QUEUED: "contact.queued",
     ANSWERED: "contact.answered",

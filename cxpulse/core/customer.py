@@ -24,13 +24,6 @@ class CustomerState:
 
     contacts: dict[str, Summary] = field(default_factory=dict)
 
-    def put(self, summary: Summary) -> bool:
-        """Store the newest summary of a contact; False when nothing changed."""
-        if self.contacts.get(summary.contact_id) == summary:
-            return False
-        self.contacts[summary.contact_id] = summary
-        return True
-
     def forget_before(self, t0_limit: int, fcr_window_us: int) -> None:
         """Drop contacts whose first queued time is before ``t0_limit`` and that no remaining contact needs.
 

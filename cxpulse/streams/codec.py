@@ -14,7 +14,7 @@ import msgspec
 import orjson
 from aiokafka.partitioner import murmur2
 
-from cxpulse.core.contact import ContactState, Summary
+from cxpulse.core.contact import RANK_OF, ContactState, Summary
 from cxpulse.core.customer import CustomerState
 
 
@@ -39,9 +39,6 @@ def decode_contact(value: bytes, *, sync: bool = True) -> tuple[int, ContactStat
     return partition, ContactState.from_row(row, sync=sync)
 
 
-_LEGACY_RANK = {"q": 0, "a": 1, "x": 1, "e": 2, "s": 3}
-
-
 def _legacy_contact(data: dict[str, Any], sync: bool) -> tuple[int, ContactState]:
     """cxpulse 0.1's stored contact: ``{"r": [records], "s": seen ids, "b": published, "t": last ts, "p": p}``,
     a record being ``[kind, ts, id, queue, channel, customer, reason, handle_us, resolved, transferred, nps,
@@ -56,7 +53,7 @@ def _legacy_contact(data: dict[str, Any], sync: bool) -> tuple[int, ContactState
         elif kind == "s":
             records.append([ts, 3, event_id, kind, "", "", nps, csat, None])
         else:
-            records.append([ts, _LEGACY_RANK[kind], event_id, kind, queue, channel, None, None, None])
+            records.append([ts, RANK_OF[kind], event_id, kind, queue, channel, None, None, None])
         raw = rest[0] if rest else None
         if raw is not None:
             key = rest[2] if len(rest) > 2 else None
