@@ -254,6 +254,7 @@ def child_faust(args: argparse.Namespace) -> None:
         args.app_id,
         broker=[f"kafka://{server.strip()}" for server in args.kafka.split(",")],
         store="memory://",
+        datadir=str(Path(args.result).parent / f"{args.app_id}-data"),  # not the caller's cwd
         web_enabled=False,
         topic_partitions=args.partitions,
         topic_replication_factor=1,
