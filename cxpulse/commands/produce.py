@@ -87,15 +87,19 @@ def register(app: typer.Typer) -> None:
         contact_topic: Optional[str] = typer.Option(None, "--contact-topic", help="default from settings"),
         survey_topic: Optional[str] = typer.Option(None, "--survey-topic", help="default from settings"),
         create_topics: bool = typer.Option(True, "--create-topics/--no-create-topics", help="create missing topics"),
+        config: Optional[Path] = typer.Option(
+            None, "--config", help="settings YAML for Kafka and topic names (default $CXPULSE_CONFIG)"
+        ),
     ) -> None:
         """Send a JSON Lines file to Kafka: survey.response lines to the survey topic, the rest to contact events."""
         from cxpulse.kafka_io import KafkaUnavailable
         from cxpulse.settings import ConfigError, load_settings
 
         try:
-            settings = load_settings()
+            settings = load_settings(config)
         except ConfigError as exc:
-            raise typer.BadParameter(str(exc)) from None
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
         names = settings.kafka.topics
         topics = {
             CONTACT_TOPIC: contact_topic or names.contact_events,

@@ -9,25 +9,55 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+if TYPE_CHECKING:
+    from cxpulse.settings import KpiSettings
+
+
+class WindowError(ValueError):
+    """``--window`` names no window the replay can compute; the message is the one line the user sees."""
+
+
+def with_window(kpi: "KpiSettings", window: str) -> "KpiSettings":
+    """``kpi`` with ``window`` added to its windows when it is not one of them (``all`` always is).
+
+    Why not only the configured windows: a replay is an offline question ("what was the 30-minute service
+    level?"); any rolling window the bucket size allows (at least 15 buckets, see ``kpi.bucket_seconds``)
+    is as exact as the configured ones, so the replay computes it instead of refusing it.
+    Raises :class:`WindowError` naming the window and why it cannot be computed."""
+    from pydantic import ValidationError
+
+    from cxpulse.settings import KpiSettings
+
+    if window == "all" or window in kpi.windows:
+        return kpi
+    try:
+        return KpiSettings(**{**kpi.model_dump(), "windows": (*kpi.windows, window)})
+    except ValidationError as exc:
+        reason = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        choices = ", ".join(("all", *kpi.windows))
+        raise WindowError(f"--window {window!r}: {reason} (configured: {choices})") from None
+
 
 def replay_file(
-    path: Path, settings_path: Path | None = None, progress: bool = True, now_us: int | None = None
+    path: Path, settings_path: Path | None = None, progress: bool = True, now_us: int | None = None,
+    window: str = "all",
 ) -> tuple[dict[str, Any], Any, float]:
     """Replay ``path``; returns (document with the ``all`` window, the engine, seconds spent in the core).
 
     ``now_us`` evaluates the windows at another instant than the stream time (e.g. a live API's
-    ``generated_at``, to compare a live worker with the replay of the same file)."""
+    ``generated_at``, to compare a live worker with the replay of the same file). ``window`` is computed
+    too when the settings do not list it (:func:`with_window`)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cxpulse.core.engine import KpiEngine
     from cxpulse.settings import load_settings
 
     settings = load_settings(settings_path)
-    engine = KpiEngine(settings.kpi, until_us=now_us)
+    engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us)
     size = path.stat().st_size
     started = time.perf_counter()
     with path.open("rb") as handle, Progress(
@@ -95,7 +125,9 @@ def register(app: typer.Typer) -> None:
     def replay(
         file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON Lines file of contract events"),
         json_out: bool = typer.Option(False, "--json", help="print the KPI document as JSON"),
-        window: str = typer.Option("all", "--window", help="window shown in the table"),
+        window: str = typer.Option(
+            "all", "--window", help="window shown in the table: all, a configured one, or any rolling window such as 30m"
+        ),
         config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         now: Optional[str] = typer.Option(None, "--now", help="evaluate at this RFC 3339 instant instead of stream time"),
@@ -114,9 +146,14 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 raise typer.BadParameter(f"--now {now!r}: {exc}") from None
         try:
-            document, engine, elapsed = replay_file(file, config, progress=progress and not json_out, now_us=now_us)
+            document, engine, elapsed = replay_file(
+                file, config, progress=progress and not json_out, now_us=now_us, window=window
+            )
         except ConfigError as exc:
             typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        except WindowError as exc:
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         health = engine.health
         invalid = sum(health.invalid.values())

@@ -139,6 +139,9 @@ def register(app: typer.Typer) -> None:
         processes: Optional[int] = typer.Option(
             None, "--processes", min=1, max=64, help="load mode: simulate the centre as this many sites, one process each (default: cores)"
         ),
+        config: Optional[Path] = typer.Option(
+            None, "--config", help="settings YAML for Kafka and topic names (default $CXPULSE_CONFIG)"
+        ),
     ) -> None:
         """Simulate a contact centre and write its contract events (Kafka by default, or --out FILE)."""
         from cxpulse.kafka_io import KafkaUnavailable
@@ -198,11 +201,12 @@ def register(app: typer.Typer) -> None:
         title = f"{the_centre.name}: {span} from {_iso(start_ms)}, seed {seed}{sites}"
 
         settings = None
-        if out is None:
+        if out is None or config is not None:  # a --config given is checked even when the file output needs none
             try:
-                settings = load_settings()
+                settings = load_settings(config)
             except ConfigError as exc:
-                raise typer.BadParameter(str(exc)) from None
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(2) from None
 
         # Simulate and encode in child processes when that buys a core: always for several sites, and for
         # Kafka (whose producer then keeps this process's core) when the machine has more than one.

@@ -15,7 +15,7 @@ T0 = 1_795_338_000_000_000
 
 
 def test_checked_in_document_schema_is_current() -> None:
-    assert DOCUMENT_SCHEMA.read_text(encoding="utf-8") == render_document_schema(), "run `cxpulse schema`"
+    assert DOCUMENT_SCHEMA.read_text(encoding="utf-8") == render_document_schema(), "run `cxpulse schema kpi-document > docs/kpi-document.schema.json`"
 
 
 def test_replay_document_validates_with_every_field_and_no_other() -> None:

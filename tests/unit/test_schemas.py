@@ -20,7 +20,7 @@ def test_one_schema_per_topic() -> None:
 @pytest.mark.parametrize("name", sorted(RENDERED))
 def test_checked_in_schema_is_current(name: str) -> None:
     checked_in = (Path(DEFAULT_DIR) / name).read_text(encoding="utf-8")
-    assert checked_in == RENDERED[name], f"{name} is stale: run `cxpulse schema` and commit the result"
+    assert checked_in == RENDERED[name], f"{name} is stale: run `cxpulse schema --out cxpulse/models/schemas {name.removesuffix('.schema.json')}` and commit the result"
 
 
 def test_schemas_describe_the_contract() -> None:
