@@ -267,10 +267,127 @@ class WorkerSettings(_Strict):
         return value
 
 
+ThresholdMetric = Literal["waiting", "longest_wait", "abandon_rate", "asa", "service_level"]
+TileMetric = Literal["service_level", "waiting", "longest_wait", "asa", "abandon_rate", "nps", "csat", "fcr"]
+TILE_METRICS: tuple[str, ...] = ("service_level", "waiting", "longest_wait", "asa", "abandon_rate", "nps", "csat", "fcr")
+_RATIO_METRICS = ("abandon_rate", "service_level")
+_SECONDS_METRICS = ("longest_wait", "asa")
+
+
+def _threshold_value(metric: str, value: Any) -> Any:
+    """A threshold in the metric's unit: ``"30s"``/``"2m"`` for waits, ``"5%"`` or 0.05 for ratios."""
+    if value is None or isinstance(value, bool):
+        return value
+    if metric in _SECONDS_METRICS and isinstance(value, str):
+        return parse_duration(value)
+    if metric in _RATIO_METRICS and isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"not a percentage: {value!r}") from None
+    return value
+
+
+class Threshold(_Strict):
+    """One metric's colour bands. ``above``: warn from ``warn`` up, critical from ``critical`` up (``>=``);
+    ``below``: warn under ``warn``, critical under ``critical`` (``<``), the way Grafana's threshold steps
+    read. Unset fields keep the default of :mod:`cxpulse.wallboard.thresholds`; ``null`` turns a band off."""
+
+    warn: float | None = Field(default=None, ge=0)
+    critical: float | None = Field(default=None, ge=0)
+    direction: Literal["above", "below"] | None = None
+
+
+def _lenient(metric: str, value: Any) -> Any:
+    """The value in the metric's unit, or unchanged: the field's own validation then names the exact key."""
+    try:
+        return _threshold_value(metric, value)
+    except ValueError:
+        return value
+
+
+def _thresholds_of(value: Any) -> Any:
+    """Metric -> Threshold, with the values of each metric parsed in its unit."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for metric, band in value.items():
+        if isinstance(band, dict):
+            band = {k: (_lenient(str(metric), v) if k in ("warn", "critical") else v) for k, v in band.items()}
+        out[metric] = band
+    return out
+
+
+class ThresholdSettings(_Strict):
+    """``default`` applies to every queue (over the built-in rule that follows each queue's SL threshold and
+    target); ``queues.<queue>`` over that, field by field."""
+
+    default: dict[ThresholdMetric, Threshold] = Field(default_factory=dict)
+    queues: dict[str, dict[ThresholdMetric, Threshold]] = Field(default_factory=dict)
+
+    _default = field_validator("default", mode="before")(lambda cls, v: _thresholds_of(v))
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _queues(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {queue: _thresholds_of(metrics) for queue, metrics in value.items()}
+
+
+def _read_token_file(name: str, path: str | None) -> None:
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"{name}={path!r}: no such file")
+
+
+class BoardSettings(_Strict):
+    """A named board: ``/?board=NAME``. ``queues`` in the order shown (empty: every queue, document order)."""
+
+    title: str | None = Field(default=None, max_length=80)
+    queues: list[str] = Field(default_factory=list)
+    metrics: list[TileMetric] = Field(default_factory=lambda: list(TILE_METRICS), min_length=1)
+    display_names: dict[str, str] = Field(default_factory=dict)
+    tile_size: Literal["auto", "large", "normal", "compact"] = "auto"
+    token: SecretStr | None = Field(default=None, description="this board's access token (never logged)")
+    token_file: str | None = Field(default=None, description="a file holding this board's token (first line)")
+
+    @model_validator(mode="after")
+    def _token_file(self) -> "BoardSettings":
+        _read_token_file("token_file", self.token_file)
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set token or token_file, not both")
+        return self
+
+
 class WallboardSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8088, ge=1, le=65535)
     stale_after_seconds: float = Field(default=5.0, gt=0, description="the page shows 'stale' after this long without an update")
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    boards: dict[str, BoardSettings] = Field(default_factory=dict)
+    token: SecretStr | None = Field(default=None, description="a token every board needs (never logged)")
+    token_file: str | None = Field(default=None, description="a file holding the global token (first line)")
+    admin_token: SecretStr | None = Field(default=None, description="needed to post messages over HTTP")
+    allow_unauthenticated: bool = Field(
+        default=False, description="bind beyond loopback although no token is configured")
+    message_default_seconds: int = Field(default=3600, gt=0, description="a message without --until lasts this long; accepts 1h")
+
+    _message_seconds = field_validator("message_default_seconds", mode="before")(lambda cls, v: parse_duration(v))
+
+    @field_validator("boards")
+    @classmethod
+    def _board_names(cls, value: dict[str, BoardSettings]) -> dict[str, BoardSettings]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+                raise ValueError(f"board name {name!r}: letters, digits, - and _ only (it goes in a URL)")
+        return value
+
+    @model_validator(mode="after")
+    def _token_file(self) -> "WallboardSettings":
+        _read_token_file("token_file", self.token_file)
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set token or token_file, not both")
+        return self
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,9 @@ Key schema (``P`` = ``redis.key_prefix``; see docs/read-model.md)::
     P:updates                 pub/sub channel: the merged document, every publish_interval_seconds
     P:breaches                pub/sub channel: each SLA breach as published on topic sla-breaches
     P:breaches:stream         stream of the same breaches (MAXLEN ~ 1000), for readers that were away
+    P:wallboard:messages      sorted set: message id -> expiry (epoch s) of the wallboard's message line
+    P:wallboard:message:<id>  one message (JSON), expiring with it
+    P:wallboard:messages:changed  pub/sub channel: a message was added or removed
 
 Never blocking the worker: the breach listener only appends to a bounded buffer; all network I/O runs in one
 Faust task. When Redis is away the worker keeps computing; the task logs one warning, retries with exponential
@@ -60,6 +63,11 @@ class Keys:
         self.updates = f"{prefix}:updates"
         self.breaches = f"{prefix}:breaches"
         self.breaches_stream = f"{prefix}:breaches:stream"
+        self.messages = f"{prefix}:wallboard:messages"
+        self.messages_changed = f"{prefix}:wallboard:messages:changed"
+
+    def message(self, message_id: str) -> str:
+        return f"{self.prefix}:wallboard:message:{message_id}"
 
     def part(self, worker_id: str) -> str:
         return f"{self.prefix}:part:{worker_id}"

@@ -2,7 +2,8 @@
 
 Why a twin: tests compute the text the page must show from the API's document with these functions, and the
 browser test checks that the page's JavaScript gives the same text for the same values (same IEEE arithmetic,
-half-up rounding with ``floor(x + 0.5)`` in both languages: Python's ``round`` rounds half to even).
+half-up rounding with ``floor(x + 0.5)`` in both languages: Python's ``round`` rounds half to even). The
+colour of a figure is :func:`cxpulse.wallboard.thresholds.state`, whose twin is the page's ``format.state``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import math
 from typing import Any
 
 NULL = "\u2013"  # en dash: a ratio with a zero denominator (kpis.md: null, not 0 and not 100)
-WARN_POINTS = 10  # amber down to this many points below the target, red below that
-_EPS = 1e-9
 
 
 def _half_up(x: float) -> int:
@@ -73,18 +72,6 @@ def fmt_threshold(seconds: float | None) -> str:
     if s % 3600:
         return f"{s // 60}m"
     return f"{s // 3600}h"
-
-
-def sl_state(service_level: float | None, target: float | None) -> str:
-    """Colour of a service level: ``good`` (>= target, green), ``warn`` (up to 10 points below, amber),
-    ``bad`` (red), ``none`` (no value or no target)."""
-    if service_level is None or target is None:
-        return "none"
-    if service_level >= target - _EPS:
-        return "good"
-    if service_level * 100 >= target * 100 - WARN_POINTS - _EPS:
-        return "warn"
-    return "bad"
 
 
 # field of a tile -> (where in the document, formatter); "live" fields come from the entry's "live" object

@@ -1,6 +1,7 @@
 """Pure parts of the wallboard and the Redis read model: formatting, colours, document trimming, breach privacy,
-``/api/config`` and ``/events`` of the aiohttp server against a fake Redis, the sink's breach buffer and backoff.
-(The real Redis and the real browser are in tests/integration/test_redis_sink.py and test_wallboard_browser.py.)"""
+the sink's breach buffer and backoff, thresholds, messages' times, boards and tokens.
+(The server on the real Redis is in tests/integration/test_wallboard_server.py; the real browser in
+test_wallboard_browser.py and test_wallboard_board.py.)"""
 
 from __future__ import annotations
 
@@ -10,17 +11,15 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from cxpulse.settings import Settings
 from cxpulse.sinks import redis_sink
 from cxpulse.sinks.redis_sink import Keys, RedisSink, merge_parts, queue_documents, redacted, worker_id_for
 from cxpulse.wallboard import format as fmt
+from cxpulse.wallboard import thresholds
 from cxpulse.wallboard.server import (
-    HUB_KEY,
     age_seconds,
     config_document,
-    create_app,
     parse_queues,
     safe_breach,
     trim_document,
@@ -70,15 +69,130 @@ def test_score_and_count() -> None:
     assert fmt.fmt_count(0) == "0" and fmt.fmt_count(12) == "12" and fmt.fmt_count(None) == "\u2013"
 
 
-@pytest.mark.parametrize("sl, target, state", [
-    (None, 0.8, "none"), (0.9, None, "none"),
-    (0.8, 0.8, "good"), (0.95, 0.8, "good"), (0.7999999999, 0.8, "good"),  # float noise is not a miss
-    (0.79, 0.8, "warn"), (0.70, 0.8, "warn"),  # within 10 points below: amber (0.7 exactly too)
-    (0.6999, 0.8, "bad"), (0.2, 0.8, "bad"),
-    (0.9, 0.9, "good"), (0.8, 0.9, "warn"), (0.79, 0.9, "bad"),
+@pytest.mark.parametrize("value, band, state", [
+    (None, {"direction": "below", "warn": 0.8, "critical": 0.7}, "none"),
+    (0.9, None, "none"), (5, {"direction": "above", "warn": None, "critical": None}, "none"),
+    (0.8, {"direction": "below", "warn": 0.8, "critical": 0.7}, "good"),
+    (0.7999999999, {"direction": "below", "warn": 0.8, "critical": 0.7}, "good"),  # float noise is not a miss
+    (0.79, {"direction": "below", "warn": 0.8, "critical": 0.7}, "warn"),
+    (0.70, {"direction": "below", "warn": 0.8, "critical": 0.7}, "warn"),  # 10 points under: still amber
+    (0.6999, {"direction": "below", "warn": 0.8, "critical": 0.7}, "critical"),
+    (9.99, {"direction": "above", "warn": 10, "critical": 20}, "good"),
+    (10, {"direction": "above", "warn": 10, "critical": 20}, "warn"),  # >= as Grafana's steps
+    (20, {"direction": "above", "warn": 10, "critical": 20}, "critical"),
+    (25, {"direction": "above", "warn": None, "critical": 20}, "critical"),
+    (15, {"direction": "above", "warn": None, "critical": 20}, "good"),
 ])
-def test_service_level_colour(sl: float | None, target: float | None, state: str) -> None:
-    assert fmt.sl_state(sl, target) == state
+def test_threshold_state(value: float | None, band: dict[str, Any] | None, state: str) -> None:
+    assert thresholds.state(value, band) == state
+
+
+def test_default_thresholds_follow_each_queue() -> None:
+    settings = Settings(kpi={"queues": {"tech": {"sl_threshold_seconds": 30, "sl_target": 0.75}}})
+    voice = thresholds.resolve(settings, "billing", "voice")
+    assert voice == {
+        "service_level": {"direction": "below", "warn": 0.8, "critical": 0.7},
+        "waiting": {"direction": "above", "warn": 5, "critical": 10},
+        "longest_wait": {"direction": "above", "warn": 10.0, "critical": 20.0},
+        "asa": {"direction": "above", "warn": 10.0, "critical": 20.0},
+        "abandon_rate": {"direction": "above", "warn": 0.05, "critical": 0.1},
+    }
+    tech = thresholds.resolve(settings, "tech", "chat")
+    assert tech["service_level"] == {"direction": "below", "warn": 0.75, "critical": 0.65}
+    assert tech["longest_wait"]["critical"] == 30
+    email = thresholds.resolve(settings, "email-care", "email")
+    assert email["longest_wait"] == {"direction": "above", "warn": 7200.0, "critical": 14400.0}
+    assert email["waiting"] == {"direction": "above", "warn": None, "critical": None}
+    entry = {"live": {"waiting": 3, "longest_wait_seconds": 30.0}, "windows": {"15m": {"service_level": 1.0}}}
+    assert thresholds.states(entry, email, "15m")["longest_wait"] == "good"  # not red at 30 s
+    assert thresholds.states(entry, voice, "15m")["longest_wait"] == "critical"
+
+
+def test_configured_thresholds_override_field_by_field() -> None:
+    settings = Settings(wallboard={"thresholds": {
+        "default": {"abandon_rate": {"warn": "3%"}, "waiting": {"critical": 20}},
+        "queues": {"billing": {"longest_wait": {"warn": "45s", "critical": "2m"}, "waiting": {"warn": None}}},
+    }})
+    billing = thresholds.resolve(settings, "billing", "voice")
+    assert billing["abandon_rate"] == {"direction": "above", "warn": 0.03, "critical": 0.1}
+    assert billing["longest_wait"] == {"direction": "above", "warn": 45, "critical": 120}
+    assert billing["waiting"] == {"direction": "above", "warn": None, "critical": 20}  # null: that band off
+    assert thresholds.resolve(settings, "sales", "voice")["waiting"] == {"direction": "above", "warn": 5, "critical": 20}
+
+
+def test_threshold_settings_errors_name_the_key(tmp_path: Any) -> None:
+    from cxpulse.settings import ConfigError, load_settings
+
+    path = tmp_path / "c.yaml"
+    path.write_text("wallboard:\n  thresholds:\n    queues:\n      billing:\n        asa: {warn: soon}\n"
+                    "  boards:\n    'a b': {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    text = str(caught.value)
+    assert "wallboard.thresholds.queues.billing.asa.warn" in text and "'soon'" in text
+    assert "wallboard.boards" in text and "board name 'a b'" in text
+    path.write_text("wallboard:\n  thresholds:\n    default:\n      handle_time: {warn: 3}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "wallboard.thresholds.default.handle_time" in str(caught.value)
+
+
+def test_message_until() -> None:
+    from datetime import datetime, timezone
+
+    from cxpulse.wallboard.messages import MessageError, clean_text, parse_until
+
+    now = datetime(2026, 11, 22, 13, 30, tzinfo=timezone.utc)
+    assert parse_until("14:00", now, "UTC", 3600) == datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)
+    assert parse_until("13:00", now, "UTC", 3600) == datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc)  # tomorrow
+    assert parse_until("14:00", now, "Europe/Paris", 3600) == datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc)
+    assert parse_until("30m", now, "UTC", 3600) == datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)
+    assert parse_until(None, now, "UTC", 7200) == datetime(2026, 11, 22, 15, 30, tzinfo=timezone.utc)
+    assert parse_until("2026-11-22T15:00:00+01:00", now, "UTC", 1) == datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)
+    for text, error in (("24:00", "--until '24:00': not a time of day"),
+                        ("2026-11-22T12:00:00Z", "--until '2026-11-22T12:00:00Z' has passed"),
+                        ("later", "--until 'later': use a time of day (14:00), a duration (30m, 2h) "
+                                  "or an ISO time with offset")):
+        with pytest.raises(MessageError) as caught:
+            parse_until(text, now, "UTC", 3600)
+        assert str(caught.value) == error
+    assert clean_text("  outage\n on\tbilling  ") == "outage on billing"
+    with pytest.raises(MessageError, match="^the message is empty$"):
+        clean_text(" \n ")
+
+
+def test_boards_and_tokens(tmp_path: Any) -> None:
+    from cxpulse.wallboard.boards import Boards, is_loopback
+
+    token_file = tmp_path / "vip.token"
+    token_file.write_text("from-a-file\n", encoding="utf-8")
+    settings = Settings(wallboard={"token": "global-1", "boards": {
+        "vip": {"queues": ["vip", "gold"], "token_file": str(token_file), "display_names": {"vip": "VIP"}},
+        "ops": {}}})
+    boards = Boards(settings)
+    vip, ops, all_queues = boards.get("vip"), boards.get("ops"), boards.get(None)
+    assert vip is not None and ops is not None and all_queues is not None and boards.get("nope") is None
+    assert vip.queues_for(None) == ["vip", "gold"] and vip.queues_for(["gold", "billing"]) == ["gold"]
+    assert all_queues.queues_for(["billing"]) == ["billing"] and all_queues.queues_for(None) is None
+    assert boards.accepts(vip, "from-a-file") and boards.accepts(vip, "global-1")
+    assert not boards.accepts(vip, "from-a-fil") and not boards.accepts(vip, None)
+    assert boards.accepts(ops, "global-1") and not boards.accepts(ops, "from-a-file")  # a board's token opens only it
+    assert boards.cookie_for(vip, "global-1") == "cxpulse_token" and boards.cookie_for(vip, "from-a-file") == "cxpulse_token_vip"
+    assert "from-a-file" not in repr(vip.public()) and boards.names() == ["vip", "ops"]
+    open_boards = Boards(Settings())
+    assert not open_boards.needs_token(open_boards.get(None))  # type: ignore[arg-type]
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
+
+
+def test_bind_host_stays_on_loopback_without_a_token(caplog: pytest.LogCaptureFixture) -> None:
+    from cxpulse.wallboard.server import bind_host
+
+    with caplog.at_level(logging.WARNING, logger="cxpulse.wallboard"):
+        assert bind_host(Settings(), "0.0.0.0") == "127.0.0.1"
+    assert "no wallboard.token is set" in caplog.text
+    assert bind_host(Settings(), "127.0.0.1") == "127.0.0.1"
+    assert bind_host(Settings(wallboard={"token": "t"}), "0.0.0.0") == "0.0.0.0"
+    assert bind_host(Settings(wallboard={"allow_unauthenticated": True}), "0.0.0.0") == "0.0.0.0"
 
 
 def test_tile_texts_and_test_ids() -> None:
@@ -213,75 +327,6 @@ class FakeRedis:
         return None
 
 
-async def _read_events(response: Any, count: int, timeout: float = 5.0) -> list[tuple[str, Any]]:
-    """The next ``count`` SSE events (comments skipped) as (event, parsed data)."""
-    out: list[tuple[str, Any]] = []
-    event = "message"
-    async def run() -> None:
-        nonlocal event
-        while len(out) < count:
-            line = (await response.content.readline()).decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                out.append((event, orjson.loads(line[6:])))
-                event = "message"
-    await asyncio.wait_for(run(), timeout)
-    return out
-
-
-async def test_server_routes_config_and_events() -> None:
-    settings = Settings(redis={"key_prefix": "pfx"}, kpi={"queues": {"billing": {"sl_target": 0.9}}})
-    keys = Keys("pfx")
-    fake = FakeRedis({keys.kpis: orjson.dumps(DOC)})
-    async with TestClient(TestServer(create_app(settings, fake))) as client:
-        page = await client.get("/")
-        html = await page.text()
-        assert page.status == 200 and "/static/wallboard.js" in html and "http" not in html.replace("http-equiv", "")
-        assert "default-src 'self'" in page.headers["Content-Security-Policy"]
-        for name in ("wallboard.js", "wallboard.css"):
-            assert (await client.get(f"/static/{name}")).status == 200
-        health = await (await client.get("/healthz")).json()
-        assert health["status"] == "ok"
-        config = await (await client.get("/api/config")).json()
-        assert {(q["queue"], q["channel"], q["sl_target"]) for q in config["queues"]} == {
-            ("billing", "voice", 0.9), ("billing", "chat", 0.9), ("sales", "voice", 0.8)}
-
-        response = await client.get("/events?queues=sales&window=1h")
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        (kind, first), = await _read_events(response, 1)
-        assert kind == "kpis" and [q["queue"] for q in first["document"]["queues"]] == ["sales"]
-        assert list(first["document"]["queues"][0]["windows"]) == ["1h"] and first["age_seconds"] >= 0
-        hub = client.server.app[HUB_KEY]
-        await until(lambda: fake.subscribed, "the hub subscribes")
-        assert fake.subscribed == ["pfx:updates", "pfx:breaches"]
-        newer = {**DOC, "generated_at": "2026-11-22T10:00:01.000000Z"}
-        fake.publish("pfx:updates", orjson.dumps(newer))
-        fake.publish("pfx:breaches", orjson.dumps({"queue": "sales", "channel": "voice", "contact_id": "ct-secret",
-                                                   "visit_id": "ev-secret", "threshold_seconds": 20,
-                                                   "breached_at": "2026-11-22T10:00:20Z"}))
-        events = await _read_events(response, 2)
-        assert events[0][0] == "kpis" and events[0][1]["document"]["generated_at"] == newer["generated_at"]
-        assert events[1] == ("breach", {"queue": "sales", "channel": "voice", "threshold_seconds": 20,
-                                        "breached_at": "2026-11-22T10:00:20Z"})
-        assert len(hub.clients) == 1
-        response.close()
-
-
-async def test_events_heartbeat_when_nothing_happens(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cxpulse.wallboard import server
-
-    monkeypatch.setattr(server, "HEARTBEAT_SECONDS", 0.1)
-    fake = FakeRedis({})  # no document yet (expired or no worker): no kpis event, only heartbeats
-    async with TestClient(TestServer(create_app(Settings(), fake))) as client:
-        response = await client.get("/events")
-        lines = []
-        while len([line for line in lines if line.startswith(b": hb")]) < 2:
-            lines.append(await asyncio.wait_for(response.content.readline(), 2.0))
-        assert b"retry: 2000\n" in lines and not any(line.startswith(b"data:") for line in lines)
-        response.close()
-
-
 # ------------------------------------------------------------------------------------------------ sink
 def test_keys_and_ids() -> None:
     keys = Keys("cx")
@@ -389,5 +434,5 @@ async def test_hub_resubscribes_after_redis_comes_back(monkeypatch: pytest.Monke
         await hub.start()
         await until(lambda: hub.subscribed, "the hub subscribes again")
         await hub.stop()
-    assert fake.subscribed == ["p:updates", "p:breaches"] and fake.failures == 0
+    assert fake.subscribed == ["p:updates", "p:wallboard:messages:changed"] and fake.failures == 0
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
