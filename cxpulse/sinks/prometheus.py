@@ -10,11 +10,16 @@ What each counter series counts comes from :mod:`cxpulse.core.definitions` (``FA
 rules read too. The rules cannot see settings, so the collector also exports each (queue, channel)'s
 ``sl_formula`` and the centre's as info gauges (``contactcenter_sl_formula_info``,
 ``contactcenter_centre_sl_formula_info``): the service-level rules pick their variant by them.
+
+Two prefixes, on purpose: the contact centre's own figures are ``contactcenter_*`` (domain metrics another
+exporter of the same centre could share), the pipeline's health (events processed, lag, readiness, version)
+is ``cxpulse_*``: it describes this program, not the centre.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -32,9 +37,12 @@ from cxpulse.settings import Settings
 from cxpulse.streams.liveness import Liveness
 
 PREFIX = PROM_PREFIX
+OWN_PREFIX = "cxpulse"  # the pipeline's own metrics (health, version), not the centre's
 DEFAULT_WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 HANDLE_BUCKETS = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
 OTHER = "other"
+
+log = logging.getLogger(__name__)
 
 # The per-(queue, channel) counter families and what each series counts: the definitions table's, so the
 # metrics, the recording rules and the KPI document cannot disagree on what a series means.
@@ -51,7 +59,10 @@ _HISTOGRAM_OF: dict[int, tuple[str, str | None]] = {
 
 
 class QueueLabels:
-    """Stable ``queue`` label values, at most ``limit`` distinct ones; later queues fold into ``other``."""
+    """Stable ``queue`` label values, at most ``limit`` distinct ones; later queues fold into ``other``.
+
+    ``overflow`` counts the distinct queues folded (what ``cxpulse_queues_folded_into_other`` exports), not
+    their events: the label map is decided per queue, once, and a queue never moves back out of ``other``."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -66,6 +77,9 @@ class QueueLabels:
             else:
                 label = OTHER
                 self.overflow += 1
+                # a queue name is no personal data; naming it tells the operator what to configure
+                log.warning("queue %r is exported as queue=%r: worker.max_queues=%d queue labels are in use",
+                            queue, OTHER, self.limit)
             self.known[queue] = label
         return label
 
@@ -154,19 +168,19 @@ class KpiCollector(Collector):
         fam["target"] = GaugeMetricFamily(f"{PREFIX}_sl_target_ratio", "Configured service-level target.", labels=qc)
         fam["formula"] = GaugeMetricFamily(SL_FORMULA_INFO, "Always 1: the sl_formula configured for the (queue, channel); the service-level rules pick their variant by it.", labels=qc + ["formula"])
         fam["centre_formula"] = GaugeMetricFamily(CENTRE_SL_FORMULA_INFO, "Always 1: the centre-wide sl_formula, applied to totals over queues.", labels=["formula"])
-        fam["processed"] = CounterMetricFamily(f"{PREFIX}_pipeline_events_processed", "Valid events processed (first arrivals).", labels=["topic"])
-        fam["invalid"] = CounterMetricFamily(f"{PREFIX}_pipeline_invalid_events", "Invalid events sent to the dead-letter topic, by reason.", labels=["topic", "reason"])
-        fam["duplicates"] = CounterMetricFamily(f"{PREFIX}_pipeline_duplicate_events", "Events ignored as duplicates (same event_id).", labels=["topic"])
-        fam["last_event"] = GaugeMetricFamily(f"{PREFIX}_pipeline_last_event_timestamp_seconds", "Event time of the newest event processed.")
-        fam["last_processed"] = GaugeMetricFamily(f"{PREFIX}_pipeline_last_processed_timestamp_seconds", "Wall clock of the last event processed.")
-        fam["lag"] = GaugeMetricFamily(f"{PREFIX}_pipeline_consumer_lag", "Messages not yet consumed, per source partition.", labels=["topic", "partition"])
-        fam["stalled"] = GaugeMetricFamily(f"{PREFIX}_pipeline_consumer_stalled", "1 while records wait in the source topics and nothing has been consumed for worker.stall_seconds.")
-        fam["broker"] = GaugeMetricFamily(f"{PREFIX}_pipeline_broker_reachable", "0 while Kafka has not answered a metadata request for worker.broker_unreachable_seconds.")
-        fam["stalls"] = CounterMetricFamily(f"{PREFIX}_pipeline_consumer_stalls", "How many times consumption stalled while records waited.")
-        fam["ready"] = GaugeMetricFamily(f"{PREFIX}_pipeline_ready", "1 when the worker has recovered its state and publishes (what /readyz says, minus liveness).")
-        fam["published"] = CounterMetricFamily(f"{PREFIX}_sla_breaches_published", "Breach records published to the sla-breaches topic.")
-        fam["overflow"] = CounterMetricFamily(f"{PREFIX}_queue_label_overflow", "Distinct queues exported as queue=\"other\" (over worker.max_queues).")
-        fam["build"] = GaugeMetricFamily(f"{PREFIX}_build_info", "cxpulse version.", labels=["version"])
+        fam["processed"] = CounterMetricFamily(f"{OWN_PREFIX}_events_processed", "Valid events processed (first arrivals).", labels=["topic"])
+        fam["invalid"] = CounterMetricFamily(f"{OWN_PREFIX}_invalid_events", "Invalid events sent to the dead-letter topic, by reason.", labels=["topic", "reason"])
+        fam["duplicates"] = CounterMetricFamily(f"{OWN_PREFIX}_duplicate_events", "Events ignored as duplicates (same event_id).", labels=["topic"])
+        fam["last_event"] = GaugeMetricFamily(f"{OWN_PREFIX}_last_event_timestamp_seconds", "Event time of the newest event processed.")
+        fam["last_processed"] = GaugeMetricFamily(f"{OWN_PREFIX}_last_processed_timestamp_seconds", "Wall clock of the last event processed.")
+        fam["lag"] = GaugeMetricFamily(f"{OWN_PREFIX}_consumer_lag", "Messages not yet consumed, per source partition.", labels=["topic", "partition"])
+        fam["stalled"] = GaugeMetricFamily(f"{OWN_PREFIX}_consumer_stalled", "1 while records wait in the source topics and nothing has been consumed for worker.stall_seconds.")
+        fam["broker"] = GaugeMetricFamily(f"{OWN_PREFIX}_broker_reachable", "0 while Kafka has not answered a metadata request for worker.broker_unreachable_seconds.")
+        fam["stalls"] = CounterMetricFamily(f"{OWN_PREFIX}_consumer_stalls", "How many times consumption stalled while records waited.")
+        fam["ready"] = GaugeMetricFamily(f"{OWN_PREFIX}_ready", "1 when the worker has recovered its state and publishes (what /readyz says, minus liveness).")
+        fam["published"] = CounterMetricFamily(f"{OWN_PREFIX}_sla_breaches_published", "Breach records published to the sla-breaches topic.")
+        fam["overflow"] = GaugeMetricFamily(f"{OWN_PREFIX}_queues_folded_into_other", "Distinct queues exported as queue=\"other\" because worker.max_queues queue labels were in use (queues, not events).")
+        fam["build"] = GaugeMetricFamily(f"{OWN_PREFIX}_build_info", "cxpulse version.", labels=["version"])
         return fam
 
     def collect(self) -> Iterator[Metric]:

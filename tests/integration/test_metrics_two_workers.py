@@ -51,7 +51,7 @@ Key = tuple[str, tuple[tuple[str, str], ...]]
 # The count of breach records a worker *published* to the sla-breaches topic is not a KPI count: a worker that
 # starts reads the topic first and never publishes a visit again, so the single worker publishes none of the
 # breaches the two already published. Checked separately below.
-PUBLISHED = "contactcenter_sla_breaches_published_total"
+PUBLISHED = "cxpulse_sla_breaches_published_total"
 
 
 def twin(worker: WorkerProcess, tmp_path: Path, app_id: str | None = None) -> WorkerProcess:
@@ -169,8 +169,9 @@ async def wait_seen(workers: list[WorkerProcess], expected: int, timeout: float 
 
 
 def counters_of(text: str) -> dict[Key, float]:
-    """Every ``contactcenter_*_total`` sample and every histogram ``_count`` / ``_bucket`` / ``_sum`` sample."""
-    out = counter_totals(text)
+    """Every ``contactcenter_*_total`` and ``cxpulse_*_total`` (pipeline) sample and every histogram ``_count`` /
+    ``_bucket`` / ``_sum`` sample."""
+    out = {**counter_totals(text), **counter_totals(text, "cxpulse_")}
     for name, labels, value in parse_metrics(text):
         if name.startswith("contactcenter_") and name.endswith(("_count", "_bucket", "_sum")):
             out[(name, tuple(sorted(labels.items())))] = value
@@ -300,13 +301,13 @@ async def test_two_workers_add_up_to_one_worker(tmp_path: Path, kafka_bootstrap:
                          "contactcenter_contacts_abandoned_total", "contactcenter_sla_breaches_total",
                          "contactcenter_contacts_handled_total", "contactcenter_first_contacts_total",
                          "contactcenter_repeat_contacts_total", "contactcenter_survey_nps_responses_total",
-                         "contactcenter_survey_csat_responses_total", "contactcenter_pipeline_events_processed_total",
-                         "contactcenter_pipeline_invalid_events_total", "contactcenter_wait_time_seconds_count"):
+                         "contactcenter_survey_csat_responses_total", "cxpulse_events_processed_total",
+                         "cxpulse_invalid_events_total", "contactcenter_wait_time_seconds_count"):
             assert expected in names, f"{expected} missing from /metrics"
         for metric in ("contactcenter_contacts_offered_total", "contactcenter_contacts_answered_total",
                        "contactcenter_contacts_handled_total", "contactcenter_sla_breaches_total",
                        "contactcenter_first_contacts_total", "contactcenter_survey_nps_responses_total",
-                       "contactcenter_pipeline_invalid_events_total"):
+                       "cxpulse_invalid_events_total"):
             assert sum(v for (n, _), v in one.items() if n == metric) > 0, f"{metric} is 0: nothing compared"
         # each worker held a real share of the queues' counts
         for text in texts_two:

@@ -115,7 +115,7 @@ def test_supervisor_and_pipeline_cover_their_kpis() -> None:
     pipe = " ".join(e for d, _, e in queries.all_panel_queries() if d == "pipeline")
     for metric in ("events_processed_total", "consumer_lag", "invalid_events_total", "duplicate_events_total",
                    "last_event_timestamp_seconds", "last_processed_timestamp_seconds"):
-        assert f"contactcenter_pipeline_{metric}" in pipe, metric
+        assert f"cxpulse_{metric}" in pipe, metric
 
 
 def test_provisioning() -> None:

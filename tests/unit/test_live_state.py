@@ -156,7 +156,7 @@ def test_metrics_match_the_document_and_carry_no_ids() -> None:
     assert 'contactcenter_wait_time_seconds_bucket{channel="voice",le="20",outcome="answered",queue="billing"} 1.0' in text
     assert 'contactcenter_survey_nps_responses_total{category="promoter",channel="voice",queue="billing"} 1.0' in text
     assert 'contactcenter_contacts_waiting{channel="voice",queue="billing"} 1.0' in text
-    assert 'contactcenter_pipeline_consumer_lag{partition="0",topic="contact-events"} 3.0' in text
+    assert 'cxpulse_consumer_lag{partition="0",topic="contact-events"} 3.0' in text
     import re
 
     label_values = set(re.findall(r'[a-z_]+="([^"]*)"', text))
