@@ -129,9 +129,35 @@ def test_compose_has_every_service(compose: dict[str, Any]) -> None:
     s = compose["services"]
     assert s["kafka"]["image"].startswith("apache/kafka:4.")
     assert s["worker"]["command"] == ["worker"] and s["wallboard"]["command"] == ["wallboard"]
-    assert s["simulator"]["command"][:1] == ["simulate"] and "--speed" in s["simulator"]["command"]
+    assert s["simulator"]["command"][:1] == ["simulate"]
     for name in ("worker", "wallboard", "simulator"):
         assert s[name]["command"][0] in COMMANDS
+
+
+def test_compose_simulator_writes_the_past_hour_then_real_time(compose: dict[str, Any], tmp_path: Path) -> None:
+    """The demo shows data at once: its command, run for real (to a file, ending at now), writes the last hour
+    and no event later than the wall clock (a --speed above 1 would stamp the future: empty windows)."""
+    import time
+
+    import orjson
+    from typer.testing import CliRunner
+
+    from cxpulse.cli import app
+
+    command = compose["services"]["simulator"]["command"]
+    assert "--speed" not in command and "--fast" not in command, command
+    out = tmp_path / "demo.jsonl"
+    before = time.time()
+    result = CliRunner().invoke(app, [*command, "--seed", "7", "--duration", "1h", "--out", str(out)])
+    after = time.time()
+    assert result.exit_code == 0, result.output
+    from cxpulse.models.events import parse_rfc3339
+
+    stamps = [parse_rfc3339(orjson.loads(line)["ts"]).timestamp() for line in out.read_bytes().splitlines()]
+    assert len(stamps) > 500
+    assert max(stamps) <= after, "an event in the future: the windows would stay empty"
+    assert min(stamps) >= before - 3600 - 1
+    assert max(stamps) - min(stamps) > 50 * 60  # the whole hour, not a burst at its end
 
 
 def test_compose_kafka_is_kraft_single_node_on_9092(compose: dict[str, Any]) -> None:
