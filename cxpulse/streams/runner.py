@@ -10,6 +10,7 @@ import asyncio
 from cxpulse.kafka_io import ensure_topics
 from cxpulse.kafka_security import client_options
 from cxpulse.settings import Settings
+from cxpulse.streams.partition_check import check_partitions
 
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # dead letters and changelogs; the worker's producer allows as much
@@ -65,6 +66,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     Path(settings.worker.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(prepare_topics(settings))
+    # source topics made elsewhere may have another partition count: refuse before any state is touched
+    asyncio.run(check_partitions(settings.kafka, [*worker_topics(settings), *changelog_topics(settings)]))
     built = create_worker(settings)
     # Faust is chatty at INFO about its own internals; our own logger keeps the chosen level
     for noisy in ("faust", "aiokafka", "mode"):
