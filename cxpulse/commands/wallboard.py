@@ -1,35 +1,105 @@
-"""``cxpulse wallboard``: serve the live wallboard page, fed from the Redis read model."""
+"""``cxpulse wallboard``: serve the live wallboard page; ``cxpulse wallboard message``: its message line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 
+def _settings(config: Optional[Path]) -> Any:
+    from cxpulse.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("wallboard")
+    group = typer.Typer(help="The live wallboard: serve it, or set its message line.", no_args_is_help=False)
+    app.add_typer(group, name="wallboard")
+
+    @group.callback(invoke_without_command=True)
     def wallboard(
+        ctx: typer.Context,
         config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
         host: Optional[str] = typer.Option(None, "--host", help="address to bind (default wallboard.host)"),
         port: Optional[int] = typer.Option(None, "--port", help="port (default wallboard.port, 8088)"),
         loglevel: str = typer.Option("info", "--loglevel"),
     ) -> None:
-        """Serve the wallboard (page, Server-Sent Events, /api/config, /healthz) from the Redis read model.
+        """Serve the wallboard (page, Server-Sent Events, /api/...) from the Redis read model.
 
         Works with any number of workers (they merge their counts in Redis) and can run on its own host.
-        Open http://HOST:PORT/?queues=billing,tech-support&window=15m (default: all queues, 15m)."""
-        from cxpulse.settings import ConfigError, load_settings
-
-        try:
-            settings = load_settings(config)
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
+        Open http://HOST:PORT/?board=NAME&window=15m (default: every queue, 15m); ?rotate=30s switches
+        between the boards of wallboard.boards. Without a wallboard.token it binds to loopback only."""
+        if ctx.invoked_subcommand is not None:
+            ctx.obj = config
+            return
+        settings = _settings(config)
         logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         from cxpulse.wallboard.server import run
 
         run(settings, host, port)
+
+    @group.command("message")
+    def message(
+        ctx: typer.Context,
+        text: Optional[str] = typer.Argument(None, help="the message (at most 280 characters)"),
+        queues: Optional[str] = typer.Option(None, "--queues", help="only boards showing these queues (a,b)"),
+        until: Optional[str] = typer.Option(None, "--until", help="14:00 (kpi.timezone), 30m, or an ISO time; "
+                                            "default wallboard.message_default_seconds"),
+        remove: Optional[str] = typer.Option(None, "--remove", help="remove the message with this id"),
+        clear: bool = typer.Option(False, "--clear", help="remove every message"),
+        show: bool = typer.Option(False, "--list", help="list the live messages"),
+        config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
+    ) -> None:
+        """Show a message on every open board within a second, until it expires (kept in Redis)."""
+        settings = _settings(config or ctx.obj)
+        chosen = sum(1 for x in (text is not None, remove is not None, clear, show) if x)
+        if chosen != 1:
+            typer.echo("give one of: TEXT, --remove ID, --clear, --list", err=True)
+            raise typer.Exit(2)
+        try:
+            out = asyncio.run(_message(settings, text, queues, until, remove, clear))
+        except Exception as exc:  # noqa: BLE001 - one line, no traceback (a MessageError or Redis being away)
+            from cxpulse.wallboard.messages import MessageError
+
+            why = str(exc) if isinstance(exc, MessageError) else f"Redis is unreachable ({type(exc).__name__})"
+            typer.echo(f"wallboard message: {why}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(out)
+
+
+async def _message(settings: Any, text: str | None, queues: str | None, until: str | None, remove: str | None,
+                   clear: bool) -> str:
+    from datetime import datetime, timezone
+
+    from cxpulse.sinks.redis_sink import Keys, new_client
+    from cxpulse.wallboard import messages as msg
+
+    keys = Keys(settings.redis.key_prefix)
+    client = new_client(settings.redis)
+    now = datetime.now(timezone.utc)
+    try:
+        if text is not None:
+            at = msg.parse_until(until, now, settings.kpi.timezone, settings.wallboard.message_default_seconds)
+            names = [q for q in (queues or "").split(",") if q.strip()]
+            added = await msg.add_message(client, keys, text, names, at, now)
+            return f"message {added['id']} until {added['until']}" + (
+                f" on {', '.join(added['queues'])}" if added["queues"] else " on every board")
+        if remove is not None or clear:
+            removed = await msg.remove_message(client, keys, remove)
+            if remove is not None and not removed:
+                raise msg.MessageError(f"no message {remove!r}")
+            return f"removed {removed}"
+        live = await msg.list_messages(client, keys, now)
+        return "\n".join(f"{m['id']}  until {m['until']}  {','.join(m['queues']) or '*'}  {m['text']}"
+                         for m in live) or "no message"
+    finally:
+        await client.aclose()

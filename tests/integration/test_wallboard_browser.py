@@ -26,6 +26,7 @@ import pytest
 
 from cxpulse.settings import load_settings
 from cxpulse.wallboard import format as fmt
+from cxpulse.wallboard import thresholds
 from test_redis_sink import RedisServer, contact_events, synthetic_centre, with_redis
 from worker_harness import (
     CXPULSE,
@@ -192,10 +193,12 @@ async def test_page_shows_the_api_numbers_and_reacts_to_breaches_and_staleness(b
     js = await page.evaluate("""(xs) => { const f = window.cxpulseWallboard.format; return xs.map(x => [
         f.percent(x), f.percent1(x), f.score(x === null ? null : x * 100), f.nps(x === null ? null : x * 200 - 100),
         f.duration(x === null ? null : x * 7300), f.count(x === null ? null : Math.trunc(x * 40)),
-        f.slState(x, 0.8), f.threshold(x === null ? null : x * 14400)]); }""", samples)
+        f.state(x, {direction: "below", warn: 0.8, critical: 0.7}), f.threshold(x === null ? null : x * 14400)]); }""",
+        samples)
     py = [[fmt.fmt_percent(x), fmt.fmt_percent1(x), fmt.fmt_score(None if x is None else x * 100),
            fmt.fmt_nps(None if x is None else x * 200 - 100), fmt.fmt_duration(None if x is None else x * 7300),
-           fmt.fmt_count(None if x is None else int(x * 40)), fmt.sl_state(x, 0.8),
+           fmt.fmt_count(None if x is None else int(x * 40)),
+           thresholds.state(x, {"direction": "below", "warn": 0.8, "critical": 0.7}),
            fmt.fmt_threshold(None if x is None else x * 14400)] for x in samples]
     assert js == py
 
@@ -206,7 +209,7 @@ async def test_page_shows_the_api_numbers_and_reacts_to_breaches_and_staleness(b
         return doc if doc and doc["generated_at"] == generated_at else None
 
     state = await page_equals(page, model_at, WINDOW)
-    queues_on_page = {k for k in state["texts"] if k.startswith("tile-") and k.count("-service_level")}
+    queues_on_page = {k for k in state["texts"] if k.startswith("tile-") and k.endswith("-service_level")}
     assert len(queues_on_page) == len(state["doc"]["queues"]) >= 4, queues_on_page
 
     # -- ... and the worker's API (counts and ratios of the window, live waiting; the longest wait grows by
@@ -220,12 +223,12 @@ async def test_page_shows_the_api_numbers_and_reacts_to_breaches_and_staleness(b
     # -- colours: green >= target, amber within 10 points, red below; the target is the queue's own
     seen_states = set()
     for entry in doc["queues"]:
-        target = settings.kpi.for_queue(entry["queue"], entry["channel"]).sl_target
-        want = fmt.sl_state(entry["windows"][WINDOW]["service_level"], target)
+        band = thresholds.resolve(settings, entry["queue"], entry["channel"])["service_level"]
+        want = thresholds.state(entry["windows"][WINDOW]["service_level"], band)
         got = state["states"][fmt.testid_of(entry["queue"], entry["channel"], "service_level")]
         assert got == want, (entry["queue"], entry["windows"][WINDOW]["service_level"], got, want)
         seen_states.add(got)
-    assert {"good", "bad"} <= seen_states, [(q["queue"], q["windows"][WINDOW]) for q in doc["queues"]]
+    assert {"good", "critical"} <= seen_states, [(q["queue"], q["windows"][WINDOW]) for q in doc["queues"]]
 
     # -- a 1920x1080 screen holds every tile without scrolling
     fits = await page.evaluate("""() => {
@@ -247,11 +250,15 @@ async def test_page_shows_the_api_numbers_and_reacts_to_breaches_and_staleness(b
     await filtered.close()
 
     # -- a new breach: the banner appears without a reload, naming the queue, never the contact or customer
-    # (a fresh page: breaches are not replayed on connect, so its banner starts hidden; the synthetic centre's
-    # waiting contacts may breach too, the newest breach is the one shown)
+    # (a fresh page: breaches before it opened are not replayed; the synthetic centre's waiting contacts may
+    # breach too, the newest breach is the one shown)
     await page.close()
+    before = await client.xrevrange(f"{prefix}:breaches:stream", "+", "-", count=1)
+    head = tuple(int(p) for p in before[0][0].decode().split("-")) if before else (0, 0)
     page = await open_page(browser, board["wallboard"].url + f"/?window={WINDOW}")
-    assert await page.get_by_test_id("breach-banner").is_hidden()
+    replayed = [i for i in await page.evaluate("() => window.cxpulseWallboard.hooks.breaches")
+                if tuple(int(p) for p in i.split("-")) <= head]
+    assert replayed == []  # a fresh page starts at the stream's head: older breaches are not shown
     tag = uuid.uuid4().hex[:8]
     contact = f"wb-alarm-{tag}"
     async with Producer(kafka_bootstrap, worker.topics) as producer:

@@ -215,13 +215,11 @@ async def test_messages_reach_open_boards_and_expire(served: dict[str, Any]) -> 
         answer = await http.post("/api/v1/messages", json={"text": text, "queues": queues, "until": until},
                                  headers={"Authorization": "Bearer adm1n"})
         assert answer.status == 201, await answer.text()
-    posted_at = time.monotonic()
     while True:  # the "sales" message is not this board's: never shown here
         _, _, listed = await events.next("messages")
         if listed:
             break
     assert [m["text"] for m in listed] == ["Billing outage, callbacks from 14:00"]
-    assert time.monotonic() - posted_at < 1.0
     while listed:
         _, _, listed = await events.next("messages", timeout=5.0)
     bad = await http.post("/api/v1/messages", json={"text": "x", "until": "25:00"},

@@ -1,16 +1,20 @@
 /* cxpulse wallboard page: one tile per (queue, channel) plus a totals tile, fed by Server-Sent Events.
  *
- * URL: /?queues=billing,tech-support&window=15m   (default: every queue, window 15m)
- * Data: GET /api/config (targets, stale_after_seconds), GET /events (event "kpis": {age_seconds, document};
- * event "breach": {queue, channel, threshold_seconds, breached_at}). EventSource reconnects by itself; when
- * the browser gives up (readyState CLOSED) we open a new one.
- * Formatting mirrors cxpulse/wallboard/format.py exactly (the browser test compares both).
+ * URL: /?board=NAME&queues=billing,tech-support&window=15m&rotate=30s&boards=a,b
+ *   (default: the unnamed board, every queue, window 15m; rotate: switch between boards in place)
+ * Data: GET /api/config?board= (targets, the board, the board names), GET /events?board= (events "hello",
+ * "kpis" {age_seconds, document: entries with their thresholds and display_name}, "breach" {queue, channel,
+ * threshold_seconds, breached_at, id}, "messages" [...]); every event has an id (the breaches stream's), so
+ * the browser's own reconnect sends Last-Event-ID, and a new EventSource we open gets ?last_id=: breaches
+ * published while the page was away are replayed once (the page also ignores an id it has seen).
+ * Formatting and colours mirror cxpulse/wallboard/format.py and thresholds.py (the browser test compares).
+ * Sound: a Web Audio chime (no file) on a new breach and on a figure entering critical, after one click on
+ * "Enable sound" (browsers refuse audio before a gesture); the choice is kept in localStorage.
  */
 (function () {
   "use strict";
 
   var NULL = "\u2013";
-  var WARN_POINTS = 10;
   var EPS = 1e-9;
   var BREACH_SHOW_MS = 15000;
 
@@ -49,11 +53,17 @@
       if (v % 3600) return Math.floor(v / 60) + "m";
       return Math.floor(v / 3600) + "h";
     },
-    slState: function (sl, target) {
-      if (isNull(sl) || isNull(target)) return "none";
-      if (sl >= target - EPS) return "good";
-      if (sl * 100 >= target * 100 - WARN_POINTS - EPS) return "warn";
-      return "bad";
+    // the colour of a value in its band: the twin of cxpulse/wallboard/thresholds.py's state()
+    state: function (value, band) {
+      if (isNull(value) || !band || (isNull(band.warn) && isNull(band.critical))) return "none";
+      if (band.direction === "below") {
+        if (!isNull(band.critical) && value < band.critical - EPS) return "critical";
+        if (!isNull(band.warn) && value < band.warn - EPS) return "warn";
+        return "good";
+      }
+      if (!isNull(band.critical) && value >= band.critical - EPS) return "critical";
+      if (!isNull(band.warn) && value >= band.warn - EPS) return "warn";
+      return "good";
     }
   };
 
@@ -68,52 +78,114 @@
     csat: ["window", "csat", format.score, "CSAT"],
     fcr: ["window", "fcr", format.percent, "FCR"]
   };
-  var SMALL = ["asa", "abandon_rate", "nps", "csat", "fcr"];
+  var BIG_SLOTS = 3;  // the first metric big, the next two beside it, the rest in the small row
+  var COMPACT_FROM = 25;  // tiles (auto size): from this many, the compact tile
+  var RANK = { none: 0, good: 0, warn: 1, critical: 2 };
 
   // ---------------------------------------------------------------------------------------- state
   var params = new URLSearchParams(window.location.search);
   var windowName = params.get("window") || "15m";
   var queueFilter = (params.get("queues") || "").split(",").map(function (s) { return s.trim(); })
     .filter(function (s) { return s.length > 0; });
+  var boardName = params.get("board") || "";
+  var rotateMs = parseDuration(params.get("rotate"));
+  var rotation = (params.get("boards") || "").split(",").map(function (s) { return s.trim(); })
+    .filter(function (s) { return s.length > 0; });
 
   var config = { stale_after_seconds: 5, channels: {}, queues: [] };
-  var targets = {};  // "queue\u001fchannel" -> {sl_target, sl_threshold_seconds}
+  var board = { metrics: Object.keys(FIELDS), tile_size: "auto", display_names: {} };
   var lastUpdateMs = 0;
   var lastDoc = null;
-  var tiles = {};  // key -> {el, values: {field: element}}
+  var tiles = {};  // key -> {el, values: {field: element}, states: {field: state}}
   var tileOrder = "";
   var source = null;
+  var lastId = null;  // the newest breaches-stream id received
   var breachHideAt = 0;
   var breachCount = 0;
+  var messages = [];  // [{id, text, queues, hideAt}]
+  var hooks = { chimes: [], breaches: [], boards: [] };  // for tests: what the page did
 
   var $ = function (id) { return document.getElementById(id); };
+
+  function parseDuration(text) {
+    var m = /^(\d+)(ms|s|m|h)?$/.exec((text || "").trim());
+    if (!m) return 0;
+    var n = parseInt(m[1], 10);
+    return n * ({ ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2] || "s"]);
+  }
+
+  function idNewer(a, b) {  // stream ids "ms-seq": is a after b?
+    if (!b) return true;
+    var x = a.split("-"), y = b.split("-");
+    var ms = Number(x[0]) - Number(y[0]);
+    return ms > 0 || (ms === 0 && Number(x[1]) > Number(y[1]));
+  }
 
   // ---------------------------------------------------------------------------------------- config
   function applyConfig(c) {
     config = c;
-    targets = {};
-    (c.queues || []).forEach(function (q) { targets[q.queue + "\u001f" + q.channel] = q; });
+    if (c.board) board = c.board;
+    if (!rotation.length && c.boards) rotation = [""].concat(c.boards);
+    document.title = "cxpulse \u00b7 " + (board.title || "wallboard");
   }
 
   function loadConfig() {
-    return fetch("/api/config", { cache: "no-store" })
+    var qs = new URLSearchParams();
+    if (boardName) qs.set("board", boardName);
+    return fetch("/api/config?" + qs.toString(), { cache: "no-store", credentials: "same-origin" })
       .then(function (r) { if (!r.ok) throw new Error("config " + r.status); return r.json(); })
       .then(applyConfig)
       .catch(function () { /* channel defaults of the page; the next page load asks again */ });
   }
 
-  // the queue's override over its channel's default, as KpiSettings.for_queue (settings do not change while
-  // the wallboard runs, so a queue that appears later needs no new request)
-  function targetOf(queue, channel) {
-    var found = targets[queue + "\u001f" + channel];
-    if (found) return found;
-    var base = (config.channels || {})[channel];
-    var over = (config.overrides || {})[queue] || {};
-    if (!base) return null;
-    return {
-      sl_target: isNull(over.sl_target) ? base.sl_target : over.sl_target,
-      sl_threshold_seconds: isNull(over.sl_threshold_seconds) ? base.sl_threshold_seconds : over.sl_threshold_seconds
-    };
+  // ---------------------------------------------------------------------------------------- sound
+  var sound = {
+    ctx: null,
+    wanted: window.localStorage && localStorage.getItem("cxpulse.sound") === "on",
+    on: function () { return this.wanted && this.ctx !== null && this.ctx.state === "running"; },
+    enable: function () {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      if (!this.ctx) this.ctx = new Ctx();
+      this.ctx.resume();
+      this.wanted = true;
+      try { localStorage.setItem("cxpulse.sound", "on"); } catch (e) { /* private mode */ }
+      showSound();
+    },
+    mute: function () {
+      this.wanted = false;
+      try { localStorage.setItem("cxpulse.sound", "off"); } catch (e) { /* private mode */ }
+      showSound();
+    },
+    // two sine notes, soft attack and decay: audible across a room, not an alarm siren
+    chime: function (why, critical) {
+      hooks.chimes.push({ why: why, played: this.on() });
+      if (!this.on()) return;
+      var ctx = this.ctx, t = ctx.currentTime;
+      var notes = critical ? [880, 660, 880] : [660, 880];
+      notes.forEach(function (f, i) {
+        var osc = ctx.createOscillator(), gain = ctx.createGain();
+        osc.type = "sine";
+        osc.frequency.value = f;
+        var at = t + i * 0.22;
+        gain.gain.setValueAtTime(0.0001, at);
+        gain.gain.exponentialRampToValueAtTime(0.35, at + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.6);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(at);
+        osc.stop(at + 0.65);
+      });
+    }
+  };
+
+  function showSound() {
+    var btn = $("sound");
+    var on = sound.wanted;
+    btn.textContent = on ? "\u266a sound on" : (sound.ctx ? "\u266a muted" : "\u266a enable sound");
+    btn.dataset.state = on ? "on" : "off";
+    btn.setAttribute("aria-pressed", on ? "true" : "false");
+    // the one-click offer on first load: the browser will not play before a gesture on this page
+    $("sound-offer").hidden = sound.ctx !== null || localStorage.getItem("cxpulse.sound") === "off";
   }
 
   // ---------------------------------------------------------------------------------------- tiles
@@ -129,89 +201,120 @@
   }
 
   function stat(cls, field, base, values) {
-    var box = el("div", "stat " + cls);
+    var box = el("div", "stat " + cls + " " + field);
+    var line = el("div", "value-line");
     var value = el("div", "value " + field, NULL);
     value.dataset.testid = base + "-" + field;
     values[field] = value;
-    box.appendChild(value);
-    box.appendChild(el("div", "caption", FIELDS[field][3]));
+    line.appendChild(value);
+    var mark = el("span", "mark", "");
+    mark.dataset.testid = base + "-" + field + "-mark";
+    values[field + "_mark"] = mark;
+    line.appendChild(mark);
+    box.appendChild(line);
+    var caption = el("div", "caption", FIELDS[field][3]);
+    values[field + "_caption"] = caption;
+    box.appendChild(caption);
     return box;
   }
 
-  function makeTile(queue, channel) {
+  function makeTile(queue, channel, name) {
     var base = testIdBase(queue, channel);
     var values = {};
     var tile = el("section", "tile" + (queue === null ? " totals" : ""));
     tile.dataset.testid = base;
     var head = el("div", "tile-head");
-    head.appendChild(el("div", "tile-name", queue === null ? "All queues" : queue));
+    var title = el("div", "tile-name", queue === null ? "All queues" : name);
+    head.appendChild(title);
+    var flag = el("div", "tile-flag", "");
+    flag.dataset.testid = base + "-flag";
+    head.appendChild(flag);
     head.appendChild(el("div", "tile-channel", queue === null ? "total" : channel));
     tile.appendChild(head);
 
+    var metrics = board.metrics.filter(function (f) { return FIELDS[f]; });
     var main = el("div", "tile-main");
-    var big = el("div", "big");
-    var sl = el("div", "value service_level", NULL);
-    sl.dataset.testid = base + "-service_level";
-    values.service_level = sl;
-    big.appendChild(sl);
-    var caption = el("div", "caption", "Service level");
-    values._slCaption = caption;
-    big.appendChild(caption);
-    main.appendChild(big);
-    var live = el("div", "live");
-    live.appendChild(stat("waiting", "waiting", base, values));
-    live.appendChild(stat("longest", "longest_wait", base, values));
-    main.appendChild(live);
+    if (metrics.length > 0) main.appendChild(stat("big", metrics[0], base, values));
+    var side = el("div", "live");
+    metrics.slice(1, BIG_SLOTS).forEach(function (f) { side.appendChild(stat("side", f, base, values)); });
+    main.appendChild(side);
     tile.appendChild(main);
 
     var small = el("div", "tile-small");
-    SMALL.forEach(function (f) { small.appendChild(stat("small", f, base, values)); });
+    metrics.slice(BIG_SLOTS).forEach(function (f) { small.appendChild(stat("small", f, base, values)); });
+    small.style.gridTemplateColumns = "repeat(" + Math.max(1, metrics.length - BIG_SLOTS) + ", minmax(0, 1fr))";
     tile.appendChild(small);
-    return { el: tile, values: values, queue: queue, channel: channel };
+    return { el: tile, values: values, queue: queue, channel: channel, states: {}, title: title, flag: flag };
   }
+
+  var MARKS = { warn: "\u25b2", critical: "\u25a0" };  // triangle, square: colour is never the only signal
+  var WORDS = { warn: "WARNING", critical: "CRITICAL" };
 
   function fillTile(tile, entry) {
     var win = (entry.windows || {})[windowName] || {};
     var live = entry.live || {};
+    var bands = entry.thresholds || {};
+    var worst = "none";
+    var entered = [];
     Object.keys(FIELDS).forEach(function (f) {
+      var node = tile.values[f];
+      if (!node) return;
       var spec = FIELDS[f];
       var src = spec[0] === "live" ? live : win;
       var text = spec[2](src[spec[1]]);
-      var node = tile.values[f];
       if (node.textContent !== text) node.textContent = text;
+      var state = tile.queue === null ? "none" : format.state(src[spec[1]], bands[f]);
+      if (state === "critical" && tile.states[f] !== undefined && tile.states[f] !== "critical") entered.push(f);
+      tile.states[f] = state;
+      node.dataset.state = state;
+      node.className = "value " + f + " state-" + state;
+      var mark = tile.values[f + "_mark"];
+      mark.textContent = MARKS[state] || "";
+      mark.className = "mark state-" + state;
+      mark.setAttribute("aria-label", WORDS[state] || "");
+      if (RANK[state] > RANK[worst]) worst = state;
     });
-    tile.values.waiting.classList.toggle("busy", (live.waiting || 0) > 0);
-    var state = "none";
     if (tile.queue !== null) {
-      var t = targetOf(tile.queue, tile.channel);
-      state = format.slState(win.service_level, t ? t.sl_target : null);
-      tile.values._slCaption.textContent = t
-        ? "target " + format.percent(t.sl_target) + " in " + format.threshold(t.sl_threshold_seconds)
-        : "Service level";
-    } else {
-      tile.values._slCaption.textContent = format.count(win.offered) + " offered";
+      var name = entry.display_name || tile.queue;
+      if (tile.title.textContent !== name) tile.title.textContent = name;
+      var capt = tile.values.service_level_caption;
+      var sl = bands.service_level;
+      var t = config.queues && config.queues.filter(function (q) { return q.queue === tile.queue && q.channel === tile.channel; })[0];
+      if (capt && t) capt.textContent = "target " + format.percent(t.sl_target) + " in " + format.threshold(t.sl_threshold_seconds);
+      else if (capt && sl && !isNull(sl.warn)) capt.textContent = "target " + format.percent(sl.warn);
+    } else if (tile.values.service_level_caption) {
+      tile.values.service_level_caption.textContent = format.count(win.offered) + " offered";
     }
-    var slNode = tile.values.service_level;
-    slNode.dataset.state = state;
-    slNode.className = "value service_level state-" + state;
-    tile.el.classList.remove("state-good", "state-warn", "state-bad", "state-none");
-    tile.el.classList.add("state-" + state);
+    tile.flag.textContent = WORDS[worst] || "";
+    tile.flag.className = "tile-flag state-" + worst;
+    tile.el.dataset.state = worst;
+    tile.el.classList.remove("state-good", "state-warn", "state-critical", "state-none");
+    tile.el.classList.add("state-" + (worst === "none" && tile.queue !== null ? "good" : worst));
+    if (entered.length) sound.chime("critical " + tile.queue + " " + entered.join(","), true);
+  }
+
+  function compact(n) {
+    return board.tile_size === "compact" || (board.tile_size === "auto" && n >= COMPACT_FROM);
   }
 
   function layout() {
-    var board = $("board");
-    var n = board.children.length;
+    var boardEl = $("board");
+    var n = boardEl.children.length;
     if (!n) return;
-    var w = board.clientWidth, h = board.clientHeight;
+    var small = compact(n);
+    document.body.classList.toggle("compact", small);
+    document.body.classList.toggle("large", board.tile_size === "large");
+    var w = boardEl.clientWidth, h = boardEl.clientHeight;
     var best = 1, bestScore = -1;
+    var ratio = small ? 1.6 : 1.45;  // tiles read best a little wider than tall
     for (var cols = 1; cols <= n; cols++) {
       var rows = Math.ceil(n / cols);
       var tw = w / cols, th = h / rows;
-      var score = Math.min(tw / 1.45, th);  // tiles read best a little wider than tall
+      var score = Math.min(tw / ratio, th);
       if (score > bestScore + 0.5) { bestScore = score; best = cols; }
     }
-    board.style.gridTemplateColumns = "repeat(" + best + ", minmax(0, 1fr))";
-    board.style.gridTemplateRows = "repeat(" + Math.ceil(n / best) + ", minmax(0, 1fr))";
+    boardEl.style.gridTemplateColumns = "repeat(" + best + ", minmax(0, 1fr))";
+    boardEl.style.gridTemplateRows = "repeat(" + Math.ceil(n / best) + ", minmax(0, 1fr))";
   }
 
   function render(doc) {
@@ -219,24 +322,52 @@
     var entries = (doc.queues || []).filter(function (q) {
       return queueFilter.length === 0 || queueFilter.indexOf(q.queue) >= 0;
     });
-    var keys = ["\u0000totals"].concat(entries.map(function (q) { return q.queue + "\u001f" + q.channel; }));
+    var withTotals = !!doc.totals;
+    var keys = (withTotals ? ["\u0000totals"] : []).concat(entries.map(function (q) { return q.queue + "\u001f" + q.channel; }));
     var order = keys.join("\u001e");
-    var board = $("board");
+    var boardEl = $("board");
     if (order !== tileOrder) {
       var next = {};
+      var offset = withTotals ? 1 : 0;
       keys.forEach(function (key, i) {
-        next[key] = tiles[key] || (i === 0 ? makeTile(null, null) : makeTile(entries[i - 1].queue, entries[i - 1].channel));
+        var q = entries[i - offset];
+        next[key] = tiles[key] || (withTotals && i === 0 ? makeTile(null, null) : makeTile(q.queue, q.channel, q.display_name || q.queue));
       });
-      board.replaceChildren.apply(board, keys.map(function (k) { return next[k].el; }));
+      boardEl.replaceChildren.apply(boardEl, keys.map(function (k) { return next[k].el; }));
       tiles = next;
       tileOrder = order;
       layout();
     }
-    fillTile(tiles["\u0000totals"], doc.totals || { live: {}, windows: {} });
+    if (withTotals) fillTile(tiles["\u0000totals"], doc.totals);
     entries.forEach(function (q) { fillTile(tiles[q.queue + "\u001f" + q.channel], q); });
     document.body.dataset.generatedAt = doc.generated_at || "";
     var at = doc.generated_at ? new Date(doc.generated_at) : null;
     $("updated").textContent = at ? at.toLocaleTimeString([], { hour12: false }) : NULL;
+  }
+
+  // ---------------------------------------------------------------------------------------- messages
+  function onMessages(list) {
+    var now = Date.now();
+    messages = list.map(function (m) { return { id: m.id, text: m.text, queues: m.queues, hideAt: now + m.seconds_left * 1000 }; });
+    showMessages();
+  }
+
+  function showMessages() {
+    var now = Date.now();
+    var live = messages.filter(function (m) { return m.hideAt > now; });
+    var bar = $("messages");
+    var key = live.map(function (m) { return m.id; }).join(",");
+    if (bar.dataset.ids !== key) {
+      bar.replaceChildren.apply(bar, live.map(function (m) {
+        var item = el("span", "message", m.text);
+        item.dataset.testid = "message";
+        item.dataset.id = m.id;
+        return item;
+      }));
+      bar.dataset.ids = key;
+    }
+    bar.hidden = live.length === 0;
+    document.body.classList.toggle("with-messages", live.length > 0);
   }
 
   // ---------------------------------------------------------------------------------------- stale, breaches
@@ -260,24 +391,33 @@
       breachHideAt = 0;
       breachCount = 0;
     }
+    showMessages();
   }
 
-  function onBreach(b) {
+  function onBreach(b, id) {
+    if (id) {
+      if (!idNewer(id, lastId)) return;  // seen already (the server replays from our last id)
+      lastId = id;
+    }
     if (queueFilter.length && queueFilter.indexOf(b.queue) < 0) return;
+    hooks.breaches.push(id || null);
     breachCount += 1;
+    var tile = tiles[b.queue + "\u001f" + b.channel];
+    var name = tile ? tile.title.textContent : b.queue;
     // queue, channel and threshold only: never a contact or customer id on screen
-    $("breach-text").textContent = b.queue + " (" + b.channel + ") waited over " + format.threshold(b.threshold_seconds);
+    $("breach-text").textContent = name + " (" + b.channel + ") waited over " + format.threshold(b.threshold_seconds);
     $("breach-more").textContent = breachCount > 1 ? "+" + (breachCount - 1) + " more" : "";
     var banner = $("breach-banner");
     banner.hidden = false;
     banner.dataset.queue = b.queue;
+    banner.dataset.count = String(breachCount);
     breachHideAt = Date.now() + BREACH_SHOW_MS;
-    var tile = tiles[b.queue + "\u001f" + b.channel];
     if (tile) {
       tile.el.classList.remove("flash");
       void tile.el.offsetWidth;  // restart the animation
       tile.el.classList.add("flash");
     }
+    sound.chime("breach " + b.queue, false);
   }
 
   // ---------------------------------------------------------------------------------------- connection
@@ -287,34 +427,86 @@
     c.className = "conn " + cls;
   }
 
+  function remember(e) {
+    if (e.lastEventId && idNewer(e.lastEventId, lastId)) lastId = e.lastEventId;
+  }
+
   function connect() {
     var qs = new URLSearchParams({ window: windowName });
+    if (boardName) qs.set("board", boardName);
     if (queueFilter.length) qs.set("queues", queueFilter.join(","));
-    source = new EventSource("/events?" + qs.toString());
-    source.onopen = function () { setConn("live", "ok"); };
-    source.addEventListener("kpis", function (e) {
+    if (lastId) qs.set("last_id", lastId);  // a new EventSource does not send Last-Event-ID itself
+    var es = new EventSource("/events?" + qs.toString());
+    source = es;
+    es.onopen = function () { if (source === es) setConn("live", "ok"); };
+    es.addEventListener("hello", function (e) {
+      if (source !== es) return;
+      var hello = JSON.parse(e.data);
+      if (hello.board) { board = hello.board; $("board-name").textContent = board.title || "All queues"; }
+      if (!lastId) remember(e);  // where this page starts in the breaches stream
+    });
+    es.addEventListener("kpis", function (e) {
+      if (source !== es) return;
       var msg = JSON.parse(e.data);
       lastUpdateMs = Date.now() - (msg.age_seconds || 0) * 1000;
       render(msg.document);
       tick();
+      remember(e);
     });
-    source.addEventListener("breach", function (e) { onBreach(JSON.parse(e.data)); });
-    source.onerror = function () {
+    es.addEventListener("breach", function (e) {
+      if (source !== es) return;
+      var b = JSON.parse(e.data);
+      onBreach(b, b.id || e.lastEventId);
+    });
+    es.addEventListener("messages", function (e) {
+      if (source !== es) return;
+      onMessages(JSON.parse(e.data));
+      remember(e);
+    });
+    es.onerror = function () {
+      if (source !== es) return;
       setConn("reconnecting", "down");
-      if (source.readyState === EventSource.CLOSED) {  // the browser gave up (e.g. HTTP error): retry ourselves
-        source.close();
-        setTimeout(connect, 3000);
+      if (es.readyState === EventSource.CLOSED) {  // the browser gave up (e.g. HTTP error): retry ourselves
+        es.close();
+        setTimeout(function () { if (source === es) connect(); }, 3000);
       }
     };
   }
 
-  window.cxpulseWallboard = { format: format, fields: FIELDS, render: render };
+  // ---------------------------------------------------------------------------------------- boards
+  function switchBoard(name) {
+    if (source) source.close();
+    source = null;
+    boardName = name;
+    tiles = {};
+    tileOrder = "";
+    $("board").replaceChildren();
+    document.body.dataset.board = name;
+    hooks.boards.push(name);
+    loadConfig().then(connect);
+  }
+
+  function rotate() {
+    if (rotation.length < 2) return;
+    var i = rotation.indexOf(boardName);
+    switchBoard(rotation[(i + 1) % rotation.length]);
+  }
+
+  window.cxpulseWallboard = { format: format, fields: FIELDS, render: render, hooks: hooks, sound: sound };
 
   document.addEventListener("DOMContentLoaded", function () {
     $("window-name").textContent = windowName + (queueFilter.length ? " \u00b7 " + queueFilter.join(", ") : "");
+    document.body.dataset.board = boardName;
     window.addEventListener("resize", layout);
-    setInterval(tick, 500);
+    $("sound").addEventListener("click", function () { if (sound.on()) sound.mute(); else sound.enable(); });
+    $("sound-enable").addEventListener("click", function () { sound.enable(); });
+    $("sound-dismiss").addEventListener("click", function () { sound.mute(); $("sound-offer").hidden = true; });
+    showSound();
+    setInterval(tick, 250);
     tick();
-    loadConfig().then(connect);
+    loadConfig().then(function () {
+      if (rotateMs >= 1000) setInterval(rotate, rotateMs);
+      connect();
+    });
   });
 })();
