@@ -588,7 +588,7 @@ async def api_thresholds(request: web.Request) -> web.Response:
     board = _authorise(request)
     if isinstance(board, web.Response):
         return board
-    settings, hub = request.app[SETTINGS_KEY], request.app[HUB_KEY]
+    hub = request.app[HUB_KEY]
     queues = board.queues_for(parse_queues(request.query.get("queues")))
     pairs = {(q["queue"], q["channel"]) for q in ((await hub.current()) or {}).get("queues", [])}  # type: ignore[attr-defined]
     if queues is not None:

@@ -162,7 +162,7 @@ async def test_each_figure_is_coloured_by_its_queue_thresholds(stack: dict[str, 
     assert js == [[thresholds.state(x, b) for x in samples] for b in bands]
 
     # billing (voice, T 20 s): 12 s longest wait is amber; email-care (T 4 h): 30 s and a 15 min ASA are fine
-    got = await wait_states(page, {"tile-billing-voice-longest_wait": "warn", "tile-email-care-email-longest_wait": "good",
+    await wait_states(page, {"tile-billing-voice-longest_wait": "warn", "tile-email-care-email-longest_wait": "good",
                                    "tile-email-care-email-asa": "good", "tile-billing-voice-service_level": "good",
                                    "tile-email-care-email-waiting": "none", "totals-service_level": "none"})
     assert await page.get_by_test_id("tile-billing-voice-longest_wait-mark").text_content() == "\u25b2"
