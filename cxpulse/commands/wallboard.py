@@ -21,49 +21,43 @@ def _settings(config: Optional[Path]) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="The live wallboard: serve it, or set its message line.", no_args_is_help=False)
-    app.add_typer(group, name="wallboard")
-
-    @group.callback(invoke_without_command=True)
+    # one command with an optional action (not a sub-group): cli.COMMAND_ORDER keeps it second in --help,
+    # which a typer sub-group would not be
+    @app.command("wallboard")
     def wallboard(
-        ctx: typer.Context,
+        action: Optional[str] = typer.Argument(None, metavar="[message]", help="'message': set the message line"),
+        text: Optional[str] = typer.Argument(None, help="the message (at most 280 characters)"),
         config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
         host: Optional[str] = typer.Option(None, "--host", help="address to bind (default wallboard.host)"),
         port: Optional[int] = typer.Option(None, "--port", help="port (default wallboard.port, 8088)"),
         loglevel: str = typer.Option("info", "--loglevel"),
+        queues: Optional[str] = typer.Option(None, "--queues", help="message: only boards showing these queues (a,b)"),
+        until: Optional[str] = typer.Option(None, "--until", help="message: 14:00 (kpi.timezone), 30m or an ISO "
+                                            "time; default wallboard.message_default_seconds"),
+        remove: Optional[str] = typer.Option(None, "--remove", help="message: remove the message with this id"),
+        clear: bool = typer.Option(False, "--clear", help="message: remove every message"),
+        show: bool = typer.Option(False, "--list", help="message: list the live messages"),
     ) -> None:
-        """Serve the wallboard (page, Server-Sent Events, /api/...) from the Redis read model.
+        """Serve the wallboard (page, Server-Sent Events, /api/...) from the Redis read model, or, with
+        ``message "TEXT" [--queues a,b] [--until 14:00]``, show a message on every open board within a second.
 
         Works with any number of workers (they merge their counts in Redis) and can run on its own host.
         Open http://HOST:PORT/?board=NAME&window=15m (default: every queue, 15m); ?rotate=30s switches
         between the boards of wallboard.boards. Without a wallboard.token it binds to loopback only."""
-        if ctx.invoked_subcommand is not None:
-            ctx.obj = config
-            return
         settings = _settings(config)
-        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if action is None:
+            logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-        from cxpulse.wallboard.server import run
+            from cxpulse.wallboard.server import run
 
-        run(settings, host, port)
-
-    @group.command("message")
-    def message(
-        ctx: typer.Context,
-        text: Optional[str] = typer.Argument(None, help="the message (at most 280 characters)"),
-        queues: Optional[str] = typer.Option(None, "--queues", help="only boards showing these queues (a,b)"),
-        until: Optional[str] = typer.Option(None, "--until", help="14:00 (kpi.timezone), 30m, or an ISO time; "
-                                            "default wallboard.message_default_seconds"),
-        remove: Optional[str] = typer.Option(None, "--remove", help="remove the message with this id"),
-        clear: bool = typer.Option(False, "--clear", help="remove every message"),
-        show: bool = typer.Option(False, "--list", help="list the live messages"),
-        config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
-    ) -> None:
-        """Show a message on every open board within a second, until it expires (kept in Redis)."""
-        settings = _settings(config or ctx.obj)
+            run(settings, host, port)
+            return
+        if action != "message":
+            typer.echo(f"wallboard: unknown action {action!r} (the only one is 'message')", err=True)
+            raise typer.Exit(2)
         chosen = sum(1 for x in (text is not None, remove is not None, clear, show) if x)
         if chosen != 1:
-            typer.echo("give one of: TEXT, --remove ID, --clear, --list", err=True)
+            typer.echo("wallboard message: give one of TEXT, --remove ID, --clear, --list", err=True)
             raise typer.Exit(2)
         try:
             out = asyncio.run(_message(settings, text, queues, until, remove, clear))
