@@ -3,7 +3,9 @@
     .venv/bin/python grafana/build.py            # regenerate (commit the JSON)
     .venv/bin/python grafana/build.py --check    # exit 1 when the checked-in JSON is stale
 
-Three dashboards, all on the Prometheus data source provisioned with uid ``cxpulse-prometheus``:
+Three dashboards. Every panel reads the Prometheus data source chosen by the dashboard variable
+``${datasource}`` (default: Grafana's default Prometheus), so a dashboard imports into any Grafana; the
+provisioned one (``grafana/provisioning``, uid ``cxpulse-prometheus``) is simply the default there.
 
 - ``cxpulse-wallboard``: for a TV in kiosk mode (``/d/cxpulse-wallboard?kiosk``): big stat panels, one
   tile per queue, 5 s refresh, ``$queue`` / ``$channel`` filters.
@@ -11,8 +13,14 @@ Three dashboards, all on the Prometheus data source provisioned with uid ``cxpul
 - ``cxpulse-pipeline``: health of the workers (event rates, lag, invalid events, freshness, duplicates).
 
 Queue KPIs read the per-(queue, channel) counters of ``deploy/prometheus/rules/recording.yml`` and add
-them up by queue before dividing, so the ``$channel`` filter applies and totals follow kpis.md. Threshold
-colours come from the project's settings defaults (target 80%, voice threshold 20 s), not from copies.
+them up by queue before dividing, so the ``$channel`` filter applies and totals follow kpis.md.
+
+Per-queue colours: a queue is judged against its own settings, which the worker exports as
+``contactcenter_sl_target_ratio`` and ``contactcenter_sl_threshold_seconds`` per (queue, channel). The kiosk
+tiles query those beside the KPI as tables and turn each queue's row into a field whose thresholds are that
+row's values (Grafana's "Rows to fields" transformation with ``threshold1`` mappings): service level is red
+below the queue's target, longest wait and ASA turn yellow past the queue's threshold T and red past 3 T
+(CxLongestWaitFarAboveThreshold). So email, with T = 4 h, is not red at 30 s.
 """
 
 from __future__ import annotations
@@ -30,16 +38,15 @@ from grafana_foundation_sdk.builders import timeseries as ts_b
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash_m
+from grafana_foundation_sdk.models import prometheus as prom_m
 
-from cxpulse.settings import KpiSettings
 
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "dashboards"
 
-DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="cxpulse-prometheus")
-_DEFAULTS = KpiSettings()
-SL_TARGET = _DEFAULTS.channels["voice"].sl_target  # 0.80: the colour threshold of service-level tiles
-VOICE_T = _DEFAULTS.channels["voice"].sl_threshold_seconds  # 20 s: longest-wait colours (3 T = red)
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="${%s}" % DATASOURCE_VARIABLE)
+PROVISIONED_UID = "cxpulse-prometheus"  # grafana/provisioning/datasources/prometheus.yml
 ABANDON_ALERT = 0.10  # CxAbandonmentSpike's absolute threshold (deploy/prometheus/rules/alerts.yml)
 
 QC = 'queue=~"$queue",channel=~"$channel"'  # the filter every queue query carries
@@ -93,6 +100,41 @@ def query(expr: str, legend: str = "{{queue}}", ref: str = "A", instant: bool = 
     return q.instant() if instant else q.range()
 
 
+def table_query(expr: str, ref: str) -> prom_b.Dataquery:
+    """An instant query as a table (one row per queue: ``queue``, ``Value #<ref>``) for per-row config."""
+    return (prom_b.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE).instant()
+            .format(prom_m.PromQueryFormat.TABLE))
+
+
+def queue_setting(metric: str, scale: str = "") -> str:
+    """A per-queue setting the worker exports per (queue, channel), e.g. the SL target; max over channels."""
+    return f"{scale}max by (queue) ({metric}{{{QC}}})"
+
+
+def per_queue_thresholds(value: str, steps: list[tuple[str, str]]) -> tuple[list[prom_b.Dataquery], list[dash_m.DataTransformerConfig]]:
+    """Queries and transformations that colour each queue's tile against that queue's own settings.
+
+    ``value`` is the KPI by queue; ``steps`` are (PromQL by queue, colour) in ascending order, the first one
+    the base colour (its value is ignored by Grafana: the lowest step starts at -infinity). The tables are
+    merged on ``queue``; "Rows to fields" makes one field per row named by the queue, valued by the KPI, with
+    the row's step values as its thresholds."""
+    refs = "ABCDEFGH"
+    queries = [table_query(value, "A")] + [table_query(expr, refs[i + 1]) for i, (expr, _) in enumerate(steps)]
+    mappings: list[dict[str, object]] = [
+        {"fieldName": "Time", "handlerKey": "__ignore"},
+        {"fieldName": "queue", "handlerKey": "field.name"},
+        {"fieldName": "Value #A", "handlerKey": "field.value"},
+    ]
+    for i, (_, colour) in enumerate(steps):
+        mappings.append({"fieldName": f"Value #{refs[i + 1]}", "handlerKey": "threshold1",
+                         "handlerArguments": {"threshold": {"color": colour}}})
+    transformations = [
+        dash_m.DataTransformerConfig(id_val="merge", options={}),
+        dash_m.DataTransformerConfig(id_val="rowsToFields", options={"mappings": mappings}),
+    ]
+    return queries, transformations
+
+
 def steps(*pairs: tuple[float | None, str]) -> dash_b.ThresholdsConfig:
     return (
         dash_b.ThresholdsConfig()
@@ -102,14 +144,25 @@ def steps(*pairs: tuple[float | None, str]) -> dash_b.ThresholdsConfig:
 
 
 def big_stat(title: str, expr: str, unit: str, thresholds: dash_b.ThresholdsConfig, description: str,
-             w: int = 8, h: int = 8, decimals: int | None = None) -> stat_b.Panel:
-    """A kiosk tile: one big number per queue, coloured background, no sparkline clutter."""
+             w: int = 8, h: int = 8, decimals: int | None = None,
+             per_queue: list[tuple[str, str]] | None = None) -> stat_b.Panel:
+    """A kiosk tile: one big number per queue, coloured background, no sparkline clutter.
+
+    ``per_queue``: (PromQL by queue, colour) steps from each queue's own settings (:func:`per_queue_thresholds`);
+    ``thresholds`` then only colours a value without settings (a queue no worker exports a target for)."""
     panel = (
         stat_b.Panel()
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
-        .with_target(query(expr, instant=True))
+    )
+    if per_queue:
+        targets, transformations = per_queue_thresholds(expr, per_queue)
+        panel = panel.targets(targets).transformations(transformations)
+    else:
+        panel = panel.with_target(query(expr, instant=True))
+    panel = (
+        panel
         .unit(unit)
         .thresholds(thresholds)
         .color_scheme(dash_b.FieldColor().mode(dash_m.FieldColorModeId.THRESHOLDS))
@@ -158,6 +211,16 @@ def graph(title: str, targets: list[prom_b.Dataquery], unit: str, description: s
     return panel
 
 
+def datasource_variable() -> dash_b.DatasourceVariable:
+    """``$datasource``: any Prometheus of the Grafana the dashboard is imported into (default: its default)."""
+    return (
+        dash_b.DatasourceVariable(DATASOURCE_VARIABLE)
+        .label("Prometheus")
+        .type("prometheus")
+        .description("The Prometheus that scrapes the cxpulse workers and evaluates their recording rules.")
+    )
+
+
 def label_variable(name: str, label: str, source: str) -> dash_b.QueryVariable:
     """Multi-select with "All" = ``.*`` so that ``=~"$queue"`` matches everything."""
     return (
@@ -174,8 +237,9 @@ def label_variable(name: str, label: str, source: str) -> dash_b.QueryVariable:
     )
 
 
-def queue_variables() -> list[dash_b.QueryVariable]:
+def queue_variables() -> list[dash_b.QueryVariable | dash_b.DatasourceVariable]:
     return [
+        datasource_variable(),
         label_variable("queue", "Queue", "label_values(contactcenter_contacts_offered_total, queue)"),
         label_variable(
             "channel", "Channel", 'label_values(contactcenter_contacts_offered_total{queue=~"$queue"}, channel)'
@@ -206,15 +270,57 @@ def base(uid: str, title: str, refresh: str, time_from: str, description: str) -
 
 
 # --- dashboards --------------------------------------------------------------------------------------
+TARGET = "contactcenter_sl_target_ratio"
+THRESHOLD = "contactcenter_sl_threshold_seconds"
+# each queue's own colours: red below its target; for waits green, yellow past its T, red past 3 T
+SL_STEPS = [(queue_setting(TARGET, "0 * "), "red"), (queue_setting(TARGET), "green")]
+WAIT_STEPS = [(queue_setting(THRESHOLD, "0 * "), "green"), (queue_setting(THRESHOLD), "yellow"),
+              (queue_setting(THRESHOLD, "3 * "), "red")]
+
+
+def today_count(counter: str, extra: str = "") -> str:
+    """A counter's increase since local midnight, by queue: the panel's time range is "today so far"
+    (``timeFrom: now/d``), so ``$__range`` is the time since midnight in the browser's time zone."""
+    return f"sum by (queue) (increase(contactcenter_{counter}_total{{{QC}{extra}}}[$__range]))"
+
+
+def today_panels() -> list[stat_b.Panel]:
+    """The "today" row: counts and the formula-free ratios since midnight (kpis.md window ``today``).
+
+    Service level today is left to the KPI document (``/api/v1/kpis``, the wallboard): its formula differs per
+    queue, and no recording rule covers a window that starts at midnight."""
+    answered = today_count("contacts_answered")
+    long_abandons = today_count("contacts_abandoned", ',kind="long"')
+    wait_sum = "sum by (queue) (increase(contactcenter_wait_time_seconds_sum{%s,outcome=\"answered\"}[$__range]))" % QC
+    wait_count = "sum by (queue) (increase(contactcenter_wait_time_seconds_count{%s,outcome=\"answered\"}[$__range]))" % QC
+    tiles = [
+        ("Offered today", today_count("contacts_offered"), "none", steps((None, "blue")),
+         "Contacts offered since midnight (the browser's time zone).", 0),
+        ("Answered today", answered, "none", steps((None, "blue")), "Contacts answered since midnight.", 0),
+        ("Abandon rate today", f"{long_abandons} / (({answered} + {long_abandons}) > 0)", "percentunit",
+         steps((None, "green"), (ABANDON_ALERT / 2, "yellow"), (ABANDON_ALERT, "red")),
+         "Long abandons / (answered + long abandons) since midnight.", 1),
+        ("ASA today", f"{wait_sum} / ({wait_count} > 0)", "s", steps((None, "blue")),
+         "Mean wait of the contacts answered since midnight.", 0),
+        ("SLA breaches today", today_count("sla_breaches"), "none", steps((None, "green"), (1, "yellow")),
+         "Contacts whose wait passed their queue's threshold since midnight.", 0),
+    ]
+    out = []
+    for i, (title, expr, unit, colours, description, decimals) in enumerate(tiles):
+        width = 5 if i < 4 else 4  # 5 + 5 + 5 + 5 + 4 = the 24 columns of a row
+        panel = big_stat(title, expr, unit, colours, description, w=width, h=8, decimals=decimals)
+        out.append(panel.time_from("now/d").hide_time_override(False))
+    return out
+
+
 def wallboard() -> dash_b.Dashboard:
-    sl_colours = steps((None, "red"), (SL_TARGET, "green"))
     d = base(
         "cxpulse-wallboard",
         "cxpulse wallboard",
         "5s",
         "now-15m",
-        "Live queue state for a TV: open with ?kiosk. One tile per queue. Service level is green at or "
-        f"above the default target ({SL_TARGET:.0%}); a queue's own target shows in the supervisor dashboard.",
+        "Live queue state for a TV: open with ?kiosk. One tile per queue, each coloured against its own "
+        "settings: service level against the queue's target, waits against the queue's threshold T (3 T = red).",
     )
     d = d.timepicker(dash_b.TimePicker().refresh_intervals(["5s", "10s", "30s", "1m"]))
     for v in queue_variables():
@@ -224,9 +330,10 @@ def wallboard() -> dash_b.Dashboard:
             "Service level (15 min)",
             service_level("15m"),
             "percentunit",
-            sl_colours,
-            "Answered within the threshold / (answered + abandoned - short abandons), last 15 minutes.",
-            w=12, h=9, decimals=0,
+            steps((None, "blue")),
+            "Answered within the threshold / (answered + abandoned - short abandons), last 15 minutes. Red "
+            "below the queue's own target (contactcenter_sl_target_ratio), green at or above it.",
+            w=12, h=9, decimals=0, per_queue=SL_STEPS,
         ),
         big_stat(
             "Contacts waiting",
@@ -240,10 +347,10 @@ def wallboard() -> dash_b.Dashboard:
             "Longest wait",
             f"max by (queue) (contactcenter_longest_wait_seconds{{{QC}}})",
             "s",
-            steps((None, "green"), (VOICE_T, "yellow"), (3 * VOICE_T, "red")),
-            f"The longest current wait. Colours for voice: yellow past its threshold ({VOICE_T:g} s), red past "
-            "3x (the CxLongestWaitFarAboveThreshold alert).",
-            w=6, h=9, decimals=0,
+            steps((None, "blue")),
+            "The longest current wait: yellow past the queue's own threshold T (contactcenter_sl_threshold_seconds), "
+            "red past 3 T (the CxLongestWaitFarAboveThreshold alert).",
+            w=6, h=9, decimals=0, per_queue=WAIT_STEPS,
         ),
         big_stat(
             "Abandon rate (15 min)",
@@ -257,9 +364,10 @@ def wallboard() -> dash_b.Dashboard:
             "ASA (15 min)",
             asa("15m"),
             "s",
-            steps((None, "green"), (VOICE_T, "yellow"), (3 * VOICE_T, "red")),
-            "Average speed of answer: mean wait of the contacts answered in the last 15 minutes.",
-            decimals=0,
+            steps((None, "blue")),
+            "Average speed of answer: mean wait of the contacts answered in the last 15 minutes; yellow past "
+            "the queue's threshold T, red past 3 T.",
+            decimals=0, per_queue=WAIT_STEPS,
         ),
         big_stat(
             "Offered (15 min)",
@@ -280,6 +388,9 @@ def wallboard() -> dash_b.Dashboard:
     ]
     for p in panels:
         d = d.with_panel(p)
+    d = d.with_row(dash_b.Row("Today (since midnight)"))
+    for p in today_panels():
+        d = d.with_panel(p)
     return d
 
 
@@ -290,7 +401,7 @@ def supervisor() -> dash_b.Dashboard:
         "1m",
         "now-24h",
         "Every KPI over time by queue (rolling windows: 15 min for service, 1 h for handling, 24 h for "
-        "surveys and FCR). Definitions: shared/spec/kpis.md.",
+        "surveys and FCR). Definitions: docs/kpis.md.",
     )
     for v in queue_variables():
         d = d.with_variable(v)
@@ -304,8 +415,7 @@ def supervisor() -> dash_b.Dashboard:
                       legend="target {{queue}}", ref="B"),
             ],
             "percentunit",
-            "Service level per queue with the queue's target (dashed: the default target).",
-            thresholds=steps((None, "red"), (SL_TARGET, "green")),
+            "Service level per queue with the queue's own target (series \"target <queue>\").",
             **pct,
         ),
         graph("Service level (rolling 1 h)", [query(service_level("1h"))], "percentunit",
@@ -359,6 +469,7 @@ def pipeline() -> dash_b.Dashboard:
         "now-3h",
         "Health of the cxpulse workers: are events flowing, fresh, valid, and is the consumer keeping up.",
     )
+    d = d.with_variable(datasource_variable())
     ri = "$__rate_interval"
     panels = [
         big_stat("Workers up", 'sum(up{job="cxpulse"})', "none", steps((None, "red"), (1, "green")),
@@ -387,7 +498,7 @@ def pipeline() -> dash_b.Dashboard:
         graph("Invalid events per second by reason",
               [query(f"sum by (topic, reason) (rate(cxpulse_invalid_events_total[{ri}]))",
                      legend="{{topic}} {{reason}}")],
-              "ops", "Rejected events, by the reason of shared/spec/events.md."),
+              "ops", "Rejected events, by the reason of docs/events.md."),
         graph("Duplicate events per second",
               [query(f"sum by (topic) (rate(cxpulse_duplicate_events_total[{ri}]))",
                      legend="{{topic}}")],

@@ -396,8 +396,18 @@ async def test_every_dashboard_panel_has_data(stack: Stack) -> None:
         [(_, value)] = prom_value(stack.prometheus.url, queries.substitute(expr, **values))
         return value
 
-    wall = {title: expr for d, title, expr in rows if d == "wallboard"}
+    wall: dict[str, str] = {}
+    for d, title, expr in rows:
+        if d == "wallboard":
+            wall.setdefault(title, expr)  # the KPI (ref A); a tile's later targets are its per-queue thresholds
     assert one(wall["Service level (15 min)"], queue="fast", channel="voice") < 0.1
+    # each queue's tile is coloured by its own settings: fast has T = 3 s (KPI above), steady the chat T = 30 s
+    thresholds = {title: [t["expr"] for t in panel.get("targets", [])[1:]]
+                  for panel in queries.dashboards()["wallboard"]["panels"] for title in [panel.get("title")]}
+    for queue, channel, t in (("fast", "voice", 3.0), ("steady", "chat", 30.0)):
+        base, yellow, red = (one(e, queue=queue, channel=channel) for e in thresholds["Longest wait"])
+        assert (base, yellow, red) == (0.0, t, 3 * t), queue
+        assert [one(e, queue=queue, channel=channel) for e in thresholds["Service level (15 min)"]] == [0.0, 0.8]
     assert one(wall["Service level (15 min)"], queue="steady", channel="chat") > 0.9
     assert one(wall["Contacts waiting"], queue="fast", channel="voice") == 2
     assert one(wall["Contacts waiting"], queue="steady", channel="chat") == 0
