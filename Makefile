@@ -27,12 +27,20 @@ export CXPULSE_STACK_KAFKA_PORT CXPULSE_STACK_CONTROLLER_PORT CXPULSE_STACK_REDI
 APT_PACKAGES := redis-server prometheus prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv deps jars up down status logs clean test unit mutants run screenshot chaos
+# Helm for the chart's tests (deploy/helm/cxpulse): built from the Go module proxy into .local/bin, one
+# binary per version (a version bump rebuilds; Go's build cache makes a rebuild on the same machine quick).
+HELM_VERSION := v3.22.0
+HELM := .local/bin/helm-$(HELM_VERSION)
+CXPULSE_HELM := $(abspath $(HELM))
+export CXPULSE_HELM
+
+.PHONY: help venv deps jars helm up down status logs clean test unit mutants run screenshot chaos
 
 help:
 	@echo "make venv     .venv with cxpulse[dev] (re-installs when pyproject.toml changes)"
 	@echo "make deps     Debian packages when missing: $(APT_PACKAGES), java, maven"
 	@echo "make jars     Apache Kafka jars from Maven Central into .local/kafka-jars/"
+	@echo "make helm     helm $(HELM_VERSION) built with go install into $(HELM) (the chart's tests need it)"
 	@echo "make up       start Kafka ($(CXPULSE_STACK_KAFKA_PORT)) and Redis ($(CXPULSE_STACK_REDIS_PORT)); idempotent"
 	@echo "make down     stop them"
 	@echo "make status   what runs, pid, port"
@@ -60,6 +68,7 @@ deps:
 	done; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
+	command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go || missing="$$missing golang-go"; \
 	test -x $(PY) || $(PYTHON3) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
@@ -69,6 +78,16 @@ deps:
 
 jars:
 	@$(STACK) jars
+
+helm: $(HELM)
+
+$(HELM):
+	@echo "helm: go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) (a few minutes the first time)"
+	@mkdir -p $(@D)
+	@GO="$$(command -v go || echo /usr/local/go/bin/go)"; tmp="$$(mktemp -d)"; \
+	  GOBIN="$$tmp" GOFLAGS=-buildvcs=false "$$GO" install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
+	  mv "$$tmp/helm" $@; rmdir "$$tmp"
+	@$@ version --short
 
 up: deps venv jars
 	@$(STACK) up
@@ -87,10 +106,10 @@ clean:
 
 # with_stack.sh stops only what it started (a stack from `make up` stays up) also when pytest fails or is
 # interrupted, and exits with pytest's code (5 = no tests collected is a failure too).
-test: deps venv jars
+test: deps venv jars helm
 	@$(WITH_STACK) $(PY) -m pytest $(PYTEST_ARGS)
 
-unit: venv
+unit: venv helm
 	@$(PY) -m pytest -m "not integration" tests/unit $(PYTEST_ARGS)
 
 # not part of `make test`: ~15-20 min on one core (docs/mutation.md); never touches the working tree
