@@ -55,8 +55,8 @@ class Sum:
         terms: list[tuple[int, str]] = []
         pos = 0
         while pos < len(text):
-            match = _TERM.match(text, pos)
-            if not match or match.end() == pos:
+            match = _TERM.match(text, pos)  # a match always moves on: a term has at least its name
+            if match is None:
                 raise ValueError(f"cannot parse {text!r} at {pos}")
             sign, factor, name = match.groups()
             if sign is None and terms:
@@ -420,8 +420,10 @@ def decompose(target: Sum, prefer: frozenset[str] = frozenset(), limit: int = 4)
     combination of at most ``limit`` terms exists."""
     want = target.vector()
     unit = target.unit
+    # every export of the target's unit, also those sharing no measure with it: abandoned_short is
+    # contacts_abandoned - contacts_abandoned_long, and contacts_abandoned carries no abandoned_short
     candidates = sorted(
-        (e for e in exports() if (e.family.unit != 1) == (unit == "us") and set(e.vector()) & set(want)),
+        (e for e in exports() if (e.family.unit != 1) == (unit == "us")),
         key=lambda e: e.family.histogram not in prefer,
     )
     vectors = [e.vector() for e in candidates]

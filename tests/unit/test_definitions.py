@@ -130,6 +130,43 @@ def test_sums_parse_and_refuse() -> None:
             d.Sum.of(bad).unit
 
 
+def test_a_sum_that_cannot_be_read_names_where() -> None:
+    """A formula of the table with a character the grammar does not know fails at import, with the offset.
+
+    "answered + Abandoned": "answered " is read (9 characters, the space included), and at offset 9 "+ A..."
+    is no term (a measure name is lower case)."""
+    with pytest.raises(ValueError, match=re.escape("cannot parse 'answered + Abandoned' at 9")):
+        d.Sum.of("answered + Abandoned")
+
+
+def test_a_sum_prints_as_written() -> None:
+    """Help texts and docs print a sum as it was written; a zero coefficient keeps its ``+`` (0 is not
+    negative) and its factor: "answered + 0 * abandoned - 2 * abandoned_short" comes back unchanged."""
+    text = "answered + 0 * abandoned - 2 * abandoned_short"
+    assert str(d.Sum.of(text)) == text
+    assert str(d.Sum.of("0 * answered")) == "0 * answered"  # a leading term has no sign unless negative
+    assert str(d.Sum.of("- answered")) == "-answered"
+
+
+def test_asa_divides_microseconds_by_the_exact_million() -> None:
+    """kpis.md "Per queue visit": ASA = sum of waits of answered visits / answered, shown in seconds. Waits are
+    kept in microseconds; the scale 1e-6 is applied as ``/ 1_000_000`` (1e-6 is no binary fraction, so
+    multiplying by it rounds differently). 17 answers waiting 67.760437 s in all:
+    67_760_437 / 17 / 1_000_000 = 3.98590805882353 (as a float), where 1e-6 * 67_760_437 / 17 gives
+    3.9859080588235294."""
+    asa = d.KPIS["asa_seconds"].ratio().evaluate(counts(answered=17, wait_answered_us=67_760_437))
+    assert asa == 67_760_437 / 17 / 1_000_000 == 3.98590805882353
+    assert asa != 1e-6 * 67_760_437 / 17
+
+
+def test_a_kpi_without_a_setting_ignores_the_formula_asked_for() -> None:
+    """Only the service level has variants (kpis.md "Per queue visit", ``sl_formula``); asking NPS for an
+    ``sl_formula`` variant gives its one formula: 100 * (3 - 1) / 5 = 40 on CASE."""
+    nps = d.KPIS["nps"]
+    assert nps.ratio("abandons_count_against") is nps.ratio() is nps.variants[""]
+    assert nps.ratio("abandons_count_against").evaluate(CASE) == 40.0
+
+
 def test_every_measure_is_exported_and_counters_are_distinct() -> None:
     exported = {name for f in d.FAMILIES for s in f.series for name in s.value.vector()}
     assert exported == set(MEASURES)
@@ -137,6 +174,48 @@ def test_every_measure_is_exported_and_counters_are_distinct() -> None:
     assert len(metrics) == len(set(metrics))
     records = [e.record for e in d.exports()]
     assert len(records) == len(set(records))
+
+
+def _records(terms: tuple[tuple[int, d.Export], ...]) -> list[tuple[int, str]]:
+    return [(sign, export.record) for sign, export in terms]
+
+
+def test_decompose_finds_the_fewest_exports_also_through_series_outside_the_target() -> None:
+    """The recording rules add up exported series, so a count of kpis.md must be written as a sum of them.
+    ``abandoned_short`` has no series of its own (the family exports kind="short" unnamed): it is all
+    abandons minus the long ones, contacts_abandoned - contacts_abandoned_long, although contacts_abandoned
+    carries no ``abandoned_short`` at all; ``passives`` is all NPS responses minus promoters and detractors
+    (3 terms, no shorter way). Each term is listed in table order of the search (named series before the
+    family's whole) with its sign."""
+    assert _records(d.decompose(d.Sum.of("abandoned_short"))) == [
+        (-1, "contacts_abandoned_long"), (1, "contacts_abandoned")]  # -(abandoned - short) + abandoned
+    assert _records(d.decompose(d.Sum.of("promoters + passives"))) == [
+        (-1, "survey_nps_detractors"), (1, "survey_nps_responses")]  # (p + pa + d) - d
+    assert _records(d.decompose(d.Sum.of("passives"))) == [
+        (-1, "survey_nps_promoters"), (-1, "survey_nps_detractors"), (1, "survey_nps_responses")]
+
+
+def test_decompose_uses_each_export_once_and_up_to_the_limit() -> None:
+    """Twice ``answered`` is two different exports that both carry it (the counter and the wait histogram's
+    count), never one export twice; four unrelated counts need four counters, which ``limit=3`` refuses;
+    a sum that is zero is no rule and is refused too."""
+    assert _records(d.decompose(d.Sum.of("2 * answered"))) == [
+        (1, "contacts_answered"), (1, "wait_time_answered_seconds_count")]
+    four = d.Sum.of("answered + handled + first_contacts + promoters")
+    assert _records(d.decompose(four)) == [
+        (1, "contacts_answered"), (1, "contacts_handled"), (1, "first_contacts"), (1, "survey_nps_promoters")]
+    with pytest.raises(ValueError, match=re.escape(f"{four} is not a sum of at most 3 exported series")):
+        d.decompose(four, limit=3)
+    with pytest.raises(ValueError, match=re.escape("answered - answered is not a sum of at most 4 exported series")):
+        d.decompose(d.Sum.of("answered - answered"))
+
+
+def test_decompose_keeps_to_the_targets_unit() -> None:
+    """A sum of microseconds is made of histogram sums (exported in seconds), a count of counters and
+    histogram counts: the wait of answered visits is the wait histogram's ``_sum{outcome="answered"}``, and
+    ``answered`` never borrows a seconds series."""
+    assert _records(d.decompose(d.Sum.of("wait_answered_us"))) == [(1, "wait_time_answered_seconds_sum")]
+    assert _records(d.decompose(d.Sum.of("answered"))) == [(1, "contacts_answered")]
 
 
 # --- the recording rules, read back ------------------------------------------------------------------------
