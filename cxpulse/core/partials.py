@@ -12,7 +12,6 @@ from typing import Any, Iterable
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.engine import _sum
-from cxpulse.core.measures import N_MEASURES, zero_counts
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
 from cxpulse.models.events import format_ts
@@ -94,7 +93,7 @@ def merge(kpi: KpiSettings, partials: Iterable[dict[str, Any]]) -> dict[str, Any
 def _merge_window(into: dict[str, list[Any]], name: str, start: int, end: int, counts: list[int]) -> None:
     held = into.get(name)
     if held is None:
-        into[name] = [start, end, add_counts(zero_counts(), counts) if len(counts) == N_MEASURES else list(counts)]
+        into[name] = [start, end, list(counts)]  # a copy: later partials are added into it
         return
     held[0] = min(held[0], start)
     held[1] = max(held[1], end)
