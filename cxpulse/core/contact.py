@@ -318,17 +318,15 @@ class ContactState:
         self.forget_bytes(horizon)
         return out
 
-    def forget_bytes(self, horizon: int) -> bool:
-        """Events older than ``horizon`` can no longer be refused: drop their original bytes. True if any."""
+    def forget_bytes(self, horizon: int) -> None:
+        """Events older than ``horizon`` can no longer be refused: drop their original bytes."""
         pending = self.pending
         if not pending:
-            return False
-        old = [rec[ID] for rec in self.records if rec[TS] < horizon and rec[ID] in pending]
-        for event_id in old:
+            return
+        for event_id in [rec[ID] for rec in self.records if rec[TS] < horizon and rec[ID] in pending]:
             del pending[event_id]
         if not pending:
             self.pending = None
-        return bool(old)
 
     def summary(self, contact_id: str) -> Summary | None:
         """The FCR view of the contact, or None while no ``contact.queued`` is known."""
