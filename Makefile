@@ -68,7 +68,6 @@ deps:
 	done; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
-	command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go || missing="$$missing golang-go"; \
 	test -x $(PY) || $(PYTHON3) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
@@ -84,8 +83,10 @@ helm: $(HELM)
 $(HELM):
 	@echo "helm: go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) (a few minutes the first time)"
 	@mkdir -p $(@D)
-	@GO="$$(command -v go || echo /usr/local/go/bin/go)"; tmp="$$(mktemp -d)"; \
-	  GOBIN="$$tmp" GOFLAGS=-buildvcs=false "$$GO" install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
+	@GO="$$(test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go || command -v go || true)"; \
+	  test -n "$$GO" || { echo "helm: needs Go >= 1.21 (the machine's /usr/local/go or go on PATH)" >&2; exit 1; }; \
+	  tmp="$$(mktemp -d)"; \
+	  GOTOOLCHAIN=auto GOBIN="$$tmp" GOFLAGS=-buildvcs=false "$$GO" install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
 	  mv "$$tmp/helm" $@; rmdir "$$tmp"
 	@$@ version --short
 
