@@ -15,7 +15,11 @@ its deliberately invalid events) and the Anonymous Bank day through the importer
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import re
 import string
+import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +28,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic_core import PydanticCustomError
 
 from cxpulse.importers.anonymous_bank import convert_rows, read_csv
 from cxpulse.models import wire
@@ -345,11 +350,19 @@ def _with(base: list[tuple[str, Any]], *extra: tuple[str, Any]) -> bytes:
         (_with(BASE_QUEUED, ("ts_text", 5)), "accepted"),
         # control characters only through escapes, or a raw DEL
         (_with(BASE_QUEUED, ("contact_id", "c\x7f")), "control_character"),
+        (_with(BASE_QUEUED, ("contact_id", "c\x7f")).decode(), "control_character"),  # str input: the same scan
+        # not printable (str.isprintable) but no control character: accepted, by msgspec (no disagreement)
+        (_with(BASE_QUEUED[:6], ("queue", "a\u00a0b"), ("reason", Raw(b'"x\\/y"'))), "accepted"),
+        # the length limits of names and ids (msgspec's Meta and pydantic's Field, side by side)
+        (_with(BASE_QUEUED[:6], ("queue", "q" * 64)), "accepted"),
+        (_with(BASE_QUEUED[:6], ("queue", "q" * 65)), "out_of_range"),
+        (_with(BASE_QUEUED[1:], ("event_id", "e" * 128)), "accepted"),
+        (_with(BASE_QUEUED[1:], ("event_id", "e" * 129)), "out_of_range"),
         (_with(BASE_QUEUED, ("contact_id", "c\\")), "accepted"),
         (_with(BASE_QUEUED, ("x", "\x01"), ("y", "\x7f")), "accepted"),
     ],
 )
-def test_known_traps(raw: bytes, verdict: str) -> None:
+def test_known_traps(raw: bytes | str, verdict: str) -> None:
     result = assert_agree(raw)
     assert (result[0] if result[0] == "accepted" else result[1]) == verdict
 
@@ -404,6 +417,8 @@ def test_the_safety_net_uses_pydantics_values() -> None:
         ("2026-11-23T06:00:02.5+02:00", 1_795_406_402_500_000),
         ("2026-11-23T06:00:02+00:60", 1_795_410_002_000_000),  # fromisoformat reads +00:60 as +01:00
         ("2000-01-01T00:00:00.1234567-05:30", 946_704_600_123_456),
+        ("2026-11-23T06:00:02.1234Z", 1_795_413_602_123_400),  # 4 and 5 digits: padded to microseconds
+        ("2026-11-23T06:00:02.12345Z", 1_795_413_602_123_450),
         ("2026-03-29T01:30:00.1Z", 1_774_747_800_100_000),
         # the reference's regex reads Unicode digits (\\d), and digits beyond the sixth are cut before
         # fromisoformat sees them: a non-ASCII seventh digit is accepted
@@ -431,6 +446,7 @@ def test_timestamp_literals(text: str, expected: int) -> None:
         ("2100-02-29T12:00:00Z", "invalid_timestamp"),
         ("2026-04-31T00:00:00Z", "invalid_timestamp"),
         ("2026-11-23T24:00:00Z", "invalid_timestamp"),
+        ("2026-11-23T24:00:01Z", "invalid_timestamp"),  # also where fromisoformat reads T24:00:00 (Python > 3.11)
         ("2026-11-23T23:60:00Z", "invalid_timestamp"),
         ("2026-11-23T23:59:60Z", "invalid_timestamp"),  # no leap seconds in datetime
         ("2026-11-23T06:00:02+24:00", "invalid_timestamp"),
@@ -441,6 +457,10 @@ def test_timestamp_literals(text: str, expected: int) -> None:
         ("2026-11-23T06:00:02.\u00b2Z", "invalid_timestamp"),  # "²".isdigit() is True
         ("2026-11-23T06:00:02.\u0662Z", "invalid_timestamp"),  # int("\u0662") == 2: isdigit() is not enough
         ("2026-11-23T06:00:02+0100", "invalid_timestamp"),
+        # shapes fromisoformat accepts and RFC 3339 does not: the hour cache must not learn them
+        ("2026-W48-1T06:00:00Z", "invalid_timestamp"),  # an ISO week date, 13 characters like YYYY-MM-DDTHH
+        ("2026-11-23T06:00:00+01.00", "invalid_timestamp"),  # fromisoformat reads it as +01:00
+        ("2026-11-23T06:00:02x123Z", "invalid_timestamp"),  # a fraction needs its "."
         ("2026-11-23T06:00:02", "timestamp_without_offset"),
         ("2026-11-23T06:00:02.651", "timestamp_without_offset"),
     ],
@@ -475,14 +495,177 @@ def test_every_minute_and_second_spelling(head_offset: tuple[str, str]) -> None:
             assert got == expected, text
 
 
-def test_the_hour_cache_is_bounded() -> None:
-    """A producer writing a new hour in every event cannot grow the cache without limit."""
-    for hour in range(wire._CACHE_MAX + 50):
-        day, h = divmod(hour, 24)
-        text = f"{date.fromordinal(date(2000, 1, 1).toordinal() + day).isoformat()}T{h:02d}:00:00+01:00"
-        assert wire.ts_to_us(text) == to_us(parse_rfc3339(text))
-    assert len(wire._offset_cache) <= wire._CACHE_MAX
-    assert len(wire._z_cache) <= wire._CACHE_MAX
+def test_the_hour_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A producer writing a new hour in every event cannot grow the caches without limit: they hold at most
+    ``_CACHE_MAX`` hours, and the hour after a full cache finds it emptied (not one entry over the bound)."""
+    monkeypatch.setattr(wire, "_z_cache", {})  # this test's own caches; the module's come back afterwards
+    monkeypatch.setattr(wire, "_offset_cache", {})
+    for offset in ("+01:00", "Z"):  # "Z" hours go into both caches
+        wire._z_cache.clear()
+        wire._offset_cache.clear()
+        for hour in range(wire._CACHE_MAX + 50):
+            day, h = divmod(hour, 24)
+            text = f"{date.fromordinal(date(2000, 1, 1).toordinal() + day).isoformat()}T{h:02d}:00:00{offset}"
+            assert wire.ts_to_us(text) == to_us(parse_rfc3339(text))
+            size = hour % wire._CACHE_MAX + 1
+            assert len(wire._offset_cache) == size, text
+            assert len(wire._z_cache) == (size if offset == "Z" else 0), text
+
+
+# ------------------------------------------------------------------- the fast roads (issue 9), spied on
+
+
+class Roads:
+    """Records every call of the slower timestamp roads of ``wire`` and passes it on to the real function.
+
+    Why tests of the road and not only of the answer: every slow road gives the same answer (the reference
+    is the last one), so a fast road broken into always missing passes every verdict test while the hot
+    path quietly costs several times more (issue 9). The hour caches are this test's own, empty at start."""
+
+    NAMES = ("_general_ts_to_us", "_head_seconds", "_reference_ts_to_us")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, str]] = []
+        for name in self.NAMES:
+            def spy(*args: str, _real: Callable[..., int | None] = getattr(wire, name), _name: str = name) -> Any:
+                self.calls.append((_name, "".join(args)))
+                return _real(*args)
+
+            monkeypatch.setattr(wire, name, spy)
+        monkeypatch.setattr(wire, "_z_cache", {})
+        monkeypatch.setattr(wire, "_offset_cache", {})
+
+    def take(self) -> list[tuple[str, str]]:
+        """The calls since the last ``take``: (function name, its text arguments joined)."""
+        calls, self.calls = self.calls, []
+        return calls
+
+
+def test_a_z_timestamp_in_a_known_hour_costs_only_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ts_to_us``'s fast road: the first ``Z`` timestamp of an hour learns the hour (one ``_head_seconds``,
+    no reference); after it every ``:MM:SS`` 00..59 with no fraction or 1-3 digits, including the epoch
+    itself, is read without any slower road, at the hand-computed microsecond."""
+    roads = Roads(monkeypatch)
+    base = 1_795_413_600_000_000  # 2026-11-23T06:00:00Z
+    assert wire.ts_to_us("2026-11-23T06:00:00Z") == base
+    assert roads.take() == [("_general_ts_to_us", "2026-11-23T06:00:00Z"), ("_head_seconds", "2026-11-23T06Z")]
+    fractions = {"": 0, ".0": 0, ".5": 500_000, ".09": 90_000, ".65": 650_000, ".007": 7_000, ".651": 651_000,
+                 ".999": 999_000}
+    for minute in range(60):
+        for second in range(60):
+            for fraction, micros in fractions.items():
+                text = f"2026-11-23T06:{minute:02d}:{second:02d}{fraction}Z"
+                assert wire.ts_to_us(text) == base + (minute * 60 + second) * 1_000_000 + micros, text
+    for width in (1, 2, 3):
+        for n in range(10**width):
+            text = f"2026-11-23T06:59:59.{n:0{width}d}Z"
+            assert wire.ts_to_us(text) == base + 3599_000_000 + n * 10 ** (6 - width), text
+    assert roads.take() == []
+    assert wire.ts_to_us("1970-01-01T00:00:00Z") == 0
+    roads.take()
+    assert (wire.ts_to_us("1970-01-01T00:00:00Z"), wire.ts_to_us("1970-01-01T00:00:00.000Z")) == (0, 0)
+    assert wire.ts_to_us("9999-12-31T23:00:00Z") == 253_402_297_200_000_000
+    roads.take()
+    assert wire.ts_to_us("9999-12-31T23:59:59.999Z") == 253_402_300_799_999_000
+    assert roads.take() == []
+    # the hour before the epoch is learned too (the range applies to the whole instant); on the fast road
+    # an instant in it is handed on, and the reference refuses it
+    late = "1969-12-31T23:59:59.999Z"
+    with pytest.raises(PydanticCustomError, match=re.escape(f"timestamp outside 1970-01-01..9999-12-31 UTC: {late!r}")):
+        wire.ts_to_us(late)
+    assert roads.take() == [("_general_ts_to_us", late), ("_head_seconds", "1969-12-31T23Z"), ("_reference_ts_to_us", late)]
+    with pytest.raises(PydanticCustomError, match=re.escape(f"timestamp outside 1970-01-01..9999-12-31 UTC: {late!r}")):
+        wire.ts_to_us(late)
+    assert roads.take() == [("_general_ts_to_us", late), ("_reference_ts_to_us", late)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "hour"),
+    [
+        ("2026-11-23T06:00:02.5+02:00", 1_795_406_402_500_000, "2026-11-23T06+02:00"),
+        ("2026-11-23T06:00:02.5-05:30", 1_795_433_402_500_000, "2026-11-23T06-05:30"),
+        ("2026-11-23 06:00:02.123456+00:00", 1_795_413_602_123_456, "2026-11-23 06+00:00"),
+        ("2026-11-23t06:00:02.651z", 1_795_413_602_651_000, "2026-11-23t06z"),
+        ("2026-11-23T06:00:02.1234Z", 1_795_413_602_123_400, "2026-11-23T06Z"),  # Z, but 4 digits
+        ("2026-11-23T06:00:02.1234567Z", 1_795_413_602_123_456, "2026-11-23T06Z"),  # truncated
+        ("1970-01-01T01:00:00+01:00", 0, "1970-01-01T01+01:00"),  # the first valid instant
+        ("9999-12-31T23:59:59.999999Z", 253_402_300_799_999_999, "9999-12-31T23Z"),  # the last one
+    ],
+)
+def test_other_offsets_and_long_fractions_never_reach_the_reference(
+    monkeypatch: pytest.MonkeyPatch, text: str, expected: int, hour: str
+) -> None:
+    """Any ``+hh:mm``, a lower-case ``z``, 4 to 7 fractional digits and the two ends of the valid range are
+    read by ``_general_ts_to_us`` alone: the first time with one ``_head_seconds`` for the hour, the second
+    time from the cache. (The reference is only for the odd and the invalid.)"""
+    roads = Roads(monkeypatch)
+    assert wire.ts_to_us(text) == expected
+    assert roads.take() == [("_general_ts_to_us", text), ("_head_seconds", hour)]
+    assert wire.ts_to_us(text) == expected
+    assert roads.take() == [("_general_ts_to_us", text)]
+
+
+class _Orjson:
+    """Stands in for ``orjson`` inside ``wire`` only, recording what road 2 parses (and parsing it)."""
+
+    JSONDecodeError = orjson.JSONDecodeError
+
+    def __init__(self) -> None:
+        self.parsed: list[bytes | str] = []
+
+    def loads(self, raw: bytes | str) -> Any:
+        self.parsed.append(raw)
+        return orjson.loads(raw)
+
+
+def test_contract_events_are_decoded_by_msgspec_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Road 1 of ``_decode``: an event of the contract with only its own fields, as bytes or text, with or
+    without an escape outside the names, on its topic or through ``decode_any_event``, never reaches orjson
+    (road 2, about 5x slower); a field of the producer's own does, and is accepted there."""
+    spy = _Orjson()
+    monkeypatch.setattr(wire, "orjson", spy)
+    ended, queued = _with(BASE_ENDED), _with(BASE_QUEUED)
+    survey = render([("event_id", "e"), ("type", "survey.response"), ("ts", "2026-11-23T06:00:02Z"),
+                     ("contact_id", "c"), ("customer_id", "u"), ("nps", 9)])
+    escaped = _with(BASE_ENDED, ("disposition", Raw(b'"line\\nbreak \\u00e9"')))  # free text: no check
+    assert wire.decode_contact_event(ended).talk_seconds == 10.0
+    assert wire.decode_contact_event(queued.decode()).queue == "billing"
+    assert wire.decode_any_event(ended).type == "contact.ended"
+    assert wire.decode_survey_response(survey).nps == 9
+    assert wire.decode_any_event(survey).nps == 9
+    assert wire.decode_contact_event(escaped).disposition == "line\nbreak \u00e9"
+    assert spy.parsed == []
+    own_field = _with(BASE_QUEUED, ("tenant", "t1"))
+    assert wire.decode_contact_event(own_field).queue == "billing"
+    assert spy.parsed == [own_field]
+
+
+def test_the_first_disagreement_is_logged_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A disagreement is a bug to report, not to flood the log with: the first one logs a warning, later ones
+    only count. (No message reaches this road; it is called directly, as in the test above.)"""
+    raw = _with(BASE_ENDED, ("x", 1))
+    model, obj = parse_contact_event(raw), orjson.loads(raw)
+    monkeypatch.setattr(wire, "_disagreements", 0)  # as in a fresh process; restored afterwards
+    with caplog.at_level(logging.WARNING, logger="cxpulse.models.wire"):
+        wire._from_pydantic(model, obj)
+        wire._from_pydantic(model, obj)
+        wire._from_pydantic(model, obj)
+    assert wire.disagreements() == 3
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("cxpulse.models.wire", "msgspec refused an event pydantic accepts (type 'contact.ended'); using pydantic's values")
+    ]
+
+
+def test_a_fresh_process_has_no_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``disagreements()`` counts from 0: the module as first imported (a second copy, loaded from the same
+    file, so this test process's count does not matter) reports none."""
+    name = "cxpulse.models._wire_fresh_copy"
+    spec = importlib.util.spec_from_file_location(name, wire.__file__)
+    assert spec is not None and spec.loader is not None
+    fresh = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, fresh)  # msgspec resolves the Structs' annotations through it
+    spec.loader.exec_module(fresh)
+    assert fresh.disagreements() == 0
 
 
 # ------------------------------------------------------------------------------- (c) real event streams
