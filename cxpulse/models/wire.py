@@ -175,7 +175,9 @@ def ts_to_us(text: str) -> int:
             micros = _SHORT_FRACTION.get(text[19:-1])
             if seconds is not None and micros is not None:
                 us = (base + seconds) * US_PER_SECOND + micros
-                if MIN_TS_US <= us <= MAX_TS_US:
+                # no upper check: a four-digit year's hour + :59:59 + .999 ends before MAX_TS_US; a cached hour
+                # may lie before the epoch, though (the range applies to the whole instant, see _head_seconds)
+                if us >= MIN_TS_US:
                     return us
     return _general_ts_to_us(text)
 
