@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from cxpulse.commands.schema import DOCUMENT_SCHEMA, render_document_schema
 from cxpulse.core.engine import KpiEngine
 from cxpulse.models.events import format_ts
@@ -39,3 +42,30 @@ def test_schema_lists_every_window_field() -> None:
     from cxpulse.core.report import WINDOW_FIELDS
 
     assert fields == {"start", "end", *WINDOW_FIELDS}
+
+
+def test_the_document_models_are_strict() -> None:
+    """A count written as ``"3"``, ``3.0`` or ``true``, or a ratio as ``"0.5"``, is refused, not coerced: the
+    models check what a producer (ours or a second implementation) wrote, and lax parsing would hide a count
+    that became a string or a float on the way."""
+    engine = KpiEngine(KpiSettings())
+    base = {"contact_id": "c1", "customer_id": "u1", "queue": "billing", "channel": "voice"}
+    engine.process({"event_id": "1", "type": "contact.queued", "ts": format_ts(T0), **base})
+    engine.process({"event_id": "2", "type": "contact.answered", "ts": format_ts(T0 + 5_000_000), "agent_id": "a", **base})
+    document = json.loads(json.dumps(engine.snapshot()))
+    KpiDocument.model_validate(document)
+    for value in ("3", 3.0, True):
+        broken = json.loads(json.dumps(document))
+        broken["totals"]["live"]["waiting"] = value
+        with pytest.raises(ValidationError) as caught:
+            KpiDocument.model_validate(broken)
+        assert [(e["type"], e["loc"], e["input"]) for e in caught.value.errors()] == [
+            ("int_type", ("totals", "live", "waiting"), value)
+        ]
+    broken = json.loads(json.dumps(document))
+    broken["totals"]["windows"]["15m"]["service_level"] = "0.5"
+    with pytest.raises(ValidationError) as caught:
+        KpiDocument.model_validate(broken)
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+        ("float_type", ("totals", "windows", "15m", "service_level"))
+    ]
