@@ -214,7 +214,7 @@ def _describe(exc: ValidationError) -> InvalidEvent:
             loc = loc[1:]
         field = ".".join(loc) or "event"
         err_kind = _KIND_BY_ERROR.get(err["type"], "wrong_type")
-        if err["type"] == "greater_than_equal" and loc and loc[-1] in _DURATIONS:
+        if err["type"] == "greater_than_equal" and field in _DURATIONS:  # durations are top-level fields
             err_kind = "negative_duration"
         if err["type"] == "union_tag_not_found":
             field, message = "type", "field required"
