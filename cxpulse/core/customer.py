@@ -38,8 +38,7 @@ class CustomerState:
             if t0 < t0_limit and (nearest_kept is None or nearest_kept - t0 > fcr_window_us):
                 del self.contacts[summary.contact_id]
                 continue
-            if nearest_kept is None or t0 < nearest_kept:
-                nearest_kept = t0
+            nearest_kept = t0  # newest first: the oldest kept so far, i.e. the nearest after every older one
 
     def to_row(self) -> list[Any]:
         """Compact stored form: ``[contact_id, t0, reason, queue, channel, final]`` per contact (the customer id

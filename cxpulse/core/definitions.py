@@ -33,7 +33,7 @@ from fractions import Fraction
 from typing import Literal
 
 from cxpulse.units import US_PER_SECOND
-from cxpulse.core.measures import M, MEASURES
+from cxpulse.core.measures import M
 
 # --- sums of measures ------------------------------------------------------------------------------------
 

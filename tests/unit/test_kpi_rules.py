@@ -1,0 +1,134 @@
+"""Rules of kpis.md / events.md that the mutation run (issue 16, session 3) found without a test, in the core's
+modules outside the hot path (contact, customer, live, partials, report, windows).
+
+Each test names the rule and its section of shared/spec/kpis.md, computes the expected figures by hand (the
+arithmetic is in the comments) and says which mutant of ``bench/mutants.py`` it kills (docs/mutation.md).
+Defaults: voice T = 20 s, S = 5 s, buckets of 60 s; allowed disorder 60 s unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from cxpulse.core import processors as processors_module
+from cxpulse.core.contact import ContactState, Summary
+from cxpulse.core.customer import CustomerState
+from cxpulse.core.live import LiveKpis
+from cxpulse.models.events import parse_any_event, to_us
+from cxpulse.settings import KpiSettings
+from test_kpi_edges import DAY, S, all_of, ev, row, run
+
+H = timedelta(hours=1)
+
+
+# -- contact.py ------------------------------------------------------------------------------------------------
+def test_a_second_queued_while_waiting_is_refused_also_after_a_recompute() -> None:
+    """events.md: a contact has at most one open queue visit; a ``contact.queued`` while it waits is refused.
+
+    c1 queued q1 at 10:00:05 (in order: one step). A survey of c1 at 10:00:00 sorts before q1, so the contact is
+    recomputed from all its events and takes its position from the walk (``ContactState.sync``): still waiting
+    in q1. q2 at 10:00:10 sorts after everything and must not open a second visit: offered stays 1 (q1 only),
+    1 waiting, and at the end of the replay q2 is rejected as a lifecycle error.
+
+    Kills ``ContactState.sync`` ``waiting[0] -> waiting[1]`` (the position would read the open visit's outcome,
+    None, as "not waiting", and q2 would be taken in order as a new visit: offered 2)."""
+    events = [
+        ev("queued", "q1", DAY + 5 * S),
+        ev("survey", "s1", DAY, nps=10),
+        ev("queued", "q2", DAY + 10 * S),
+    ]
+    engine, doc = run(events, now=DAY + 15 * S)
+    assert all_of(doc)["offered"] == 1  # q1 only
+    assert row(doc)["live"] == {"waiting": 1, "longest_wait_seconds": 10.0}  # q1 waiting 10:00:05 -> 10:00:15
+    assert dict(engine.health.invalid) == {"lifecycle": 1}  # q2
+    assert all_of(doc, "unknown", "unknown")["promoters"] == 1  # s1 is before any queued (kpis.md "Surveys")
+
+
+def test_a_refused_event_stays_a_duplicate_after_a_restore() -> None:
+    """kpis.md "Duplicates": a copy of an event counts once, and a refused event sent again is a copy too, also
+    after the worker restored the contact from its stored form.
+
+    c1: queued q1, then ended e1 with no answer: e1 is refused (events.md: no contact.answered in service) when
+    the replay ends. The stored row, read back by a worker (``ContactState.from_dict`` -> ``from_row``), must
+    still know e1: sending e1 again is a duplicate (handle returns False, duplicates 1, processed 0).
+
+    Kills ``ContactState.from_row`` ``row[1] -> row[0]`` for the refused ids (they would be read from the
+    records column: e1 forgotten)."""
+    engine, _ = run([ev("queued", "q1", DAY), ev("ended", "e1", DAY + S)])
+    state = engine.contacts.contacts["c1"]
+    assert state.rejected == ["e1"]
+    live = LiveKpis(KpiSettings(fcr_window="1h"), clock=lambda: 0)
+    live.rebuild_contacts([("c1", 0, ContactState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))))], {0})
+    again = ev("ended", "e1", DAY + S)
+    assert live.handle("contact-events", 0, parse_any_event(again), orjson.dumps(again), 7) is False
+    health = live.topic_health("contact-events")
+    assert (health.processed, health.duplicates) == (0, 1)
+
+
+# -- customer.py -----------------------------------------------------------------------------------------------
+F = 100  # an FCR window of 100 µs keeps the arithmetic small; the rule does not depend on the unit
+
+
+def customer(**t0s: int) -> CustomerState:
+    """Customer u1 with one contact per keyword: contact id -> first queued time t0 (reason null: any matches)."""
+    state = CustomerState()
+    for contact_id, t0 in t0s.items():
+        state.contacts[contact_id] = Summary(contact_id, "u1", t0, None, "billing", "voice", None)
+    return state
+
+
+def kept_after_forgetting(limit: int, **t0s: int) -> set[str]:
+    state = customer(**t0s)
+    state.forget_before(limit, F)
+    return set(state.contacts)
+
+
+def test_forgetting_keeps_every_contact_a_remaining_one_looks_back_to() -> None:
+    """kpis.md "First contact resolution": Y is a repeat when another contact has its t0 in [t0y - F, t0y). So a
+    contact X older than the limit may go only when no remaining contact starts within F after it, or the next
+    derivation of Y's facts would turn a counted repeat into a first contact. F = 100, limit = 1000:
+
+    - alone, t0 1000 is not before the limit: kept; t0 999 is: gone;
+    - X 950 with Y 1020: 1020 - 950 = 70 <= F, Y looks back to X: both kept;
+    - X 900 with Y 1000: 1000 - 900 = 100 = F, still inside [t0y - F, t0y): both kept;
+    - X 899 with Y 1000: 101 > F: X gone;
+    - a chain 800, 880, 960 under Y 1040 (gaps of 80): all kept; 700 and 650 with nothing after them: both gone
+      (650 is within F of 700, but 700 is gone itself).
+
+    Kills ``CustomerState.forget_before`` sorting oldest first (``reverse=True -> False``: X would be judged
+    before Y is kept), ``t0 < limit -> <=``, ``nearest - t0 > F -> >=`` and ``-> nearest + t0``, and its
+    ``continue`` removed (a dropped contact would keep the ones within F before it)."""
+    assert kept_after_forgetting(1000, y=1000) == {"y"}
+    assert kept_after_forgetting(1000, x=999) == set()
+    assert kept_after_forgetting(1000, x=950, y=1020) == {"x", "y"}
+    assert kept_after_forgetting(1000, x=900, y=1000) == {"x", "y"}
+    assert kept_after_forgetting(1000, x=899, y=1000) == {"y"}
+    assert kept_after_forgetting(1000, a=800, b=880, c=960, y=1040) == {"a", "b", "c", "y"}
+    assert kept_after_forgetting(1000, a=700, b=650) == set()
+
+
+def test_a_packed_customer_is_forgotten_only_when_its_newest_contact_is_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kpis.md "First contact resolution" needs a customer's contacts within 2F; ``CustomerProcessor.forget``
+    drops those whose t0 is before now - 2F - allowance. A customer packed out of memory is judged by the t0
+    of its *newest* contact (``CustomerState.newest_t0``, the packed prefix), so a customer with one recent
+    contact is never dropped whole.
+
+    F = 1 h, allowance 60 s; u1 has c1 at 10:00 and c2 at 12:00, packed. At now = 13:01 the limit is
+    13:01 - 2 h - 60 s = 11:00: c1 is older, c2 is not, so u1 stays (with both contacts). At now = 15:01 the
+    limit is 13:00, past c2 too: u1 goes.
+
+    Kills ``CustomerState.newest_t0`` ``max -> min`` (u1 would be judged by c1 and dropped at 13:01)."""
+    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 0)  # evict() packs every saved customer
+    kpi = KpiSettings(fcr_window="1h", allowed_disorder="60s")
+    engine, _ = run([ev("queued", "c1q", DAY, "c1"), ev("queued", "c2q", DAY + 2 * H, "c2")], kpi)
+    proc = engine.customers
+    proc.dirty.clear()  # saved
+    assert proc.evict() == 1 and set(proc.packed) == {"u1"}
+    assert proc.forget(to_us(DAY + 3 * H + 60 * S)) == []
+    assert set(proc.get("u1").contacts) == {"c1", "c2"}  # type: ignore[union-attr]
+    proc.dirty.clear()
+    assert proc.evict() == 1
+    assert proc.forget(to_us(DAY + 5 * H + 60 * S)) == ["u1"]
