@@ -71,7 +71,7 @@ def merge(kpi: KpiSettings, partials: Iterable[dict[str, Any]]) -> dict[str, Any
     for key in sorted(per_key):
         queue, channel = key
         formula = kpi.for_queue(queue, channel).sl_formula
-        count, longest = live.get(key, [0, 0.0])
+        count, longest = live[key]  # set with per_key[key], in the same loop
         queues.append({
             "queue": queue,
             "channel": channel,
