@@ -1,31 +1,33 @@
-"""The deployment files, checked without Docker or Kubernetes (there is neither here): parse
-``deploy/docker-compose.yml``, ``deploy/Dockerfile`` and ``deploy/k8s/*.yaml`` and check what can go stale:
+"""The deployment files, checked without Docker (there is none here): parse ``deploy/docker-compose.yml`` and
+``deploy/Dockerfile`` and check what can go stale:
 
 * every file they reference exists (build context, Dockerfile, bind-mounted configs of Prometheus,
-  Alertmanager and Grafana, kustomization resources);
+  Alertmanager and Grafana);
 * every port published or exposed is the one the settings (and the Prometheus/Grafana configs) use;
 * every ``CXPULSE_*`` variable is a real settings key, and its value validates;
-* the k8s worker is a StatefulSet with a PVC on /data = ``CXPULSE_WORKER__DATA_DIR``, a headless Service,
-  Prometheus scrape annotations, resource requests and a ConfigMap whose settings YAML ``load_settings`` takes.
+* the wallboard container really listens beyond its loopback (a token, or the explicit open flag).
+
+Kubernetes is the Helm chart's alone (``tests/unit/test_helm_chart.py``); there are no hand-written manifests.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 from pydantic import BaseModel
 
-from cxpulse.settings import Settings, load_settings
+from cxpulse.settings import Settings
+from cxpulse.wallboard.server import bind_host
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-K8S = DEPLOY / "k8s"
 DEFAULTS = Settings()
 # CXPULSE_* names that are not settings keys: the settings file itself, and Grafana's provisioning variable
 NOT_SETTINGS = {"CXPULSE_CONFIG", "CXPULSE_GRAFANA_DASHBOARDS"}
@@ -35,23 +37,6 @@ COMMANDS = {"worker", "wallboard", "simulate", "produce", "replay", "schema"}
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def k8s() -> list[dict[str, Any]]:
-    docs = []
-    for path in sorted(K8S.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if doc:
-                doc["_file"] = path.name
-                docs.append(doc)
-    return docs
-
-
-def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
-    return found[0]
 
 
 # ------------------------------------------------------------------------------------------------ settings keys
@@ -81,7 +66,7 @@ def _check_env(env: dict[str, str], where: str, monkeypatch: pytest.MonkeyPatch)
     problems = [p for p in (_settings_key_ok(k) for k in ours) if p]
     assert not problems, f"{where}: " + "; ".join(problems)
     with monkeypatch.context() as m:
-        for key in list(__import__("os").environ):
+        for key in list(os.environ):
             if key.startswith("CXPULSE_"):
                 m.delenv(key)
         for key, value in ours.items():
@@ -272,106 +257,25 @@ def test_dockerfile() -> None:
     assert "*" in ignore and "!cxpulse/" in ignore and "!pyproject.toml" in ignore
 
 
-# ------------------------------------------------------------------------------------------------ k8s
-def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return doc["spec"]["template"]["spec"]["containers"]
-
-
-def _k8s_env(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e.get("value", "${from " + str(list(e.get("valueFrom", {}))) + "}") for e in container.get("env", [])}
-
-
-def _walk(node: Any) -> Iterator[Any]:
-    yield node
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
-def test_kustomization_lists_existing_files(k8s: list[dict[str, Any]]) -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    for resource in kustomization["resources"]:
-        assert (K8S / resource).is_file(), resource
-    listed = set(kustomization["resources"])
-    unlisted = {p.name for p in K8S.glob("*.yaml")} - listed - {"kustomization.yaml"}
-    assert unlisted == {"redis-secret.example.yaml"}  # applied by hand, with a real password
-
-
-def test_k8s_worker_statefulset(k8s: list[dict[str, Any]]) -> None:
-    sts = _one(k8s, "StatefulSet", "cxpulse-worker")
-    service = _one(k8s, "Service", sts["spec"]["serviceName"])
-    assert service["spec"]["clusterIP"] == "None"  # headless
-    labels = sts["spec"]["template"]["metadata"]["labels"]
-    assert sts["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert service["spec"]["selector"].items() <= labels.items()
-    annotations = sts["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(DEFAULTS.worker.web_port)
-    assert annotations["prometheus.io/path"] == "/metrics"
-    (container,) = _containers(sts)
-    assert container["args"] == ["worker"]
-    env = _k8s_env(container)
-    claims = {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
-    data_mounts = [m for m in container["volumeMounts"] if m["name"] in claims]
-    assert [m["mountPath"] for m in data_mounts] == ["/data"] == [env["CXPULSE_WORKER__DATA_DIR"]]
-    assert {p["containerPort"] for p in container["ports"]} == {DEFAULTS.worker.web_port}
-    assert {p["port"] for p in service["spec"]["ports"]} == {DEFAULTS.worker.web_port}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] in ("/readyz", "/healthz")
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
-    assert sts["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-
-
-def test_k8s_wallboard(k8s: list[dict[str, Any]]) -> None:
-    deployment = _one(k8s, "Deployment", "cxpulse-wallboard")
-    service = _one(k8s, "Service", "cxpulse-wallboard")
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= labels.items()
-    (container,) = _containers(deployment)
-    assert container["args"] == ["wallboard"]
-    assert {p["containerPort"] for p in container["ports"]} == {DEFAULTS.wallboard.port}
-    assert {p["port"] for p in service["spec"]["ports"]} == {DEFAULTS.wallboard.port}
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
-
-
-def test_k8s_configmap_is_settings_that_load(k8s: list[dict[str, Any]], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    configmap = _one(k8s, "ConfigMap", "cxpulse-settings")
-    path = tmp_path / "settings.yaml"
-    path.write_text(configmap["data"]["settings.yaml"], encoding="utf-8")
-    for key in list(__import__("os").environ):
-        if key.startswith("CXPULSE_"):
-            monkeypatch.delenv(key)
-    settings = load_settings(path)
-    assert settings.worker.web_port == DEFAULTS.worker.web_port and settings.wallboard.port == DEFAULTS.wallboard.port
-    assert settings.worker.data_dir == "/data" and settings.worker.store == "rocksdb://"
-    for doc in k8s:
-        if doc["kind"] not in ("StatefulSet", "Deployment"):
-            continue
-        (container,) = _containers(doc)
-        env = _k8s_env(container)
-        mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
-        settings_volume = [n for n, v in volumes.items() if v.get("configMap", {}).get("name") == "cxpulse-settings"]
-        assert len(settings_volume) == 1, doc["metadata"]["name"]
-        assert env["CXPULSE_CONFIG"] == f"{mount[settings_volume[0]]}/settings.yaml"
-
-
-def test_k8s_environment_is_real_settings(k8s: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
-    checked = 0
-    for doc in k8s:
-        if doc["kind"] in ("StatefulSet", "Deployment"):
-            for container in _containers(doc):
-                checked += _check_env(_k8s_env(container), f"{doc['_file']} {container['name']}", monkeypatch)
-                for ref in _walk(container.get("env", [])):
-                    if isinstance(ref, dict) and "secretKeyRef" in ref:
-                        assert ref["secretKeyRef"].get("optional") is True  # never blocks a start without it
-    assert checked >= 4
-    secret = yaml.safe_load((K8S / "redis-secret.example.yaml").read_text())
-    assert secret["stringData"]["url"].startswith("rediss://")
-    Settings(redis={"url": secret["stringData"]["url"]})
+def test_compose_wallboard_listens_beyond_its_container_loopback(compose: dict[str, Any],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a token the wallboard binds to 127.0.0.1 (issue 15), which a published port cannot reach: the
+    compose service must carry a token source or the explicit open flag, and then binds 0.0.0.0."""
+    service = compose["services"]["wallboard"]
+    env = _env_of(service)
+    token_sources = {"CXPULSE_WALLBOARD__TOKEN", "CXPULSE_WALLBOARD__TOKEN_FILE"} & env.keys()
+    assert token_sources or env.get("CXPULSE_WALLBOARD__ALLOW_UNAUTHENTICATED") == "true", env
+    with monkeypatch.context() as m:
+        for key in list(os.environ):
+            if key.startswith("CXPULSE_"):
+                m.delenv(key)
+        for key, value in env.items():
+            if key.startswith("CXPULSE_") and key not in NOT_SETTINGS:
+                m.setenv(key, value)
+        settings = Settings()
+    assert settings.wallboard.host == "0.0.0.0"
+    assert bind_host(settings, settings.wallboard.host) == "0.0.0.0"
+    if not token_sources:  # an open board: published on the host's loopback only
+        assert _published(service) and all(p.startswith("127.0.0.1:") for p in _published(service))
+    # the check can fail: the same host without the flag and without a token binds to loopback
+    assert bind_host(Settings(wallboard={"host": "0.0.0.0"}), "0.0.0.0") == "127.0.0.1"

@@ -23,7 +23,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cxpulse.settings import load_settings
+from cxpulse.settings import Settings, load_settings
+from cxpulse.wallboard.boards import Boards
+from cxpulse.wallboard.server import bind_host
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "cxpulse"
@@ -45,25 +47,34 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
                                "HELM_DATA_HOME": "/tmp/cxpulse-helm-data"})
 
 
-def render(*sets: str) -> list[dict[str, Any]]:
+# the chart renders no wallboard that would bind to its pod's loopback: a token Secret is the usual choice
+TOKEN = "wallboard.token.name=cxpulse-wallboard"
+
+
+def template(*sets: str) -> subprocess.CompletedProcess[str]:
     # a go-install build of Helm assumes Kubernetes 1.20 unless told (its release builds stamp a newer one)
     argv = ["template", "cx", str(CHART), "--namespace", "contact-centre", "--kube-version", "1.30.0"]
     for item in sets:
         argv += ["--set", item]
-    done = helm(*argv)
+    return helm(*argv)
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    done = template(*sets)
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 @pytest.fixture(scope="module")
 def objects() -> list[dict[str, Any]]:
-    return render()
+    return render(TOKEN)
 
 
 @pytest.fixture(scope="module")
 def everything() -> list[dict[str, Any]]:
     """Every optional part on: Ingress with TLS, secrets by reference, a storage class, operator labels."""
-    return render("ingress.enabled=true", "ingress.tls[0].secretName=wallboard-tls",
+    return render(TOKEN, "wallboard.token.key=board-token", "wallboard.adminToken.name=cxpulse-wallboard-admin",
+                  "ingress.enabled=true", "ingress.tls[0].secretName=wallboard-tls",
                   "ingress.tls[0].hosts[0]=wallboard.example.internal",
                   "secrets.redisUrl.name=cxpulse-redis", "secrets.kafkaSaslPassword.name=cxpulse-kafka",
                   "worker.persistence.storageClassName=fast-ssd", "serviceMonitor.labels.release=kps",
@@ -87,7 +98,7 @@ def test_helm_is_the_pinned_version() -> None:
 
 
 def test_helm_lint_strict_passes() -> None:
-    done = helm("lint", str(CHART), "--strict", "--kube-version", "1.30.0")
+    done = helm("lint", str(CHART), "--strict", "--kube-version", "1.30.0", "--set", TOKEN)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
 
@@ -99,7 +110,7 @@ def test_helm_lint_catches_a_broken_template(tmp_path: Path) -> None:
     service = broken / "templates" / "worker-service.yaml"
     service.write_text(service.read_text(encoding="utf-8").replace("{{ .Values.worker.port }}", "{{ .Values.worker.port "),
                        encoding="utf-8")
-    done = helm("lint", str(broken), "--strict")
+    done = helm("lint", str(broken), "--strict", "--set", TOKEN)
     assert done.returncode != 0
     assert "worker-service.yaml" in done.stdout + done.stderr
 
@@ -198,6 +209,81 @@ def test_network_policies_admit_prometheus_to_the_worker_only_on_its_port(object
     [rule] = policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule["from"]
+
+
+def test_the_chart_refuses_a_wallboard_that_nothing_could_reach() -> None:
+    """Without a token the wallboard binds to 127.0.0.1 inside its pod (issue 15), out of reach of its Service
+    and probes: the defaults alone do not render, and the error says what to set."""
+    done = template()
+    assert done.returncode != 0
+    assert "wallboard.token.name" in done.stderr and "wallboard.allowUnauthenticated=true" in done.stderr, done.stderr
+    without = render("wallboard.enabled=false")
+    assert not [o for o in without if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "wallboard"]
+
+
+def _wallboard_settings(objects: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The settings the rendered wallboard container loads: its ConfigMap as the file, its environment, a
+    token file where its Secret volume would put one; every CXPULSE_* variable must be a settings key."""
+    pod = one(objects, "Deployment", "wallboard")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-settings"))
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    for key in list(os.environ):
+        if key.startswith("CXPULSE_"):
+            monkeypatch.delenv(key)
+    for var in container["env"]:
+        name = var["name"]
+        section = name.removeprefix("CXPULSE_").split("__")[0].lower()
+        assert name == "CXPULSE_CONFIG" or section in Settings.model_fields, name
+        if "valueFrom" in var:  # a Secret's value (a Redis URL, a password): not here, the settings default
+            continue
+        value = var["value"]
+        if name == "CXPULSE_CONFIG":
+            assert Path(value).parent.as_posix() in mounts and "configMap" in mounts[Path(value).parent.as_posix()]
+            value = str(tmp_path / "settings.yaml")
+            Path(value).write_text(config["data"]["settings.yaml"], encoding="utf-8")
+        elif name.endswith("_FILE"):  # a file some mounted Secret provides
+            volume = mounts[Path(value).parent.as_posix()]
+            assert [i["path"] for i in volume["secret"]["items"]] == [Path(value).name]
+            local = tmp_path / "secret" / Path(value).name
+            local.parent.mkdir(exist_ok=True)
+            local.write_text("a-long-random-token\n", encoding="utf-8")
+            value = str(local)
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+def test_the_wallboard_has_a_token_from_its_secret_and_listens_on_the_pod_network(
+        everything: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pod = one(everything, "Deployment", "wallboard")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert "CXPULSE_WALLBOARD__ALLOW_UNAUTHENTICATED" not in env
+    assert env["CXPULSE_WALLBOARD__ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "cxpulse-wallboard-admin", "key": "token"}
+    [secret] = [v["secret"] for v in pod["volumes"] if "secret" in v]
+    assert secret["secretName"] == "cxpulse-wallboard" and secret["items"][0]["key"] == "board-token"
+    settings = _wallboard_settings(everything, tmp_path, monkeypatch)
+    assert settings.wallboard.token is None and settings.wallboard.token_file
+    assert Boards(settings).global_token == "a-long-random-token"
+    assert bind_host(settings, settings.wallboard.host) == "0.0.0.0"
+    assert settings.wallboard.port == container["ports"][0]["containerPort"]
+
+
+def test_an_open_wallboard_is_explicit_and_listens_on_the_pod_network(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = render("wallboard.allowUnauthenticated=true")
+    pod = one(objects, "Deployment", "wallboard")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["CXPULSE_WALLBOARD__ALLOW_UNAUTHENTICATED"] == "true" and "CXPULSE_WALLBOARD__TOKEN_FILE" not in env
+    assert not [v for v in pod["volumes"] if "secret" in v]
+    settings = _wallboard_settings(objects, tmp_path, monkeypatch)
+    assert Boards(settings).global_token is None
+    assert bind_host(settings, settings.wallboard.host) == "0.0.0.0"
+    # what the chart guards against: the same settings without the flag bind to the pod's loopback
+    assert bind_host(settings.model_copy(update={"wallboard": settings.wallboard.model_copy(
+        update={"allow_unauthenticated": False})}), settings.wallboard.host) == "127.0.0.1"
 
 
 # ------------------------------------------------------------------------------------------------ operator objects
