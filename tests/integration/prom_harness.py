@@ -6,10 +6,10 @@ and a parser of the worker's ``/metrics``.
 * :func:`start_prometheus`: ``prometheus`` with a copy of ``deploy/prometheus/prometheus.yml`` whose scrape
   target is the test worker(s), intervals 1 s, and Alertmanager target the test Alertmanager.
 * :func:`start_alertmanager`: ``prometheus-alertmanager`` with ``deploy/alertmanager/alertmanager.yml`` rendered
-  by ``deploy/alertmanager/render.sh`` (webhooks -> :class:`WebhookReceiver`), ``group_wait`` /
-  ``group_interval`` shortened.
+  by ``deploy/alertmanager/render.sh``, ``group_wait`` / ``group_interval`` shortened, every receiver a webhook
+  to :class:`WebhookReceiver` (PagerDuty -> ``/pager``, Slack -> ``/chat``, the webhook -> ``/webhook``).
 * :class:`WebhookReceiver`: an ``http.server`` on a free port (own thread) recording every POSTed JSON with its
-  path (``/pager`` or ``/chat``).
+  path (``/pager``, ``/chat`` or ``/webhook``).
 * :func:`parse_metrics`: Prometheus text exposition -> samples; :func:`counter_totals` sums ``*_total`` series.
 
 Every process is ours (started here, stopped by its own ``Popen`` handle); every port is picked free.
@@ -149,31 +149,37 @@ def start_prometheus(tmp: Path, targets: list[str], alertmanager: str | None, in
     ], tmp / "prometheus.log", f"http://127.0.0.1:{port}")
 
 
-def render_alertmanager(tmp: Path, pager_url: str, chat_url: str, group_wait: str = "1s",
+def render_alertmanager(tmp: Path, pager_url: str, chat_url: str, webhook_url: str, group_wait: str = "1s",
                         group_interval: str = "2s") -> Path:
-    """``deploy/alertmanager/render.sh`` with the two webhook URLs, then ``group_wait`` / ``group_interval``
-    shortened (checked with amtool again)."""
+    """``deploy/alertmanager/render.sh`` with the webhook receiver's URL, then ``group_wait`` /
+    ``group_interval`` shortened, and the PagerDuty and Slack receivers swapped for webhooks to ``pager_url``
+    and ``chat_url`` (checked with amtool again). The routing tree and inhibition stay the shipped ones; the
+    native receivers' own delivery, secrets read from files, is tests/unit/test_alertmanager_config.py's."""
     tmp.mkdir(parents=True, exist_ok=True)
     out = tmp / "alertmanager.yml"
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "CXPULSE_PAGER_WEBHOOK_URL": pager_url,
-           "CXPULSE_CHAT_WEBHOOK_URL": chat_url}
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "CXPULSE_ALERT_WEBHOOK_URL": webhook_url}
     done = subprocess.run([str(AM_DIR / "render.sh"), str(out)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     text = out.read_text(encoding="utf-8")
     text, n_wait = re.subn(r"(?m)^(\s+group_wait:\s*)\S+", rf"\g<1>{group_wait}", text)
     text, n_interval = re.subn(r"(?m)^(\s+group_interval:\s*)\S+", rf"\g<1>{group_interval}", text)
     assert n_wait == 1 and n_interval == 1, "alertmanager.yml: expected one group_wait and one group_interval"
-    out.write_text(text, encoding="utf-8")
     config = yaml.safe_load(text)
-    urls = {r["name"]: r["webhook_configs"][0]["url"] for r in config["receivers"]}
-    assert urls == {"pager": pager_url, "chat": chat_url}, urls
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers.keys() == {"pagerduty", "slack", "webhook"}, receivers.keys()
+    assert receivers["webhook"]["webhook_configs"][0]["url"] == webhook_url
+    del receivers["webhook"]["webhook_configs"][0]["http_config"]  # its token file is not here
+    receivers["pagerduty"] = {"name": "pagerduty", "webhook_configs": [{"url": pager_url, "send_resolved": True}]}
+    receivers["slack"] = {"name": "slack", "webhook_configs": [{"url": chat_url, "send_resolved": True}]}
+    config["receivers"] = list(receivers.values())
+    out.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     check = subprocess.run(["amtool", "check-config", str(out)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     return out
 
 
-def start_alertmanager(tmp: Path, pager_url: str, chat_url: str) -> Service:
-    config = render_alertmanager(tmp, pager_url, chat_url)
+def start_alertmanager(tmp: Path, pager_url: str, chat_url: str, webhook_url: str) -> Service:
+    config = render_alertmanager(tmp, pager_url, chat_url, webhook_url)
     port = free_port()
     return _start("alertmanager", [
         ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp / 'data'}",

@@ -10,8 +10,9 @@ What is changed from the deployed configuration, and nothing else:
   the only change to the rules (``prom_harness.shortened_rules`` checks it). So the recording groups
   ``cxpulse-kpi-6h`` and ``cxpulse-kpi-24h`` keep their own ``interval: 1m``: the 24 h series appear up to a
   minute after Prometheus starts;
-* ``deploy/alertmanager/alertmanager.yml``: rendered by ``render.sh`` with the receiver's URLs, ``group_wait``
-  1 s and ``group_interval`` 2 s.
+* ``deploy/alertmanager/alertmanager.yml``: rendered by ``render.sh`` with the receiver's URL, ``group_wait``
+  1 s and ``group_interval`` 2 s, the PagerDuty and Slack receivers swapped for webhooks (``/pager``, ``/chat``)
+  to the local receiver; the routes and inhibition are the shipped ones.
 * the worker: queue ``fast`` (voice) has ``sl_threshold_seconds: 3`` and the FCR window is 20 s (so that
   first contacts get *closed* while the test runs and the FCR-confirmed panel has data).
 
@@ -265,7 +266,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) 
     services: list[Service] = []
     try:
         worker.start()
-        am = start_alertmanager(tmp / "alertmanager", receiver.url("/pager"), receiver.url("/chat"))
+        am = start_alertmanager(tmp / "alertmanager", receiver.url("/pager"), receiver.url("/chat"),
+                                receiver.url("/webhook"))
         services.append(am)
         prom = start_prometheus(tmp / "prometheus", [f"127.0.0.1:{worker.port}"], am.url.removeprefix("http://"))
         services.append(prom)
@@ -326,10 +328,13 @@ async def test_sla_alerts_page_for_the_breaching_queue_only(stack: Stack) -> Non
     steady_sent = [a for _, a in stack.receiver.alerts() if a["labels"].get("queue") == "steady"]
     assert steady_sent == [], f"notifications for the healthy queue: {steady_sent}"
 
-    # routing: critical pages, everything else goes to chat
-    for path, alert in stack.receiver.alerts():
+    # routing: critical pages (PagerDuty), everything else goes to chat (Slack), every alert to the webhook
+    routed = [(path, alert) for path, alert in stack.receiver.alerts() if path != "/webhook"]
+    for path, alert in routed:
         severity = alert["labels"].get("severity")
         assert (path == "/pager") == (severity == "critical"), (path, alert["labels"])
+    hooked = {(a["labels"]["alertname"], a["labels"].get("queue")) for _, a in stack.receiver.alerts("/webhook")}
+    assert {(a["labels"]["alertname"], a["labels"].get("queue")) for _, a in routed} <= hooked
     # the same alerts are active in Alertmanager
     am_alerts = get_json(f"{stack.alertmanager.url}/api/v2/alerts")
     am_fast = {a["labels"]["alertname"] for a in am_alerts if a["labels"].get("queue") == "fast"}
