@@ -41,7 +41,9 @@ def _root(
 
 # The order ``--help`` lists the commands in: the order a new user needs them (run the engine, feed it, look at
 # it, then the offline tools). A module not named here (a new command) follows, alphabetically.
-COMMAND_ORDER = ("worker", "wallboard", "simulate", "produce", "replay", "schema", "import_anonymous_bank")
+COMMAND_ORDER = (
+    "worker", "wallboard", "simulate", "produce", "source", "ingest", "replay", "schema", "import_anonymous_bank",
+)
 
 
 def _rank(name: str) -> tuple[int, str]:

@@ -193,6 +193,8 @@ class TopicSettings(_Strict):
     contact_events_dlq: str = "contact-events-dlq"
     survey_responses_dlq: str = "survey-responses-dlq"
     sla_breaches: str = "sla-breaches"
+    agent_events: str = "agent-events"
+    agent_events_dlq: str = "agent-events-dlq"
 
 
 class KafkaSettings(_Strict):
@@ -390,6 +392,31 @@ class WallboardSettings(_Strict):
         return self
 
 
+class IngestSettings(_Strict):
+    """``cxpulse ingest``: the HTTP door for webhook-based platforms (POST /api/v1/events)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=1, le=65535)
+    tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens (never logged)")
+    token_file: str | None = Field(default=None, description="a file of bearer tokens, one a line (# comments)")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576, description="larger bodies: 413")
+    rate_limit_events_per_second: float = Field(default=2000.0, gt=0, description="per token, refilled continuously")
+    rate_limit_burst_events: int = Field(default=10_000, ge=1, description="per token; a request needs its events")
+    kafka_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="no acknowledgement this long: 503")
+
+    @model_validator(mode="after")
+    def _token_file(self) -> "IngestSettings":
+        _read_token_file("token_file", self.token_file)
+        return self
+
+
+class SourceSettings(_Strict):
+    """``cxpulse source``: where a following source keeps its position (file offset + converter state)."""
+
+    state_dir: str = Field(default=".local/sources", description="position files of cxpulse source --follow")
+    poll_seconds: float = Field(default=0.2, gt=0, le=10, description="--follow looks for new lines this often")
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings` to get readable errors."""
 
@@ -402,6 +429,8 @@ class Settings(BaseSettings):
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     wallboard: WallboardSettings = Field(default_factory=WallboardSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
 
     @classmethod
     def settings_customise_sources(

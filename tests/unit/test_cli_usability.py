@@ -64,7 +64,9 @@ def test_help_lists_the_commands_in_the_order_a_user_needs_them(runner: CliRunne
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0, result.output
     listed = re.findall(r"^│ ([a-z][a-z-]+) ", result.output, flags=re.MULTILINE)
-    assert listed == ["worker", "wallboard", "simulate", "produce", "replay", "schema", "import-anonymous-bank"]
+    assert listed == [
+        "worker", "wallboard", "simulate", "produce", "source", "ingest", "replay", "schema", "import-anonymous-bank",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ replay --window
