@@ -404,10 +404,12 @@ class IngestSettings(_Strict):
     rate_limit_burst_events: int = Field(default=10_000, ge=1, description="per token; a request needs its events")
     kafka_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="no acknowledgement this long: 503")
 
-    @model_validator(mode="after")
-    def _token_file(self) -> "IngestSettings":
-        _read_token_file("token_file", self.token_file)
-        return self
+    @field_validator("token_file")
+    @classmethod
+    def _token_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value!r}")
+        return value
 
 
 class SourceSettings(_Strict):

@@ -36,8 +36,7 @@ def _reason_only_when_away(model: "AgentState") -> "AgentState":
     split the away-by-reason counts of issue 11 by states they do not describe."""
     if model.reason is not None and model.state != "away":
         raise PydanticCustomError(
-            "reason_not_away", "reason is only allowed when state is 'away' (got state {state!r})", {"state": model.state}
-        )
+            "reason_not_away", f"reason is only allowed when state is 'away' (got state {model.state!r})")
     return model
 
 
