@@ -132,6 +132,14 @@ class _Agent:
         return ("available", None, queues)
 
 
+def _serves(agent: _Agent, queue: str) -> None:
+    """A call from (or a pause in) a queue shows the agent is logged in and serves it, even without an
+    ADDMEMBER line: static members (queues.conf) are never added, and a log read from its middle has lost them."""
+    agent.logged_in = True
+    if queue not in agent.queues:
+        agent.queues = sorted([*agent.queues, queue])
+
+
 @dataclass(slots=True)
 class Conversion:
     """What one line became: events (validated), or ``ignored`` naming what it was."""
@@ -218,6 +226,7 @@ class QueueLogConverter:
         events = [self._contact(line, "contact.answered", call.customer_id, call.queue, agent_id=line.agent, team=None)]
         agent = self._agent_copy(line.agent)
         agent.calls += 1
+        _serves(agent, line.queue)
         events += self._agent_event(line, agent, line.agent)
 
         def commit() -> None:
@@ -288,6 +297,8 @@ class QueueLogConverter:
         elif event == "REMOVEMEMBER" and queue:
             agent.queues = [q for q in agent.queues if q != queue]
         elif event in ("PAUSE", "PAUSEALL"):
+            if queue:
+                _serves(agent, queue)
             agent.paused = True
             agent.pause_reason = (line.data[0].strip() or None) if line.data else None
         elif event in ("UNPAUSE", "UNPAUSEALL"):
