@@ -122,6 +122,8 @@ def register(app: typer.Typer) -> None:
         Lines or records that map to no valid event go to the dead-letter topic (or FILE.rejected) with the
         reason; nothing is dropped uncounted. Event ids are deterministic: converting twice sends duplicates
         that the pipeline drops."""
+        from aiokafka.errors import KafkaError
+
         from cxpulse.kafka_io import KafkaUnavailable
         from cxpulse.settings import ConfigError, load_settings
         from cxpulse.sources.position import PositionError
@@ -149,6 +151,9 @@ def register(app: typer.Typer) -> None:
                 tally = asyncio.run(_ctr(settings, file, out=out, bootstrap=kafka, create_topics=create_topics))
         except KafkaUnavailable as exc:
             raise _fail(f"error: {exc}") from None
+        except KafkaError as exc:  # a delivery failed: nothing after the last acknowledged batch counts as read
+            raise _fail(f"error: Kafka did not acknowledge a batch ({type(exc).__name__}: {exc}); the saved "
+                        "position stays after the last acknowledged one") from None
         except PositionError as exc:
             raise _fail(f"error: {exc}") from None
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxpulse.models.events import format_ts
-from cxpulse.sources.records import AGENT, CONTACT, Produced, Rejection, validated
+from cxpulse.sources.records import AGENT, Produced, Rejection, validated
 from cxpulse.units import US_PER_SECOND
 
 HEADER_FIELDS = 5

@@ -250,3 +250,25 @@ def test_no_caller_number_agent_or_customer_in_info_logs(tmp_path: Path, caplog:
     assert "was rotated" in text and "lines done" in text
     for secret in (*CALLER_NUMBERS, "+15551239999", *AGENTS, "unknown-caller"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["source", "genesys", "x"], "source: unknown kind 'genesys' (one of asterisk-queue-log, amazon-connect-ctr)"),
+        (["source", "amazon-connect-ctr", "-", "--follow"],
+         "source amazon-connect-ctr: --follow and --position are for asterisk-queue-log (pipe a stream of records "
+         "into FILE '-')"),
+        (["source", "asterisk-queue-log", "-"],
+         "source asterisk-queue-log: FILE must be a file (its position is a byte offset)"),
+        (["source", "asterisk-queue-log", "/nonexistent/queue_log"], "source: /nonexistent/queue_log: no such file"),
+        (["source", "asterisk-queue-log", str(FIXTURE), "--kafka", "127.0.0.1:1"],
+         "error: Kafka is not reachable at 127.0.0.1:1: "),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert lines[0].startswith(message) if message.endswith(": ") else lines[0] == message
