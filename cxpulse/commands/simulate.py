@@ -132,6 +132,10 @@ def register(app: typer.Typer) -> None:
         ),
         out: Optional[Path] = typer.Option(None, "--out", help="write JSON Lines to this file instead of Kafka"),
         invalid_rate: float = typer.Option(0.0, "--invalid-rate", min=0.0, max=1.0, help="fraction of bad events mixed in"),
+        demo: bool = typer.Option(
+            False, "--demo", help="a centre under pressure at any hour: the busy hours of the day profile, staff "
+            "drifting around the Erlang C need (make run and the compose demo use it)"
+        ),
         kafka: Optional[str] = typer.Option(None, "--kafka", help="bootstrap servers (default from settings)"),
         contact_topic: Optional[str] = typer.Option(None, "--contact-topic", help="default from settings"),
         survey_topic: Optional[str] = typer.Option(None, "--survey-topic", help="default from settings"),
@@ -169,6 +173,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("load mode needs a pace: drop --fast / --speed 0", param_hint="--rate")
         if rate is not None and rate <= 0:
             raise typer.BadParameter("must be > 0", param_hint="--rate")
+        if rate is not None and demo:
+            raise typer.BadParameter("not with --rate (load mode is flat)", param_hint="--demo")
         seconds = _parse_duration(duration)
         if seconds is None and speed == 0:
             seconds = 3600
@@ -194,11 +200,12 @@ def register(app: typer.Typer) -> None:
                 the_centre, scale=scale, shards=shards, seed=seed, start_ms=start_ms, invalid_rate=invalid_rate
             )
         else:
-            sims = [Simulation(the_centre, start_ms=start_ms, seed=seed, invalid_rate=invalid_rate)]
+            sims = [Simulation(the_centre, start_ms=start_ms, seed=seed, invalid_rate=invalid_rate, demo=demo)]
         until = start_ms + seconds * 1000 if seconds is not None else None
         span = f"{seconds:,} s" if seconds is not None else "until stopped"
         sites = f", {len(sims)} sites" if len(sims) > 1 else ""
-        title = f"{the_centre.name}: {span} from {_iso(start_ms)}, seed {seed}{sites}"
+        mode = ", demo (busy hours, drifting staff)" if demo else ""
+        title = f"{the_centre.name}: {span} from {_iso(start_ms)}, seed {seed}{sites}{mode}"
 
         settings = None
         if out is None or config is not None:  # a --config given is checked even when the file output needs none

@@ -23,6 +23,11 @@ Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 QueueName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 HourProfile = Annotated[list[Annotated[float, Field(ge=0, allow_inf_nan=False)]], Field(min_length=24, max_length=24)]
 
+SL_THRESHOLD_SECONDS_BY_CHANNEL: dict[str, float] = {
+    "voice": 20, "chat": 30, "sms": 120, "social": 3600, "email": 14400,
+}
+"""The service-level threshold a queue is staffed for when its file names none: kpis.md's channel defaults."""
+
 
 class CentreError(Exception):
     """A centre file that cannot be used; the message names every bad key and value, one per line."""
@@ -87,8 +92,24 @@ class Queue(_Strict):
     answer_tolerance_seconds: float = Field(
         default=60, gt=0, description="a wait customers accept without losing goodwill (drives survey scores)"
     )
+    answer_delay: Distribution | None = Field(
+        default=None,
+        description="ring and pick-up: from an agent being assigned to contact.answered; none = the centre's",
+    )
+    sl_threshold_seconds: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="the service level the demo staffs for (--demo); none = the channel's default of kpis.md",
+    )
+    sl_target: float = Field(default=0.80, gt=0, lt=1, description="share answered within sl_threshold_seconds")
 
     _profile = field_validator("hour_profile")(lambda cls, v: _check_profile(v))
+
+    @property
+    def staffing_threshold_seconds(self) -> float:
+        """The threshold the Erlang C staffing of ``--demo`` aims at."""
+        if self.sl_threshold_seconds is not None:
+            return self.sl_threshold_seconds
+        return SL_THRESHOLD_SECONDS_BY_CHANNEL[self.channel]
 
 
 class Surveys(_Strict):
@@ -101,6 +122,30 @@ class Surveys(_Strict):
     comment_probability: Probability = 0.15
 
 
+class Demo(_Strict):
+    """How ``cxpulse simulate --demo`` (what ``make run`` starts) keeps the centre under pressure at any hour.
+
+    Why a separate mode rather than a busier centre: the file's centre follows the real hour of day, which
+    is right for a replay of history and for the benchmarks (their volume per day must stay put), but a
+    demo started at 21:30 then shows a quiet, overstaffed evening: 100% everywhere, nothing to see.
+    """
+
+    busy_share: float = Field(
+        default=0.85, gt=0, le=1,
+        description="the busy part of the day: hours whose profile is at least this share of the peak hour",
+    )
+    staffing_interval_seconds: float = Field(
+        default=600, ge=60, le=86400, allow_inf_nan=False, description="how often staffing changes"
+    )
+    shortfall: float = Field(
+        default=0.25, ge=0, lt=1, description="staffing may fall this share below the Erlang C need"
+    )
+    surplus: float = Field(default=0.10, ge=0, le=1, description="staffing may rise this share above it")
+    step: float = Field(
+        default=0.06, gt=0, le=1, description="standard deviation of the walk per interval, a share of the need"
+    )
+
+
 class Centre(_Strict):
     """The whole simulated contact centre."""
 
@@ -108,7 +153,12 @@ class Centre(_Strict):
     timezone: str = Field(default="UTC", description="where the hour profile's hours are counted")
     hour_profile: HourProfile | None = Field(default=None, description="24 multipliers of arrivals_per_hour, hour 0..23")
     max_transfers: int = Field(default=2, ge=0, description="a contact is not transferred more often than this")
+    answer_delay: Distribution | None = Field(
+        default=None,
+        description="ring and pick-up time of every queue that sets none; none = answered the moment an agent is free",
+    )
     surveys: Surveys = Field(default_factory=Surveys)
+    demo: Demo = Field(default_factory=Demo)
     queues: dict[QueueName, Queue] = Field(min_length=1)
 
     _profile = field_validator("hour_profile")(lambda cls, v: _check_profile(v))

@@ -6,10 +6,17 @@ events in event-time order without ever touching Kafka, so the same core feeds a
 
 Per queue: arrivals are Poisson (rate piecewise constant by hour of the centre's day), a contact is given to
 the longest-idle free agent or joins the back of the queue; a waiting customer abandons after an exponential
-(or other) patience; an agent talks, maybe holds, wraps up, and then takes the next waiting contact. At the
-end a contact may be transferred (it queues again elsewhere), resolved or not; unresolved and abandoned
-customers may come back later with the same reason (a repeat contact), and some answer a survey whose
-scores fall with the wait and rise with resolution.
+(or other) patience; with an ``answer_delay`` the assigned agent's phone rings (or the chat is picked up)
+for that long before ``contact.answered``, and a customer may still hang up meanwhile; an agent talks,
+maybe holds, wraps up, and then takes the next waiting contact. At the end a contact may be transferred (it
+queues again elsewhere), resolved or not; unresolved and abandoned customers may come back later with the
+same reason (a repeat contact), and some answer a survey whose scores fall with the wait and rise with
+resolution. In demo mode (:mod:`cxpulse.simulator.demo`) the day is always busy and staffing drifts.
+
+Agents: an agent is reserved from being assigned a contact (ring) to the end of its wrap-up, on one contact
+at a time; in demo mode agents log on and off between contacts, never during one. Those are the moments
+agent events (``agent.state``) would be written at: ``_assign``/``_answer``/``_end`` and ``_log_on``/
+``_release`` (an agent leaving) in this module.
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ from zoneinfo import ZoneInfo
 
 from cxpulse.simulator.centre import Centre, Queue
 from cxpulse.simulator.clock import TimestampFormatter, seconds_to_ms
+from cxpulse.simulator.demo import StaffingWalk, busy_profile
+from cxpulse.simulator.distributions import ZERO, Distribution, Sampler, mean_of
 from cxpulse.simulator.events import CONTACT_TOPIC, SURVEY_TOPIC, SimEvent
 from cxpulse.simulator.invalid import InvalidEventMaker
 
 # heap actions (ints: cheap to compare, and ties are broken by a sequence number before them)
-_ARRIVAL, _REPEAT, _ABANDON, _END, _SURVEY = range(5)
+_ARRIVAL, _REPEAT, _ABANDON, _END, _SURVEY, _ANSWER, _STAFF = range(7)
 
 _UNRESOLVED_DISPOSITIONS = ("follow-up-needed", "escalated", "callback-promised", "information-given")
 _GOOD_COMMENTS = ("Quick and friendly, thank you.", "Sorted in one call.", "Very helpful agent.")
@@ -50,11 +59,12 @@ class _QueueState:
         "name", "channel", "priority", "agents", "fresh", "free", "waiting", "teams", "prefix",
         "talk", "hold", "hold_p", "wrap", "patience", "resolve_p", "transfer_p", "transfer_to",
         "transfer_cum", "reasons", "reason_cum", "repeat_p", "repeat_delay", "tolerance_ms",
-        "base_rate", "profile", "next_arrival", "seg_end", "seg_rate",
+        "base_rate", "profile", "next_arrival", "seg_end", "seg_rate", "ring", "next_id", "off", "leaving",
+        "queued", "staffed", "staffing",
     )
 
     def __init__(self, name: str, cfg: Queue, rng: random.Random, agents: int, rate_per_ms: float,
-                 profile: list[float] | None) -> None:
+                 profile: list[float] | None, ring: Sampler | None) -> None:
         self.name = name
         self.channel = cfg.channel
         self.priority = cfg.priority
@@ -83,6 +93,15 @@ class _QueueState:
         self.next_arrival = 0.0  # float ms: the Poisson clock must not accumulate rounding
         self.seg_end = -math.inf  # end of the hour whose rate seg_rate is
         self.seg_rate = 0.0
+        self.ring = ring  # ring and pick-up time, or None: answered the moment an agent is assigned
+        # demo staffing: agents on duty and not leaving, who logged off (longest off first), how many leave
+        # after their contact, the next never-used id, visits queued in this staffing interval, the walk
+        self.staffed = agents
+        self.next_id = agents
+        self.off: deque[int] = deque()
+        self.leaving = 0
+        self.queued = 0
+        self.staffing: StaffingWalk | None = None
 
     def take_agent(self) -> int | None:
         """The longest-idle free agent (never-used agents first), or ``None`` when all are busy."""
@@ -112,13 +131,14 @@ class _Contact:
 class _Visit:
     """One pass of a contact through a queue (queued -> answered | abandoned)."""
 
-    __slots__ = ("contact", "queue", "queued_ms", "waiting")
+    __slots__ = ("contact", "queue", "queued_ms", "waiting", "agent")
 
     def __init__(self, contact: _Contact, queue: _QueueState, queued_ms: int) -> None:
         self.contact = contact
         self.queue = queue
         self.queued_ms = queued_ms
-        self.waiting = True
+        self.waiting = True  # until answered or abandoned (a ringing contact is still waiting)
+        self.agent: int | None = None  # the agent reserved for it while it rings
 
 
 class Simulation:
@@ -127,6 +147,8 @@ class Simulation:
     ``arrival_scale`` and ``agent_scale`` multiply every queue's arrival rate and staffing (load mode
     scales both, so a bigger centre is equally busy); ``flat_profile`` ignores the hour profile.
     ``invalid_rate`` mixes that fraction of bad events (see :mod:`cxpulse.simulator.invalid`) in.
+    ``demo`` keeps the centre busy at any hour with drifting staff (:mod:`cxpulse.simulator.demo`); the
+    file's ``agents`` are then replaced by the demo's staffing.
     """
 
     def __init__(
@@ -139,9 +161,12 @@ class Simulation:
         agent_scale: float = 1.0,
         flat_profile: bool = False,
         invalid_rate: float = 0.0,
+        demo: bool = False,
     ) -> None:
         if not 0.0 <= invalid_rate <= 1.0:
             raise ValueError(f"invalid_rate must be in [0, 1], got {invalid_rate}")
+        if demo and flat_profile:
+            raise ValueError("demo mode keeps the busy hours of the profile: it cannot be flat too")
         self.centre = centre
         self.start_ms = start_ms
         self.tag = run_tag(seed, start_ms)
@@ -160,14 +185,34 @@ class Simulation:
         self._invalid = InvalidEventMaker(random.Random(f"invalid:{seed}"), self.tag, (first[0], first[1].channel))
         self._invalid_rng = random.Random(f"invalid-draw:{seed}")
         self.queues: dict[str, _QueueState] = {}
+        delays: dict[str, Distribution | None] = {}
         for name, cfg in centre.queues.items():
             profile = None if flat_profile else (cfg.hour_profile or centre.hour_profile)
+            if demo:
+                profile = busy_profile(profile, centre.demo.busy_share)
             agents = max(1, math.ceil(cfg.agents * agent_scale - 1e-9))
             rate = cfg.arrivals_per_hour * arrival_scale / 3_600_000.0
-            self.queues[name] = _QueueState(name, cfg, self._rng, agents, rate, profile)
+            delay = cfg.answer_delay if cfg.answer_delay is not None else centre.answer_delay
+            delays[name] = None if delay is None or delay == ZERO else delay  # fixed 0 switches it off
+            ring = delays[name].sampler(self._rng) if delays[name] is not None else None  # type: ignore[union-attr]
+            self.queues[name] = _QueueState(name, cfg, self._rng, agents, rate, profile, ring)
         for state in self.queues.values():
             state.next_arrival = float(start_ms)
             self._schedule_arrival(state)
+        self._staffing_ms = 0
+        if demo:
+            staffing_rng = random.Random(f"staffing:{seed}")  # the walk does not shift the centre's own draws
+            self._staffing_ms = seconds_to_ms(centre.demo.staffing_interval_seconds)
+            for name, state in self.queues.items():
+                delay = delays[name]
+                walk = StaffingWalk(
+                    centre.queues[name], centre.demo, staffing_rng,
+                    answer_delay_mean=mean_of(delay) if delay is not None else 0.0,
+                    arrivals_per_hour=state.seg_rate * 3_600_000.0,
+                )
+                state.staffing = walk
+                state.agents = state.next_id = state.staffed = walk.staffed()
+            self._push(start_ms + self._staffing_ms, _STAFF, None)
 
     # ---------------------------------------------------------------- scheduling
 
@@ -236,14 +281,33 @@ class Simulation:
         if state.priority is not None:
             event["priority"] = state.priority
         self._emit(at_ms, CONTACT_TOPIC, contact.contact_id, event)
+        state.queued += 1
         visit = _Visit(contact, state, at_ms)
         agent = state.take_agent()
         if agent is not None:
-            self._answer(visit, agent, at_ms)
+            answer_ms = self._assign(visit, agent, at_ms)
+            if answer_ms > at_ms and state.patience is not None:  # it rings: the customer may hang up first
+                give_up_ms = at_ms + seconds_to_ms(state.patience())
+                if give_up_ms < answer_ms:
+                    self._push(give_up_ms, _ABANDON, visit)
             return
         state.waiting.append(visit)
         if state.patience is not None:
             self._push(at_ms + seconds_to_ms(state.patience()), _ABANDON, visit)
+
+    def _assign(self, visit: _Visit, agent: int, at_ms: int) -> int:
+        """Give the contact to ``agent``: answered now, or after the ring when the queue has an answer delay.
+
+        Returns when it will be answered. The agent is reserved for the contact from now on.
+        """
+        ring = visit.queue.ring
+        if ring is None:
+            self._answer(visit, agent, at_ms)
+            return at_ms
+        visit.agent = agent
+        answer_ms = at_ms + seconds_to_ms(ring())
+        self._push(answer_ms, _ANSWER, visit)
+        return answer_ms
 
     def _answer(self, visit: _Visit, agent: int, at_ms: int) -> None:
         visit.waiting = False
@@ -267,6 +331,8 @@ class Simulation:
         contact.wait_ms += at_ms - visit.queued_ms
         event = self._envelope("contact.abandoned", at_ms, contact, visit.queue)
         self._emit(at_ms, CONTACT_TOPIC, contact.contact_id, event)
+        if visit.agent is not None:  # hung up while it rang: the reserved agent is free again
+            self._release(visit.queue, visit.agent, at_ms)
         self._maybe_repeat(contact, visit.queue, at_ms)
 
     def _end(self, payload: tuple[_Visit, int, str, int, int, int], at_ms: int) -> None:
@@ -310,14 +376,56 @@ class Simulation:
         self._release(state, agent, at_ms)
 
     def _release(self, state: _QueueState, agent: int, at_ms: int) -> None:
-        """The agent is free: give them the longest-waiting contact, or let them idle."""
+        """The agent is free: they log off if staffing is being cut, else take the longest-waiting contact or idle."""
+        if state.leaving:
+            state.leaving -= 1
+            state.off.append(agent)
+            return
         waiting = state.waiting
         while waiting:
             visit = waiting.popleft()
             if visit.waiting:
-                self._answer(visit, agent, at_ms)
+                self._assign(visit, agent, at_ms)
                 return
         state.free.append(agent)
+
+    # ---------------------------------------------------------------- demo staffing
+
+    def _restaff(self, at_ms: int) -> None:
+        """Every queue's staffing interval ended: its walk gives the new staff, the next interval is scheduled."""
+        for state in self.queues.values():
+            assert state.staffing is not None
+            self._staff(state, state.staffing.next_interval(state.queued), at_ms)
+            state.queued = 0
+        self._push(at_ms + self._staffing_ms, _STAFF, None)
+
+    def _staff(self, state: _QueueState, target: int, at_ms: int) -> None:
+        """Bring the agents on duty to ``target``: nobody is taken off a contact, busy leavers go when done."""
+        change = target - state.staffed
+        state.staffed = target
+        if change > 0:
+            back = min(state.leaving, change)  # those about to leave stay after all
+            state.leaving -= back
+            for _ in range(change - back):
+                self._log_on(state, at_ms)
+            return
+        cut = -change
+        never_used = min(cut, state.agents - state.fresh)  # idle since the start: they simply never appear
+        state.agents -= never_used
+        cut -= never_used
+        while cut and state.free:
+            state.off.append(state.free.popleft())  # the longest idle goes on a break first
+            cut -= 1
+        state.leaving += cut
+
+    def _log_on(self, state: _QueueState, at_ms: int) -> None:
+        """One more agent on duty: back from a break (longest off first) or new; they take a waiting contact."""
+        if state.off:
+            agent = state.off.popleft()
+        else:
+            agent = state.next_id
+            state.next_id += 1
+        self._release(state, agent, at_ms)
 
     def _maybe_repeat(self, contact: _Contact, state: _QueueState, at_ms: int) -> None:
         """An unresolved (or abandoned) customer may come back with the same reason, to the same line."""
@@ -369,8 +477,13 @@ class Simulation:
                 self._schedule_arrival(payload)
             elif action == _ABANDON:
                 self._abandon(payload, at_ms)
+            elif action == _ANSWER:
+                if payload.waiting:  # else the customer hung up while it rang
+                    self._answer(payload, payload.agent, at_ms)
             elif action == _SURVEY:
                 self._survey(payload[0], payload[1], at_ms)
+            elif action == _STAFF:
+                self._restaff(at_ms)
             else:  # _REPEAT
                 previous: _Contact = payload
                 contact = self._new_contact(previous.home, previous.customer_no, previous.reason)

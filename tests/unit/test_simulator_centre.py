@@ -46,6 +46,13 @@ def test_default_centre_is_staffed_near_erlang_c_at_the_peak() -> None:
         (("hour_profile",), [1.0] * 23, "hour_profile"),
         (("queues", "billing", "transfer", "to"), {"nowhere": 1}, "unknown queue 'nowhere'"),
         (("queues", "billing", "transfer", "to"), {"billing": 1}, "cannot transfer to itself"),
+        (("answer_delay",), {"dist": "lognormal", "mean": 7}, "answer_delay.lognormal.sd"),
+        (("queues", "sales", "answer_delay"), {"dist": "fixed", "value": -1}, "queues.sales.answer_delay.fixed.value = -1"),
+        (("queues", "sales", "sl_target"), 1.5, "queues.sales.sl_target = 1.5"),
+        (("queues", "sales", "sl_threshold_seconds"), 0, "queues.sales.sl_threshold_seconds = 0"),
+        (("demo", "shortfall"), 1, "demo.shortfall = 1"),
+        (("demo", "staffing_interval_seconds"), 5, "demo.staffing_interval_seconds = 5"),
+        (("demo", "busy_shares"), 0.5, "demo.busy_shares = 0.5: Extra inputs are not permitted"),
     ],
 )
 def test_errors_name_key_and_value(path: tuple[str, ...], value: object, expected: str) -> None:

@@ -98,6 +98,7 @@ def test_jsonl_writer_waits_simulated_time_divided_by_speed(tmp_path: Path) -> N
         (["--duration", "soon"], "not a duration"),
         (["--start", "2026-11-23T08:00:00"], "needs an offset"),
         (["--invalid-rate", "2"], "invalid-rate"),
+        (["--demo", "--rate", "1000"], "Invalid value for --demo: not with --rate (load mode is flat)"),
     ],
 )
 def test_bad_options_are_refused(args: list[str], message: str, tmp_path: Path) -> None:
