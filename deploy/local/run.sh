@@ -125,7 +125,8 @@ print_endpoints() {
   Prometheus        http://127.0.0.1:9090/alerts           (rules: deploy/prometheus/rules/)
   Alertmanager      http://127.0.0.1:9093/
   Grafana           not run locally: dashboards in grafana/dashboards/ (docker compose: deploy/)
-  Simulator         cxpulse simulate --history $HISTORY --speed $SPEED   (foreground: the last $HISTORY at once, then live)
+  Simulator         cxpulse simulate --demo --history $HISTORY --speed $SPEED   (foreground: the last $HISTORY at once, then live;
+                    --demo: the busy hours of the day whatever the clock, staffing that sometimes falls short)
   Logs              $LOGS/
   Ctrl-C stops what this run started.
 ====================================================================================
@@ -135,7 +136,7 @@ EOF2
 print_endpoints
 
 # ------------------------------------------------------------------------------------ foreground
-say "starting: $CXPULSE simulate --history $HISTORY --speed $SPEED"
+say "starting: $CXPULSE simulate --demo --history $HISTORY --speed $SPEED"
 rc=0
-"$CXPULSE" simulate --history "$HISTORY" --speed "$SPEED" || rc=$?
+"$CXPULSE" simulate --demo --history "$HISTORY" --speed "$SPEED" || rc=$?
 exit "$rc"
