@@ -193,8 +193,10 @@ class Simulation:
             agents = max(1, math.ceil(cfg.agents * agent_scale - 1e-9))
             rate = cfg.arrivals_per_hour * arrival_scale / 3_600_000.0
             delay = cfg.answer_delay if cfg.answer_delay is not None else centre.answer_delay
-            delays[name] = None if delay is None or delay == ZERO else delay  # fixed 0 switches it off
-            ring = delays[name].sampler(self._rng) if delays[name] is not None else None  # type: ignore[union-attr]
+            if delay == ZERO:
+                delay = None  # fixed 0 switches it off, as it does hold and wrap-up
+            delays[name] = delay
+            ring = delay.sampler(self._rng) if delay is not None else None
             self.queues[name] = _QueueState(name, cfg, self._rng, agents, rate, profile, ring)
         for state in self.queues.values():
             state.next_arrival = float(start_ms)
