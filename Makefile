@@ -34,13 +34,20 @@ HELM := .local/bin/helm-$(HELM_VERSION)
 CXPULSE_HELM := $(abspath $(HELM))
 export CXPULSE_HELM
 
-.PHONY: help venv deps jars helm up down status logs clean test unit mutants run screenshot chaos
+# The wheels of cxpulse's runtime dependencies (pyproject [project] dependencies), for the clean-venv wheel
+# test (tests/unit/test_wheel.py), which installs from here with --no-index: fast and offline after the first
+# download; fetched again when pyproject.toml changes.
+WHEELHOUSE := .local/wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.complete
+
+.PHONY: help venv deps jars helm wheelhouse up down status logs clean test unit mutants run screenshot chaos
 
 help:
 	@echo "make venv     .venv with cxpulse[dev] (re-installs when pyproject.toml changes)"
 	@echo "make deps     Debian packages when missing: $(APT_PACKAGES), java, maven"
 	@echo "make jars     Apache Kafka jars from Maven Central into .local/kafka-jars/"
 	@echo "make helm     helm $(HELM_VERSION) built with go install into $(HELM) (the chart's tests need it)"
+	@echo "make wheelhouse  wheels of the runtime dependencies into $(WHEELHOUSE) (the clean-venv wheel test)"
 	@echo "make up       start Kafka ($(CXPULSE_STACK_KAFKA_PORT)) and Redis ($(CXPULSE_STACK_REDIS_PORT)); idempotent"
 	@echo "make down     stop them"
 	@echo "make status   what runs, pid, port"
@@ -90,6 +97,16 @@ $(HELM):
 	  mv "$$tmp/helm" $@; rmdir "$$tmp"
 	@$@ version --short
 
+wheelhouse: $(WHEELHOUSE_STAMP)
+
+$(WHEELHOUSE_STAMP): pyproject.toml | venv
+	@echo "wheelhouse: pip download of the runtime dependencies into $(WHEELHOUSE)"
+	@mkdir -p $(WHEELHOUSE)
+	@$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+	  > $(WHEELHOUSE)/requirements.txt
+	@$(PY) -m pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements.txt
+	@touch $@
+
 up: deps venv jars
 	@$(STACK) up
 
@@ -107,10 +124,10 @@ clean:
 
 # with_stack.sh stops only what it started (a stack from `make up` stays up) also when pytest fails or is
 # interrupted, and exits with pytest's code (5 = no tests collected is a failure too).
-test: deps venv jars helm
+test: deps venv jars helm wheelhouse
 	@$(WITH_STACK) $(PY) -m pytest $(PYTEST_ARGS)
 
-unit: venv helm
+unit: venv helm wheelhouse
 	@$(PY) -m pytest -m "not integration" tests/unit $(PYTEST_ARGS)
 
 # not part of `make test`: ~15-20 min on one core (docs/mutation.md); never touches the working tree
