@@ -55,7 +55,7 @@ QC = 'queue=~"$queue",channel=~"$channel"'  # the filter every queue query carri
 # --- PromQL helpers ----------------------------------------------------------------------------------
 def inc(counter: str, window: str) -> str:
     """A zero-filled recorded increase of ``counter`` over ``window``, filtered by the variables."""
-    return f"queue_channel:contactcenter_{counter}:increase_{window}{{{QC}}}"
+    return f"queue_channel:contactcenter_{counter}:increase{window}{{{QC}}}"
 
 
 def by_queue(expr: str) -> str:
@@ -411,7 +411,7 @@ def supervisor() -> dash_b.Dashboard:
             "Service level (rolling 15 min) and target",
             [
                 query(service_level("15m")),
-                query(f"max by (queue) (queue_channel:contactcenter_sl_target:ratio{{{QC}}})",
+                query(f"max by (queue) (queue_channel:contactcenter_sl_target_ratio:max{{{QC}}})",
                       legend="target {{queue}}", ref="B"),
             ],
             "percentunit",

@@ -315,12 +315,12 @@ async def test_sla_alerts_page_for_the_breaching_queue_only(stack: Stack) -> Non
     # the healthy queue, with the same volume (so its volume guards pass), fires nothing: once its volume passes
     # the guard, Prometheus must have evaluated every rule group for longer than `for: 3s` plus two 1 s intervals
     # (an alert would be pending or firing by then), and Alertmanager's group_wait (1 s) must have passed too
-    steady_volume = await wait_prom(stack, 'queue_channel:contactcenter_sl_eligible_contacts:increase_15m{queue="steady"}',
+    steady_volume = await wait_prom(stack, 'queue_channel:contactcenter_sl_eligible_contacts:increase15m{queue="steady"}',
                                     lambda r: bool(r) and r[0][1] >= 20, "steady passes the volume guard")
     guard_passed = time.time()
     await wait_rules_evaluated_after(stack, guard_passed + 3 + 2, "rules evaluated past steady's `for`")
     assert steady_volume and steady_volume[0][1] >= 20, f"steady must pass the volume guard: {steady_volume}"
-    steady_sl = prom_value(stack.prometheus.url, 'queue_channel:contactcenter_service_level:ratio_15m{queue="steady"}')
+    steady_sl = prom_value(stack.prometheus.url, 'queue_channel:contactcenter_service_level:ratio_increase15m{queue="steady"}')
     assert steady_sl and steady_sl[0][1] >= 0.8, steady_sl
     rules_alerts = get_json(f"{stack.prometheus.url}/api/v1/alerts")["data"]["alerts"]
     steady_in_prom = [a for a in rules_alerts if a["labels"].get("queue") == "steady"]

@@ -234,7 +234,7 @@ RULES: dict[str, str] = {
     r["record"]: r["expr"].strip() for g in yaml.safe_load(GEN.render())["groups"] for r in g["rules"] if "record" in r
 }
 LAYER1 = re.compile(r"^sum by \(queue, channel\) \(increase\((\w+)(?:\{(\w+)(=~?)\"([^\"]+)\"\})?\[\w+\]\)\)")
-RECORDED = re.compile(r"queue_channel:contactcenter_(\w+):increase_\w+")
+RECORDED = re.compile(r"queue_channel:contactcenter_(\w+):increase\w+")
 Vector = dict[str, Fraction]
 
 
@@ -262,11 +262,11 @@ def linear(expr: str, window: str) -> Vector:
     text = re.sub(r"on \([^)]*\)", "", text).replace("> 0", "")
     out: Vector = {}
     sign = 1
-    for token in re.findall(r"[+-]|queue_channel:contactcenter_\w+:increase_\w+|[^\s()]+", text):
+    for token in re.findall(r"[+-]|queue_channel:contactcenter_\w+:increase\w+|[^\s()]+", text):
         if token in "+-":
             sign = 1 if token == "+" else -1
             continue
-        assert token.endswith(f"_{window}"), (token, expr)
+        assert token.endswith(f":increase{window}"), (token, expr)
         for name, c in layer1_vector(token).items():
             out[name] = out.get(name, Fraction(0)) + sign * c
         sign = 1
@@ -317,7 +317,7 @@ def test_recorded_ratios_are_the_tables(window: str) -> None:
         if kpi.setting is not None:
             continue
         for level in ("queue_channel", "queue", "centre"):
-            record = f"{level}:{kpi.record}_{window}"
+            record = GEN.kpi_record(kpi, level, window)
             assert (record in RULES) == full, record
             if full:
                 assert_same(kpi.ratio(), *ratio_vectors(RULES[record], window))
@@ -328,23 +328,23 @@ def test_recorded_ratios_are_the_tables(window: str) -> None:
 @pytest.mark.parametrize("window", WINDOWS)
 def test_recorded_service_level_follows_each_queues_formula(window: str) -> None:
     sl = d.SERVICE_LEVEL
-    num = branches(RULES[f"queue_channel:contactcenter_sl_in_time_contacts:increase_{window}"])
-    den = branches(RULES[f"queue_channel:contactcenter_sl_eligible_contacts:increase_{window}"])
+    num = branches(RULES[f"queue_channel:contactcenter_sl_in_time_contacts:increase{window}"])
+    den = branches(RULES[f"queue_channel:contactcenter_sl_eligible_contacts:increase{window}"])
     assert set(num) == set(den) == {"", *d.SL_FORMULAS}
     for formula in ("", *d.SL_FORMULAS):
         ratio = sl.ratio(formula or None)
         assert_same(ratio, Fraction(1), linear(num[formula], window), linear(den[formula], window))
     levels = ("queue_channel", "queue", "centre") if window in GEN.KPI_WINDOWS else ("queue_channel",)
     for level in levels:
-        expr = RULES[f"{level}:contactcenter_service_level:ratio_{window}"]
+        expr = RULES[f"{level}:contactcenter_service_level:ratio_increase{window}"]
         if level == "centre":  # the centre-wide formula on the added counts
             assert "contactcenter_centre_sl_formula_info" in expr
             for formula, body in branches(expr).items():
                 assert_same(sl.ratio(formula or None), *ratio_vectors(body, window))
         else:  # a queue has one formula: add up the chosen numerators and denominators
             assert re.fullmatch(
-                rf"sum (by \([^)]*\) )?\(queue_channel:contactcenter_sl_in_time_contacts:increase_{window}\)\n  /\n"
-                rf"\(sum (by \([^)]*\) )?\(queue_channel:contactcenter_sl_eligible_contacts:increase_{window}\) > 0\)",
+                rf"sum (by \([^)]*\) )?\(queue_channel:contactcenter_sl_in_time_contacts:increase{window}\)\n  /\n"
+                rf"\(sum (by \([^)]*\) )?\(queue_channel:contactcenter_sl_eligible_contacts:increase{window}\) > 0\)",
                 expr,
             ), expr
 

@@ -66,6 +66,32 @@ def test_recording_rules_are_generated_from_the_script() -> None:
     assert result.returncode == 0, result.stderr
 
 
+RECORD_NAME = re.compile(r"^(?P<level>queue_channel|queue|centre):(?P<metric>contactcenter_[a-z_]+):(?P<ops>\w+)$")
+# operations newest first, the window glued to the operation it belongs to (Prometheus' rate5m): increase15m,
+# ratio_increase15m (a ratio of the window's increases), mean15m (a histogram's sum over its count), max
+OPERATIONS = re.compile(r"^(?:(?:ratio_)?increase|mean)(?:5m|15m|30m|1h|6h|24h)$|^max$")
+
+
+def test_recording_rule_names_are_level_metric_operations() -> None:
+    doc = yaml.safe_load(RECORDING.read_text(encoding="utf-8"))
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert len(rules) > 100
+    for rule in rules:
+        name, expr = rule["record"], rule["expr"]
+        match = RECORD_NAME.match(name)
+        assert match, f"{name}: not level:metric:operations"
+        level, metric, ops = match.groups()
+        assert OPERATIONS.match(ops), f"{name}: {ops!r} is not an operation (a unit or a bare window is not)"
+        assert not metric.endswith("_total"), f"{name}: _total is stripped from a counter under increase"
+        if ops == "max":  # a gauge of the worker, its per-worker copies folded
+            assert expr.startswith(f"max by (queue, channel) ({metric})"), name
+        if ops.startswith("mean"):  # a histogram's mean: its _sum over its _count
+            assert f"{metric}_sum:increase" in expr and f"{metric}_count:increase" in expr, name
+        by = set(re.findall(r"\bby \(([^)]*)\)", expr))
+        wanted = {"queue_channel": "queue, channel", "queue": "queue", "centre": None}[level]
+        assert by <= ({wanted} if wanted else set()), f"{name}: aggregated {by}, level says {level}"
+
+
 def test_promtool_check_config() -> None:
     result = promtool("check", "config", str(PROM / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
