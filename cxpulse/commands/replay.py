@@ -57,7 +57,7 @@ def replay_file(
     from cxpulse.settings import load_settings
 
     settings = load_settings(settings_path)
-    engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us)
+    engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us, keep_raw=False)
     size = path.stat().st_size
     started = time.perf_counter()
     with path.open("rb") as handle, Progress(

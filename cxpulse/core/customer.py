@@ -84,7 +84,10 @@ def _any_match(contacts: list[Summary], lo: int, hi: int, summary: Summary) -> b
 
 def customer_facts(state: CustomerState, fcr_window_us: int) -> list[Fact]:
     """Repeats, first contacts (resolved), closed and confirmed first contacts of one customer."""
-    contacts = sorted(state.contacts.values(), key=_BY_TIME) if len(state.contacts) > 1 else list(state.contacts.values())
+    if len(state.contacts) == 1:  # most customers: no other contact, so no repeat and nothing to look up
+        contacts = list(state.contacts.values())
+        return _first_facts(contacts[0], fcr_window_us, confirmed=True) if contacts[0].final is not None else []
+    contacts = sorted(state.contacts.values(), key=_BY_TIME)
     times = [s.t0 for s in contacts]
     facts: list[Fact] = []
     window = fcr_window_us
@@ -96,15 +99,23 @@ def customer_facts(state: CustomerState, fcr_window_us: int) -> list[Fact]:
             continue
         if summary.final is None:
             continue
-        ended_ts, resolved, queue, channel = summary.final
-        facts.append((m.FIRST, ended_ts, queue, channel, 1))
-        if resolved:
-            facts.append((m.FIRST_RESOLVED, ended_ts, queue, channel, 1))
-        closed_at = max(t0 + window, ended_ts)
-        facts.append((m.FIRST_CLOSED, closed_at, queue, channel, 1))
         # confirmed: resolved, and no other matching contact with first queued time in (t0, t0 + F]
-        if resolved and not _any_match(
+        confirmed = summary.final[1] and not _any_match(
             contacts, bisect.bisect_right(times, t0), bisect.bisect_right(times, t0 + window), summary
-        ):
-            facts.append((m.FIRST_CONFIRMED, closed_at, queue, channel, 1))
+        )
+        facts += _first_facts(summary, window, confirmed=confirmed)
     return facts
+
+
+def _first_facts(summary: Summary, fcr_window_us: int, *, confirmed: bool) -> list[Fact]:
+    """A first contact's facts: first (at its final end), resolved, closed at ``max(t0 + F, end)``, and
+    confirmed when resolved and ``confirmed`` (no matching contact followed within F)."""
+    ended_ts, resolved, queue, channel = summary.final  # type: ignore[misc]
+    closed_at = max(summary.t0 + fcr_window_us, ended_ts)
+    if resolved:
+        out: list[Fact] = [(m.FIRST, ended_ts, queue, channel, 1), (m.FIRST_RESOLVED, ended_ts, queue, channel, 1),
+                           (m.FIRST_CLOSED, closed_at, queue, channel, 1)]
+        if confirmed:
+            out.append((m.FIRST_CONFIRMED, closed_at, queue, channel, 1))
+        return out
+    return [(m.FIRST, ended_ts, queue, channel, 1), (m.FIRST_CLOSED, closed_at, queue, channel, 1)]

@@ -181,11 +181,19 @@ class ContactProcessor:
         if state.has(rec[ID]):
             return False
         ts = rec[TS]
-        self._note_time(ts, rec[KIND])
+        if ts > self.latest_ts:  # _note_time inlined for the usual event: it moves the clocks forward
+            self.latest_ts = ts
+            if rec[KIND] != SURVEY:
+                self.stream_time = ts
+            if self.first_ts is None:
+                self.first_ts = ts
+        else:
+            self._note_time(ts, rec[KIND])
         if raw is not None or source is not None:
             state.remember(rec[ID], raw, source, key)
         heapq.heappush(self._settle_heap, (ts, contact_id))
-        self.evictable.discard(contact_id)
+        if contact_id in self.evictable:
+            self.evictable.discard(contact_id)
         records = state.records
         if not state.unfit and (not records or rec > records[-1]) and state.fits(rec[KIND]):
             records.append(rec)
@@ -323,6 +331,11 @@ class ContactProcessor:
         )
 
     # -- time ------------------------------------------------------------------------------------------
+    def settle_due(self) -> bool:
+        """Has an event passed the allowed disorder since the last :meth:`settle` (is there work for it)?"""
+        heap = self._settle_heap
+        return bool(heap) and heap[0][0] < self.stream_time - self.disorder_us
+
     def settle(self) -> list[Rejection]:
         """Reject impossible events once the allowed disorder has passed (stream time minus the allowance),
         drop the original bytes of settled events, and mark settled contacts as evictable."""
