@@ -1,8 +1,10 @@
 """Erlang C (M/M/c): what queueing theory says a queue's service level and ASA should be.
 
-Why it lives with the simulator: it is the yardstick the simulator is tested against (with exponential handle
-times and no abandons, a simulated queue must reproduce these figures), and the planner's formula a
-workforce-management team uses to size a queue, so the default centre can be checked to be sensibly staffed.
+Why it lives in the core: the live KPI ``agents_required`` (kpis.md, "Staffing (v2)") is this formula applied
+to each queue's live arrival rate and AHT, and the core imports nothing of the simulator. The simulator uses it
+too (:mod:`cxpulse.simulator.erlang` re-exports it): it is the yardstick the simulator is tested against (with
+exponential handle times and no abandons, a simulated queue must reproduce these figures), and the planner's
+formula a workforce-management team uses to size a queue.
 
 Numerics: the textbook form ``a**c / c!`` overflows for a few hundred agents; the Erlang B recursion
 ``B(k) = a B(k-1) / (k + a B(k-1))`` stays in [0, 1] for any size, and Erlang C follows from B.
