@@ -12,10 +12,13 @@ from typing import Any
 
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.agent_report import figures as agent_figures, section as agent_section
+from cxpulse.core.agents import AgentProcessor
 from cxpulse.core.measures import SLA_BREACHES, zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
+from cxpulse.models.agent_events import AGENT_EVENT_TYPE, AGENT_TOPIC, parse_agent_event
 from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_survey_response
 from cxpulse.settings import KpiSettings
@@ -55,11 +58,15 @@ class KpiEngine:
         self.health = Health()
         self.rejections: list[Rejection] = []
         self._since_evict = 0
+        # the agent side (topic agent-events): its own processor, read into the document's "agents" section
+        self.agents = AgentProcessor(self.kpi)
+        self.agent_listing = False  # the document lists agents by name (a wallboard that shows them)
+        self._agent_events = 0
 
     @property
     def stream_time(self) -> int:
         """The largest event time seen (kpis.md: "now" of a replay)."""
-        return self.contacts.latest_ts
+        return max(self.contacts.latest_ts, self.agents.stream_time)
 
     def process(self, raw: bytes | str | dict[str, Any], topic: str | None = None,
                 source: tuple[str, int, int] | None = None) -> bool:
@@ -73,8 +80,16 @@ class KpiEngine:
                 event = decode_survey_response(raw)
             elif topic == "contact-events":
                 event = decode_contact_event(raw)
+            elif topic == AGENT_TOPIC:
+                return self.process_agent_event(parse_agent_event(raw))
             else:
-                event = decode_any_event(raw)
+                try:
+                    event = decode_any_event(raw)
+                except InvalidEvent as exc:
+                    # one JSONL holds every topic: an agent event is told apart by its type
+                    if exc.kind != "unknown_type" or AGENT_EVENT_TYPE not in exc.reason:
+                        raise
+                    return self.process_agent_event(parse_agent_event(raw))
         except InvalidEvent as exc:
             self._reject(Rejection(exc.kind, exc.reason, "", "", _as_bytes(raw), source))
             return False
@@ -105,6 +120,19 @@ class KpiEngine:
             self.customers.evict()
         return True
 
+    def process_agent_event(self, event: Any) -> bool:
+        """Apply one validated ``agent.state`` event; False for a duplicate (same id for the same agent)."""
+        if not self.agents.handle(event):
+            self.health.duplicates += 1
+            return False
+        self.health.processed += 1
+        self._agent_events += 1
+        if self._agent_events >= EVICT_EVERY:  # memory stays bounded: old intervals go (by stream time)
+            self._agent_events = 0
+            self.agents.prune()
+            self.agents.dirty.clear()
+        return True
+
     def _reject(self, rejection: Rejection) -> None:
         self.health.invalid[rejection.kind] += 1
         self.health.reasons[rejection.reason] += 1
@@ -130,10 +158,14 @@ class KpiEngine:
             raise ValueError(
                 f"cannot evaluate at {format_ts(now)}: before the newest event time {format_ts(self.aggregates.now)}"
             )
-        return build_document(
+        document = build_document(
             self.kpi, [self.aggregates], self.contacts.waiting_by_queue(now), now,
             all_window=(self.contacts.first_ts, now + 1) if include_all and self.contacts.first_ts is not None else None,
         )
+        if self.agents.first_ts is not None:  # agent events seen: the document has an agents section
+            document["agents"] = agent_section(self.kpi, agent_figures(
+                self.kpi, [self.agents], [self.aggregates], now, listing=self.agent_listing))
+        return document
 
 
 def _as_bytes(raw: bytes | str | dict[str, Any]) -> bytes | None:

@@ -353,7 +353,7 @@ def differences(expected: Any, actual: Any, path: str = "$", tol: float = 1e-9) 
             else:
                 out += differences(expected[k], actual[k], f"{path}.{k}", tol)
     elif isinstance(expected, list) and isinstance(actual, list):
-        if path.endswith(".queues"):
+        if path.endswith(".queues") and all(isinstance(x, dict) and "channel" in x for x in expected + actual):
             e = {(x["queue"], x["channel"]): x for x in expected}
             a = {(x["queue"], x["channel"]): x for x in actual}
             for k in sorted(set(e) | set(a)):
@@ -438,3 +438,183 @@ def test_differences_reports_fields() -> None:
     assert differences({"a": 1.0, "b": None}, {"a": 1.0 + 1e-12, "b": None}) == []
     assert differences({"a": None}, {"a": 0}) == ["$.a: 0 != expected None"]
     assert differences({"a": 1}, {"a": 2}) == ["$.a: 2 != expected 1"]
+
+
+# -- agents and staffing (kpis.md "Agents (v2)", "Staffing (v2)"), from the definitions, by brute force -----------
+AGENT_STATES_TIMED = ("available", "on_contact", "wrap_up", "away")
+AGENT_LIVE = ("logged_in", "available", "on_contact", "wrap_up", "away")
+
+
+def accepted_agent_events(stream: Iterable[Any]) -> list[Any]:
+    """Valid ``agent.state`` events, the first arrival of an ``event_id`` *of its agent* winning."""
+    from cxpulse.models.agent_events import parse_agent_event
+
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for raw in stream:
+        try:
+            event = parse_agent_event(raw)
+        except InvalidEvent:
+            continue
+        if (event.agent_id, event.event_id) in seen:
+            continue
+        seen.add((event.agent_id, event.event_id))
+        out.append(event)
+    return out
+
+
+def erlang_c_textbook(n: int, a: float) -> float:
+    """P(wait) in M/M/n, the textbook way: (a^n/n! * n/(n-a)) / (sum_{k<n} a^k/k! + a^n/n! * n/(n-a))."""
+    top = a**n / math.factorial(n) * n / (n - a)
+    return top / (sum(a**k / math.factorial(k) for k in range(n)) + top)
+
+
+def required_agents(offered: float, seconds: float, aht: float | None, t: float, target: float) -> int | None:
+    if not offered or aht is None or aht == 0:
+        return None
+    a = offered / seconds * aht
+    n = math.floor(a) + 1
+    while 1 - erlang_c_textbook(n, a) * math.exp(-(n - a) * t / aht) < target:
+        n += 1
+    return n
+
+
+def agents_oracle(stream: list[Any], kpi: KpiSettings, now: int) -> dict[str, Any]:
+    """The document's ``agents`` section at ``now``: each agent in the state of its latest event by ts (equal ts:
+    the larger event id last), seconds = the part of each interval inside the window, per team and in total."""
+    events = accepted_agent_events(stream)
+    by_agent: dict[str, list[Any]] = defaultdict(list)
+    for event in events:
+        by_agent[event.agent_id].append(event)
+    for evs in by_agent.values():
+        evs.sort(key=lambda e: (to_us(e.ts), e.event_id))
+    bucket_us = kpi.bucket_seconds * US
+    live: dict[tuple[str, Any], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for evs in by_agent.values():
+        current = [e for e in evs if to_us(e.ts) <= now]
+        if not current or current[-1].state == "logged_out":
+            continue
+        e = current[-1]
+        keys = ["logged_in", e.state] + ([f"away:{e.reason or 'unspecified'}"] if e.state == "away" else [])
+        for scope in [("total", None), ("team", e.team)] + [("queue", q) for q in set(e.queues)]:
+            for key in keys:
+                live[scope][key] += 1
+
+    def live_doc(scope: tuple[str, Any]) -> dict[str, Any]:
+        c = live.get(scope, {})
+        doc: dict[str, Any] = {name: c.get(name, 0) for name in AGENT_LIVE}
+        doc["away_by_reason"] = {k[5:]: v for k, v in sorted(c.items()) if k.startswith("away:")}
+        return doc
+
+    def seconds(start: int, end: int, team: Any, any_team: bool) -> list[int]:
+        out = [0, 0, 0, 0]
+        for evs in by_agent.values():
+            for i, e in enumerate(evs):
+                if e.state not in AGENT_STATES_TIMED or (not any_team and e.team != team):
+                    continue
+                until = min(to_us(evs[i + 1].ts), now) if i + 1 < len(evs) else now
+                part = min(until, end) - max(to_us(e.ts), start)
+                if part > 0:
+                    out[AGENT_STATES_TIMED.index(e.state)] += part
+        return out
+
+    def windows_doc(team: Any, any_team: bool) -> dict[str, Any]:
+        out = {}
+        for name in kpi.windows:
+            start, end = bounds(name, now, 0, kpi.timezone, bucket_us)
+            s = seconds(start, end, team, any_team)
+            doc: dict[str, Any] = {"start": format_ts(start), "end": format_ts(end)}
+            doc.update({f"{state}_seconds": s[i] / US for i, state in enumerate(AGENT_STATES_TIMED)})
+            doc["occupancy"] = ratio(s[1] + s[2], s[0] + s[1] + s[2])
+            out[name] = doc
+        return out
+
+    contact_events = accepted([r for r in stream if _type_of(r) != "agent.state"])
+    pic = picture(stream, kpi, now) if contact_events else None
+    contact_keys = set()
+    if pic is not None:
+        contact_keys = {(q, ch) for measure, _, q, ch, _ in pic.contributions if measure in COUNTS} | set(pic.waiting)
+        contact_keys = {k for k in contact_keys if k[1] != "unknown"}
+    r_start, r_end = bounds("15m", now, 0, kpi.timezone, bucket_us)
+    a_start, a_end = bounds("1h", now, 0, kpi.timezone, bucket_us)
+    queue_names = {s[1] for s in live if s[0] == "queue"} | {q for q, _ in contact_keys}
+    queues = []
+    for queue in sorted(queue_names):
+        per_channel = []
+        for q, ch in contact_keys:
+            if q == queue:
+                assert pic is not None
+                rate = _counts(pic, r_start, r_end, (q, ch))
+                per_channel.append((-rate["offered"], ch, rate, _counts(pic, a_start, a_end, (q, ch))))
+        per_channel.sort(key=lambda x: (x[0], x[1]))
+        offered = sum(x[2]["offered"] for x in per_channel)
+        handled = sum(x[3]["handled"] for x in per_channel)
+        handle = sum(x[3]["handle_seconds"] for x in per_channel)
+        seconds_15m = (r_end - r_start) / US if per_channel else 0.0
+        aht = handle / handled if handled else None
+        qs = kpi.for_queue(queue, per_channel[0][1] if per_channel else "voice")
+        c = live.get(("queue", queue), {})
+        staffed = c.get("available", 0) + c.get("on_contact", 0) + c.get("wrap_up", 0)
+        rate_s = offered / seconds_15m if seconds_15m else 0.0
+        need = required_agents(offered, seconds_15m, aht, qs.sl_threshold_seconds, qs.sl_target)
+        queues.append({"queue": queue, "live": live_doc(("queue", queue)), "staffing": {
+            "offered_rate_per_hour": rate_s * 3600,
+            "aht_seconds": aht,
+            "traffic_erlangs": rate_s * aht if aht is not None else None,
+            "sl_threshold_seconds": qs.sl_threshold_seconds,
+            "sl_target": qs.sl_target,
+            "agents_required": need,
+            "agents_staffed": staffed,
+            "gap": need - staffed if need is not None else None,
+        }})
+    teams_seen = {s[1] for s in live if s[0] == "team"}
+    for e in events:
+        if any(any(x > 0 for x in seconds(*bounds(n, now, 0, kpi.timezone, bucket_us), e.team, False)) for n in kpi.windows):
+            teams_seen.add(e.team)
+    teams = [{"team": t, "live": live_doc(("team", t)), "windows": windows_doc(t, False)}
+             for t in sorted(teams_seen, key=lambda t: (t is not None, t or ""))]
+    return {"live": live_doc(("total", None)), "windows": windows_doc(None, True), "queues": queues, "teams": teams}
+
+
+def _type_of(raw: Any) -> Any:
+    import json
+
+    if isinstance(raw, dict):
+        return raw.get("type")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data.get("type") if isinstance(data, dict) else None
+
+
+def _ag(eid: str, ts: str, agent: str, state: str, **extra: Any) -> dict[str, Any]:
+    base = {"event_id": eid, "type": "agent.state", "ts": ts, "agent_id": agent, "state": state,
+            "queues": extra.pop("queues", ["billing"]), "team": extra.pop("team", "red")}
+    base.update(extra)
+    return base
+
+
+def test_agents_oracle_hand_example() -> None:
+    """Two agents, one in two queues, a break, a logout; seconds worked out by hand at 09:20 (15m = [09:05, 09:20))."""
+    kpi = KpiSettings()
+    stream = [
+        _ag("a1", "2026-05-04T08:50:00Z", "A", "available"),
+        _ag("a2", "2026-05-04T09:10:00Z", "A", "on_contact"),
+        _ag("b1", "2026-05-04T09:00:00Z", "B", "available", queues=["billing", "sales"], team="blue"),
+        _ag("b2", "2026-05-04T09:12:00Z", "B", "away", queues=["billing", "sales"], team="blue", reason="break"),
+        _ag("c1", "2026-05-04T09:01:00Z", "C", "available"),
+        _ag("c2", "2026-05-04T09:03:00Z", "C", "logged_out"),
+    ]
+    doc = agents_oracle(stream, kpi, to_us(datetime(2026, 5, 4, 9, 20, tzinfo=timezone.utc)))
+    assert doc["live"] == {"logged_in": 2, "available": 0, "on_contact": 1, "wrap_up": 0, "away": 1,
+                           "away_by_reason": {"break": 1}}
+    assert [(q["queue"], q["live"]["logged_in"], q["staffing"]["agents_staffed"]) for q in doc["queues"]] == [
+        ("billing", 2, 1), ("sales", 1, 0)]
+    w = doc["windows"]["15m"]
+    # A: available 09:05-09:10 (300), on contact 09:10-09:20 (600); B: available 09:05-09:12 (420), away 480
+    assert (w["available_seconds"], w["on_contact_seconds"], w["away_seconds"]) == (720.0, 600.0, 480.0)
+    assert w["occupancy"] == 600 / 1320
+    h = doc["windows"]["1h"]  # [08:20, 09:20): A available 08:50-09:10, C available 2 min
+    assert h["available_seconds"] == 1200 + 720 + 120
+    assert [t["team"] for t in doc["teams"]] == ["blue", "red"]
