@@ -564,6 +564,7 @@ def test_a_z_timestamp_in_a_known_hour_costs_only_lookups(monkeypatch: pytest.Mo
     assert wire.ts_to_us("1970-01-01T00:00:00Z") == 0
     roads.take()
     assert (wire.ts_to_us("1970-01-01T00:00:00Z"), wire.ts_to_us("1970-01-01T00:00:00.000Z")) == (0, 0)
+    assert roads.take() == []  # the first valid instant is in range on the fast road too
     assert wire.ts_to_us("9999-12-31T23:00:00Z") == 253_402_297_200_000_000
     roads.take()
     assert wire.ts_to_us("9999-12-31T23:59:59.999Z") == 253_402_300_799_999_000
