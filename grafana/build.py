@@ -8,7 +8,9 @@ Three dashboards. Every panel reads the Prometheus data source chosen by the das
 provisioned one (``grafana/provisioning``, uid ``cxpulse-prometheus``) is simply the default there.
 
 - ``cxpulse-wallboard``: for a TV in kiosk mode (``/d/cxpulse-wallboard?kiosk``): big stat panels, one
-  tile per queue, 5 s refresh, ``$queue`` / ``$channel`` filters.
+  tile per queue, 5 s refresh, ``$queue`` / ``$channel`` filters; a "Today" row (the service level by each
+  queue's own ``sl_formula``, from ``contactcenter_sl_formula_info``); then one row per queue (repeated over
+  ``$queue``).
 - ``cxpulse-supervisor``: every KPI over time, by queue.
 - ``cxpulse-pipeline``: health of the workers (event rates, lag, invalid events, freshness, duplicates).
 
@@ -39,6 +41,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models import prometheus as prom_m
+
+from cxpulse.core.definitions import SERVICE_LEVEL, SL_FORMULA_INFO, Export, prom_terms
 
 
 HERE = Path(__file__).resolve().parent
@@ -284,16 +288,57 @@ def today_count(counter: str, extra: str = "") -> str:
     return f"sum by (queue) (increase(contactcenter_{counter}_total{{{QC}{extra}}}[$__range]))"
 
 
-def today_panels() -> list[stat_b.Panel]:
-    """The "today" row: counts and the formula-free ratios since midnight (kpis.md window ``today``).
+def _filtered(selector: str) -> str:
+    """A series selector of the table with the dashboard's queue/channel filter added."""
+    return f"{selector[:-1]},{QC}}}" if selector.endswith("}") else f"{selector}{{{QC}}}"
 
-    Service level today is left to the KPI document (``/api/v1/kpis``, the wallboard): its formula differs per
-    queue, and no recording rule covers a window that starts at midnight."""
+
+# every (queue, channel) with any cxpulse counter: 0 for a counter not created yet (as the recording rules do)
+TODAY_ZERO = f'0 * group by (queue, channel) ({{__name__=~"contactcenter_.+_total",{QC}}})'
+
+
+def _today_side(terms: tuple[tuple[int, Export], ...]) -> str:
+    """A numerator or denominator of the table per (queue, channel) since midnight, zero-filled."""
+    out = ""
+    for sign, export in terms:
+        term = (f"(sum by (queue, channel) (increase({_filtered(export.selector)}[$__range])) "
+                f"or on (queue, channel) {TODAY_ZERO})")
+        out = term if not out else f"{out} {'+' if sign > 0 else '-'} on (queue, channel) {term}"
+    return f"({out})" if len(terms) > 1 else out
+
+
+def _by_formula(side: int) -> str:
+    """One side of the service level per (queue, channel), each by its own ``sl_formula``: the table's
+    variant where ``contactcenter_sl_formula_info`` names it (variants with the same expression share a
+    branch), the default formula where a worker exports no info (the recording rules' construction)."""
+    by_expr: dict[str, list[str]] = {}
+    for variant, ratio in SERVICE_LEVEL.variants.items():
+        by_expr.setdefault(_today_side(prom_terms(ratio)[side]), []).append(variant)
+    branches = [f'({expr} and on (queue, channel) {SL_FORMULA_INFO}{{formula=~"{"|".join(names)}"}})'
+                for expr, names in by_expr.items()]
+    branches.append(f"({_today_side(prom_terms(SERVICE_LEVEL.ratio())[side])} "
+                    f"unless on (queue, channel) {SL_FORMULA_INFO})")
+    return " or ".join(branches)
+
+
+def service_level_today() -> str:
+    """Service level since midnight by queue, exactly by each (queue, channel)'s ``sl_formula``: the chosen
+    numerators and denominators added per queue, then divided (kpis.md; a zero denominator: no value)."""
+    assert all(r.scale == 1 for r in SERVICE_LEVEL.variants.values())
+    return f"sum by (queue) ({_by_formula(0)}) / (sum by (queue) ({_by_formula(1)}) > 0)"
+
+
+def today_panels() -> list[stat_b.Panel]:
+    """The "today" row: counts and ratios since midnight (kpis.md window ``today``), the service level by
+    each queue's own formula (:func:`service_level_today`)."""
     answered = today_count("contacts_answered")
     long_abandons = today_count("contacts_abandoned", ',kind="long"')
     wait_sum = "sum by (queue) (increase(contactcenter_wait_time_seconds_sum{%s,outcome=\"answered\"}[$__range]))" % QC
     wait_count = "sum by (queue) (increase(contactcenter_wait_time_seconds_count{%s,outcome=\"answered\"}[$__range]))" % QC
     tiles = [
+        ("Service level today", service_level_today(), "percentunit", steps((None, "blue")),
+         "Answered within the threshold / eligible contacts since midnight (the browser's time zone), each "
+         "(queue, channel) by its own sl_formula. Red below the queue's own target.", 0),
         ("Offered today", today_count("contacts_offered"), "none", steps((None, "blue")),
          "Contacts offered since midnight (the browser's time zone).", 0),
         ("Answered today", answered, "none", steps((None, "blue")), "Contacts answered since midnight.", 0),
@@ -307,10 +352,32 @@ def today_panels() -> list[stat_b.Panel]:
     ]
     out = []
     for i, (title, expr, unit, colours, description, decimals) in enumerate(tiles):
-        width = 5 if i < 4 else 4  # 5 + 5 + 5 + 5 + 4 = the 24 columns of a row
-        panel = big_stat(title, expr, unit, colours, description, w=width, h=8, decimals=decimals)
+        width = 4  # 6 x 4 = the 24 columns of a row
+        per_queue = SL_STEPS if title == "Service level today" else None
+        panel = big_stat(title, expr, unit, colours, description, w=width, h=8, decimals=decimals,
+                         per_queue=per_queue)
         out.append(panel.time_from("now/d").hide_time_override(False))
     return out
+
+
+def queue_row_panels() -> list[stat_b.Panel]:
+    """The panels of the row repeated once per selected queue (``$queue`` is one queue inside it): the
+    figures a team lead of that queue watches, each coloured by that queue's own settings."""
+    return [
+        big_stat("$queue service level (15 min)", service_level("15m"), "percentunit", steps((None, "blue")),
+                 "Last 15 minutes, red below this queue's target.", w=6, h=8, decimals=0, per_queue=SL_STEPS),
+        big_stat("$queue waiting", f"sum by (queue) (contactcenter_contacts_waiting{{{QC}}})", "none",
+                 steps((None, "green"), (5, "yellow"), (15, "red")), "Contacts queued now.", w=4, h=8, decimals=0),
+        big_stat("$queue longest wait", f"max by (queue) (contactcenter_longest_wait_seconds{{{QC}}})", "s",
+                 steps((None, "blue")), "Yellow past this queue's threshold T, red past 3 T.", w=5, h=8,
+                 decimals=0, per_queue=WAIT_STEPS),
+        big_stat("$queue ASA (15 min)", asa("15m"), "s", steps((None, "blue")),
+                 "Mean wait of the contacts answered in the last 15 minutes.", w=5, h=8, decimals=0,
+                 per_queue=WAIT_STEPS),
+        big_stat("$queue abandon rate (15 min)", abandon_rate("15m"), "percentunit",
+                 steps((None, "green"), (ABANDON_ALERT / 2, "yellow"), (ABANDON_ALERT, "red")),
+                 "Long abandons / (answered + long abandons), last 15 minutes.", w=4, h=8, decimals=1),
+    ]
 
 
 def wallboard() -> dash_b.Dashboard:
@@ -390,6 +457,10 @@ def wallboard() -> dash_b.Dashboard:
         d = d.with_panel(p)
     d = d.with_row(dash_b.Row("Today (since midnight)"))
     for p in today_panels():
+        d = d.with_panel(p)
+    # one row per queue: Grafana repeats this row for every value of $queue (All = every queue)
+    d = d.with_row(dash_b.Row("Queue $queue").repeat("queue"))
+    for p in queue_row_panels():
         d = d.with_panel(p)
     return d
 

@@ -414,6 +414,17 @@ async def test_every_dashboard_panel_has_data(stack: Stack) -> None:
         assert (base, yellow, red) == (0.0, t, 3 * t), queue
         assert [one(e, queue=queue, channel=channel) for e in thresholds["Service level (15 min)"]] == [0.0, 0.8]
     assert one(wall["Service level (15 min)"], queue="steady", channel="chat") > 0.9
+    # today (since midnight; $__range = 1 h here, which holds the whole scenario): each queue by its formula
+    assert one(wall["Service level today"], queue="fast", channel="voice") < 0.1
+    assert one(wall["Service level today"], queue="steady", channel="chat") > 0.9
+    # the row repeated per queue: $queue is one queue there, and its figures are the tiles' figures (the
+    # service level within a point: the two queries may straddle a rule evaluation)
+    for queue, channel in (FAST, STEADY):
+        assert one(wall["$queue waiting"], queue=queue, channel=channel) == \
+            one(wall["Contacts waiting"], queue=queue, channel=channel)
+        assert abs(one(wall["$queue service level (15 min)"], queue=queue, channel=channel)
+                   - one(wall["Service level (15 min)"], queue=queue, channel=channel)) < 0.01
+    assert one(wall["$queue longest wait"], queue="fast", channel="voice") > 9
     assert one(wall["Contacts waiting"], queue="fast", channel="voice") == 2
     assert one(wall["Contacts waiting"], queue="steady", channel="chat") == 0
     assert one(wall["Longest wait"], queue="fast", channel="voice") > 9

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 import urllib.parse
 import urllib.request
@@ -148,17 +149,116 @@ def test_wallboard_colours_each_queue_against_its_own_settings() -> None:
     assert '"value": 0.8' not in text and '"value": 20' not in text and '"value": 60' not in text
 
 
+def _row(panels: list[dict], title_start: str) -> list[dict]:
+    """The panels of the (expanded) row whose title starts so: those up to the next row."""
+    start = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"].startswith(title_start))
+    end = next((i for i, p in enumerate(panels) if i > start and p["type"] == "row"), len(panels))
+    return panels[start + 1:end]
+
+
 def test_wallboard_has_a_today_row() -> None:
-    panels = dashboards()["wallboard"]["panels"]
-    row = next(i for i, p in enumerate(panels) if p["type"] == "row")
-    assert panels[row]["title"].startswith("Today")
-    today = panels[row + 1:]
-    assert [p["title"] for p in today] == ["Offered today", "Answered today", "Abandon rate today", "ASA today",
-                                          "SLA breaches today"]
+    today = _row(dashboards()["wallboard"]["panels"], "Today")
+    assert [p["title"] for p in today] == ["Service level today", "Offered today", "Answered today",
+                                          "Abandon rate today", "ASA today", "SLA breaches today"]
     for panel in today:
         assert panel["timeFrom"] == "now/d", panel["title"]
         assert "[$__range]" in panel["targets"][0]["expr"], panel["title"]
     assert sum(p["gridPos"]["w"] for p in today) == 24
+    sl = today[0]
+    assert "contactcenter_sl_formula_info" in sl["targets"][0]["expr"]
+    assert [c for _, c in _per_queue(sl)] == ["red", "green"]  # against each queue's own target
+
+
+def test_wallboard_repeats_a_row_per_queue() -> None:
+    dash = dashboards()["wallboard"]
+    [row] = [p for p in dash["panels"] if p["type"] == "row" and p.get("repeat")]
+    assert row["repeat"] == "queue" and "$queue" in row["title"] and not row.get("collapsed")
+    [queue] = [v for v in dash["templating"]["list"] if v["name"] == "queue"]
+    assert queue["multi"] and queue["includeAll"]  # repeat needs a multi-value variable; All = every queue
+    panels = _row(dash["panels"], row["title"])
+    assert len(panels) == 5 and sum(p["gridPos"]["w"] for p in panels) == 24
+    assert {p["gridPos"]["y"] for p in panels} == {row["gridPos"]["y"] + 1}
+    for panel in panels:
+        assert panel["title"].startswith("$queue "), panel["title"]
+        assert not panel.get("repeat"), panel["title"]  # the row repeats, not the panels
+        for target in panel["targets"]:
+            assert 'queue=~"$queue"' in target["expr"], (panel["title"], target["expr"])
+    by_title = {p["title"]: p for p in panels}
+    assert [c for _, c in _per_queue(by_title["$queue service level (15 min)"])] == ["red", "green"]
+    assert [c for _, c in _per_queue(by_title["$queue longest wait"])] == ["green", "yellow", "red"]
+
+
+# per-minute steps of each (queue, channel), workers w1 (and w2): answered, within T, abandoned long / short,
+# abandoned within T; the formula its workers export (None: none, an old worker: the default formula)
+TODAY_CASES = {
+    ("billing", "voice"): ((5, 4, 1, 2, 1), "exclude_short_abandons"),
+    ("vip", "voice"): ((5, 4, 1, 2, 1), "abandons_count_against"),
+    ("retail", "chat"): ((5, 4, 1, 2, 1), "abandons_within_count_for"),
+    ("legacy", "voice"): ((5, 4, 1, 2, 1), None),
+    ("mixed", "voice"): ((6, 3, 2, 1, 0), "exclude_short_abandons"),
+    ("mixed", "chat"): ((4, 2, 1, 1, 1), "abandons_within_count_for"),
+    ("sales", "voice"): ((3, 3, 0, 0, 0), "exclude_short_abandons"),  # no abandon counter at all
+}
+
+
+def _sl(steps: tuple[int, ...], formula: str | None) -> tuple[int, int]:
+    """(numerator, denominator) by kpis.md's sl_formula (the default: exclude_short_abandons)."""
+    answered, within, long, short, abandoned_within = steps
+    if formula in (None, "exclude_short_abandons"):
+        return within, answered + long
+    if formula == "abandons_count_against":
+        return within, answered + long + short
+    return within + abandoned_within, answered + long + short
+
+
+def test_service_level_today_follows_each_queues_formula_on_promtool(tmp_path: Path) -> None:
+    """The "Service level today" query on promtool's Prometheus engine, with counters of known increases and
+    contactcenter_sl_formula_info for every formula (exported twice where two workers run): per queue, the
+    chosen numerators added over channels / the chosen denominators, exactly."""
+    panel = next(p for p in dashboards()["wallboard"]["panels"] if p["title"] == "Service level today")
+    expr = queries.substitute(panel["targets"][0]["expr"], __range="1h")
+    series = []
+    names = ("contacts_answered_total", "contacts_answered_within_threshold_total",
+             'contacts_abandoned_total|kind="long"', 'contacts_abandoned_total|kind="short"',
+             "contacts_abandoned_within_threshold_total")
+    for (queue, channel), (steps, formula) in TODAY_CASES.items():
+        labels = f'job="cxpulse",instance="w1",queue="{queue}",channel="{channel}"'
+        for name, step in zip(names, steps):
+            if step:
+                metric, _, extra = name.partition("|")
+                series.append({"series": f"contactcenter_{metric}{{{labels}{',' + extra if extra else ''}}}",
+                               "values": f"0+{step}x60"})
+        for instance in ("w1", "w2") if formula else ():
+            series.append({"series": f'contactcenter_sl_formula_info{{job="cxpulse",instance="{instance}",'
+                                     f'queue="{queue}",channel="{channel}",formula="{formula}"}}',
+                           "values": "1x60"})
+    totals: dict[str, list[int]] = {}
+    for (queue, _), (steps, formula) in TODAY_CASES.items():
+        num, den = _sl(steps, formula)
+        totals.setdefault(queue, [0, 0])
+        totals[queue][0] += num
+        totals[queue][1] += den
+    expected = {"billing": 4 / 6, "vip": 4 / 8, "retail": 5 / 8, "legacy": 4 / 6, "mixed": (3 + 3) / (8 + 6),
+                "sales": 1.0}
+    assert {q: n / d for q, (n, d) in totals.items()} == expected  # the hand-computed figures
+    rules = tmp_path / "none.yml"
+    rules.write_text("groups: []\n", encoding="utf-8")
+    spec = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": expr, "eval_time": "60m", "exp_samples": [
+            {"labels": f'{{queue="{q}"}}', "value": v} for q, v in sorted(expected.items())]}],
+    }]}
+    path = tmp_path / "today_test.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: install the Debian 'prometheus' package (the Makefile does)"
+    done = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # and the check can fail: one formula's figure off and promtool says so
+    spec["tests"][0]["promql_expr_test"][0]["exp_samples"][0]["value"] = 0.5
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    wrong = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "billing" in wrong.stdout + wrong.stderr
 
 
 def test_supervisor_and_pipeline_cover_their_kpis() -> None:
