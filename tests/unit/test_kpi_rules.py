@@ -14,7 +14,9 @@ import orjson
 import pytest
 
 from cxpulse.core import processors as processors_module
-from cxpulse.core.contact import ContactState, Summary
+from cxpulse.core.contact import (
+    ABANDONED, ANSWERED, ENDED, KIND, QUEUED, RANK, RANK_OF, SURVEY, ContactState, Summary, record_of,
+)
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.live import LiveKpis
 from cxpulse.models.events import parse_any_event, to_us
@@ -67,6 +69,47 @@ def test_a_refused_event_stays_a_duplicate_after_a_restore() -> None:
     health = live.topic_health("contact-events")
     assert (health.processed, health.duplicates) == (0, 1)
 
+
+
+def test_late_outcome_first_wait_exactly_t_is_no_breach() -> None:
+    """kpis.md "Per queue visit": a breach is a wait that *exceeds* T (20 s for voice). Here the answer arrives
+    before its queued event, so the visit's facts come from the full walk (``contact_facts``), not from the
+    in-order step: queued 10:00:00, answered 10:00:20 (wait exactly T): answered within T 1, breaches 0, SL 1.0.
+
+    Kills ``contact_facts`` ``wait > T -> >=`` (the walk would count a breach at 10:00:20)."""
+    _, doc = run([ev("answered", "a1", DAY + 20 * S), ev("queued", "q1", DAY)])
+    w = all_of(doc)
+    assert (w["answered"], w["answered_within_threshold"], w["sla_breaches"], w["service_level"]) == (1, 1, 0, 1.0)
+
+
+def test_late_outcome_first_breach_is_at_queued_plus_t() -> None:
+    """kpis.md "Per queue visit": the breach is attributed at queued ``ts`` + T, also when the visit's facts come
+    from the full walk (the abandon arrives before its queued event). Queued 00:00:10 on 5 May (UTC), abandoned
+    00:00:40 (wait 30 s > T = 20 s): the breach is at 00:00:30, inside ``today`` = [00:00:00, now): 1 breach
+    there, as in ``all``.
+
+    Kills ``contact_facts`` ``queued + T -> queued - T`` (the breach would be at 23:59:50 the day before, outside
+    ``today``)."""
+    midnight = DAY.replace(day=5, hour=0)
+    _, doc = run([ev("abandoned", "x1", midnight + 40 * S), ev("queued", "q1", midnight + 10 * S)],
+                 now=midnight + 60 * S)
+    windows = row(doc)["windows"]
+    assert windows["today"]["start"] == "2026-05-05T00:00:00.000Z"
+    assert (windows["today"]["abandoned"], windows["today"]["sla_breaches"]) == (1, 1)
+    assert windows["all"]["sla_breaches"] == 1
+
+
+def test_records_decoded_from_the_legacy_form_sort_like_new_ones() -> None:
+    """A contact's records sort by (ts, rank): a visit opens before it closes, an end after its answer, a survey
+    last (kpis.md "Per queue visit": a transfer's new visit and the old end share a ts). The legacy decoder
+    (cxpulse.streams.codec) rebuilds records with ``RANK_OF``; ``record_of`` writes the ranks itself. Both must
+    give each kind the same rank: queued 0, answered 1, abandoned 1, ended 2, survey 3.
+
+    Kills each ``RANK_OF`` value mutant (0 -> 1, 1 -> 0, 1 -> 0, 2 -> 1, 3 -> 2)."""
+    events = [ev("queued", "q", DAY), ev("answered", "a", DAY), ev("abandoned", "x", DAY), ev("ended", "e", DAY),
+              ev("survey", "s", DAY, nps=9)]
+    ranks = {rec[KIND]: rec[RANK] for rec in (record_of(parse_any_event(e)) for e in events)}
+    assert ranks == RANK_OF == {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}
 
 # -- customer.py -----------------------------------------------------------------------------------------------
 F = 100  # an FCR window of 100 µs keeps the arithmetic small; the rule does not depend on the unit
