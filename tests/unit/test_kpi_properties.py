@@ -412,3 +412,112 @@ def test_breaches_of_two_contacts_whose_queued_ids_collide_are_both_published() 
         ("c1", "same", base + 20 * US), ("c2", "same", base + 21 * US)]
     assert engine.due_breaches(base + 120 * US) == []
     assert engine.snapshot(base + 60 * US, include_all=True)["totals"]["windows"]["all"]["sla_breaches"] == 2
+
+
+# -- agents and staffing (kpis.md "Agents (v2)", "Staffing (v2)") ------------------------------------------------
+AGENT_STATES = ("logged_out", "available", "on_contact", "wrap_up", "away")
+AWAY_REASONS = (None, "break", "lunch", "training")
+TEAMS = (None, "red", "blue")
+
+
+@st.composite
+def agent_scenarios(draw: st.DrawFn) -> tuple[KpiSettings, list[Any], list[Any], int]:
+    """A few agents changing state over ~2.5 h around a local midnight, some contacts for staffing; returns
+    (settings, the spoiled stream as it arrives, the in-order stream of the winning events, a later now)."""
+    zone = draw(st.sampled_from(ZONES))
+    windows = draw(st.sampled_from([("15m", "1h", "24h", "today"), ("15m", "30m", "1h", "today")]))
+    kpi = KpiSettings(timezone=zone, windows=windows, allowed_disorder=draw(st.sampled_from([30, 60, 120])),
+                      queues={"tech": {"sl_target": draw(st.sampled_from([0.5, 0.8, 0.95]))}})
+    rnd = draw(st.randoms(use_true_random=False))
+    base = to_us(draw(st.sampled_from(BASES)))
+    events: list[dict[str, Any]] = []
+    for agent in range(rnd.randint(1, 6)):
+        t = base + rnd.randint(0, 3000) * US
+        team = rnd.choice(TEAMS)
+        for n in range(rnd.randint(1, 25)):
+            state = rnd.choice(AGENT_STATES)
+            queues = rnd.sample(["billing", "tech", "sales"], rnd.randint(0, 3))
+            if rnd.random() < 0.1:
+                team = rnd.choice(TEAMS)
+            event: dict[str, Any] = {
+                "event_id": f"g{agent}-{n}" if rnd.random() > 0.1 else f"g{rnd.randint(0, 5)}-{n}",  # collisions
+                "type": "agent.state", "ts": _with_offset(t), "agent_id": f"agent-{agent}", "state": state,
+                "queues": queues, "team": team,
+                "reason": rnd.choice(AWAY_REASONS) if state == "away" else None,
+            }
+            if rnd.random() < 0.3:
+                event["agent_name"] = f"Name {agent}"
+            events.append(event)
+            t += rnd.choice([0, rnd.randint(1, 60), rnd.randint(60, 1200)]) * US
+    for i in range(rnd.randint(0, 30)):  # contacts: offered in 15m and AHT over 1h for staffing
+        queue, channel = rnd.choice([("billing", "voice"), ("tech", "chat"), ("tech", "voice"), ("sales", "sms")])
+        t = base + rnd.randint(0, SPAN_S) * US
+        common = {"contact_id": f"k{i}", "customer_id": f"u{i}", "queue": queue, "channel": channel}
+        events.append({"event_id": f"q{i}", "type": "contact.queued", "ts": _with_offset(t), "reason": None, **common})
+        if rnd.random() < 0.8:
+            events.append({"event_id": f"a{i}", "type": "contact.answered", "ts": _with_offset(t + 5 * US),
+                           "agent_id": "a", "team": None, **common})
+            events.append({"event_id": f"e{i}", "type": "contact.ended", "ts": _with_offset(t + 5 * US + rnd.randint(1, 900) * US),
+                           "agent_id": "a", "talk_seconds": rnd.randint(1, 600), "hold_seconds": rnd.randint(0, 60),
+                           "wrap_seconds": rnd.randint(0, 60), "resolved": True, **common})
+    in_order = sorted(events, key=lambda e: to_us(datetime.fromisoformat(e["ts"])))
+    # duplicates (some altered: the first arrival wins), then disorder below the allowance
+    spoiled = list(in_order)
+    for event in rnd.sample(in_order, len(in_order) // 5):
+        copy = dict(event)
+        if copy["type"] == "agent.state" and rnd.random() < 0.5:
+            copy["state"], copy["reason"] = "available", None
+        spoiled.append(copy)
+    disorder = kpi.allowed_disorder * US
+    arrival = sorted(spoiled, key=lambda e: to_us(datetime.fromisoformat(e["ts"])) + rnd.randrange(disorder))
+    later = base + (SPAN_S + rnd.randint(0, 4000)) * US
+    return kpi, arrival, in_order, later
+
+
+def _winning(stream: list[Any]) -> list[Any]:
+    """The in-order stream of the events that win (first arrival per agent or contact, and id)."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for event in stream:
+        key = (event["type"] == "agent.state" and "agent" or "contact", event.get("agent_id") if event["type"] == "agent.state" else event["contact_id"], event["event_id"])
+        if key not in seen:
+            seen.add(key)
+            out.append(event)
+    return sorted(out, key=lambda e: (to_us(datetime.fromisoformat(e["ts"])), e["event_id"]))
+
+
+@settings(max_examples=max(40, EXAMPLES // 10), deadline=None,
+          derandomize=not os.environ.get("CXPULSE_PROPERTY_RANDOM"), database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(agent_scenarios())
+def test_agents_match_the_oracle_under_disorder_and_duplicates(
+        scenario: tuple[KpiSettings, list[Any], list[Any], int]) -> None:
+    from cxpulse.core.agent_report import AgentFigures, figures, section
+    from cxpulse.core.agents import AgentProcessor, AgentTimeline
+    from cxpulse.models.agent_events import parse_agent_event
+    from test_kpi_oracle import agents_oracle
+
+    kpi, arrival, _, later = scenario
+    engine = run_core(kpi, [orjson.dumps(e) for e in arrival])
+    for now in (engine.stream_time, max(later, engine.stream_time)):
+        doc = engine.snapshot(now)
+        assert_same(agents_oracle(arrival, kpi, now), doc["agents"])
+        # in order and without copies: the same
+        clean = run_core(kpi, [orjson.dumps(e) for e in _winning(arrival)])
+        assert_same(doc["agents"], clean.snapshot(now)["agents"])
+    # partitioned by agent, stored, restored, and added up: the same (each agent counted once)
+    engine = run_core(kpi, [orjson.dumps(e) for e in arrival])
+    now = engine.stream_time
+    parts = [AgentProcessor(kpi) for _ in range(3)]
+    for event in arrival:
+        if event["type"] == "agent.state":
+            parsed = parse_agent_event(event)
+            parts[int(parsed.agent_id.split("-")[1]) % 3].handle(parsed)
+    merged = AgentFigures()
+    for index, proc in enumerate(parts):
+        restored = AgentProcessor(kpi)
+        for agent_id, timeline in proc.agents.items():
+            restored.restore(agent_id, AgentTimeline.from_row(orjson.loads(orjson.dumps(timeline.to_row()))))
+        contact_parts = [engine.aggregates] if index == 0 else []
+        merged.add(AgentFigures.from_json(orjson.loads(orjson.dumps(figures(kpi, [restored], contact_parts, now).to_json()))))
+    assert_same(engine.snapshot(now)["agents"], section(kpi, merged))
