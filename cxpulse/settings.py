@@ -373,6 +373,8 @@ class WallboardSettings(_Strict):
     allow_unauthenticated: bool = Field(
         default=False, description="bind beyond loopback although no token is configured")
     message_default_seconds: int = Field(default=3600, gt=0, description="a message without --until lasts this long; accepts 1h")
+    show_agents: bool = Field(
+        default=False, description="the agents panel: agents listed by state with their agent_name (off: no names anywhere)")
 
     _message_seconds = field_validator("message_default_seconds", mode="before")(lambda cls, v: parse_duration(v))
 

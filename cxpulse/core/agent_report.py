@@ -192,7 +192,7 @@ def section(kpi: KpiSettings, fig: AgentFigures) -> dict[str, Any]:
         "teams": teams,
     }
     if fig.listing is not None:
-        out["list"] = [_listed(item, fig.now) for item in sorted(
+        out["listed"] = [_listed(item, fig.now) for item in sorted(
             fig.listing, key=lambda i: (i["state"], i["since_us"] or 0, i["agent_name"] or ""))]
     return out
 
@@ -217,3 +217,15 @@ def _listed(item: dict[str, Any], now_us: int) -> dict[str, Any]:
         "since": format_ts(since) if since is not None else None,
         "seconds_in_state": max(0, now_us - since) / US_PER_SECOND if since is not None else 0.0,
     }
+
+
+def merge_agents(kpi: KpiSettings, partials: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The document's ``agents`` section over several workers' partials (their ``agents`` entry: this module's
+    :meth:`AgentFigures.to_json`); None when no worker has seen an agent event."""
+    found = [AgentFigures.from_json(item["agents"]) for item in partials if item.get("agents")]
+    if not found:
+        return None
+    merged = AgentFigures()
+    for part in found:
+        merged.add(part)
+    return section(kpi, merged)

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable
 
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.agent_report import AgentFigures, figures as agent_figures, section as agent_section
+from cxpulse.core.agents import AgentProcessor, AgentTimeline
 from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.engine import build_document
@@ -65,6 +67,9 @@ class LiveKpis:
         self.breaches_published_total = 0
         self.last_event_ts_us = 0  # event time of the newest event processed
         self.last_processed_wall_us = 0
+        # the agent side (topic agent-events, key agent_id): one processor per partition, like the contacts
+        self.agent_parts: dict[int, AgentProcessor] = {}
+        self.agent_listing = False  # the document lists agents by name (wallboard.show_agents)
 
     # -- partitions ------------------------------------------------------------------------------------
     def contacts(self, partition: int) -> ContactProcessor:
@@ -104,6 +109,47 @@ class LiveKpis:
             self.contacts(partition)
             self.last_contact_wall_us[partition] = restored_at  # its backlog, if any, is read from now on
         return count
+
+    def agents(self, partition: int) -> AgentProcessor:
+        proc = self.agent_parts.get(partition)
+        if proc is None:
+            proc = self.agent_parts[partition] = AgentProcessor(self.kpi)
+        return proc
+
+    def rebuild_agents(self, stored: Iterable[tuple[str, int, AgentTimeline]], assigned: set[int]) -> int:
+        """Replace the agent side by what the recovered table holds for the ``assigned`` partitions:
+        ``(agent_id, partition, timeline)`` for each stored agent (every figure is derived from the timelines)."""
+        self.agent_parts = {}
+        count = 0
+        for agent_id, partition, timeline in stored:
+            if partition in assigned:
+                self.agents(partition).restore(agent_id, timeline)
+                count += 1
+        for partition in assigned:
+            self.agents(partition)
+        return count
+
+    def handle_agent(self, topic: str, partition: int, event: Any, offset: int) -> bool:
+        """One validated ``agent.state`` event from ``topic``/``partition``; False for a duplicate."""
+        health = self.topic_health(topic)
+        self.offsets[(topic, partition)] = offset
+        proc = self.agents(partition)
+        accepted = proc.handle(event)
+        if accepted:
+            health.processed += 1
+            if proc.stream_time > self.last_event_ts_us:
+                self.last_event_ts_us = proc.stream_time
+        else:
+            health.duplicates += 1
+        self.last_processed_wall_us = self.clock()
+        return accepted
+
+    def agent_figures(self, now: int) -> AgentFigures | None:
+        """This worker's raw agent figures at ``now`` (None: no agent event seen by any of its partitions)."""
+        if not any(proc.first_ts is not None for proc in self.agent_parts.values()):
+            return None
+        contact_aggregates = [p.aggregates for p in self.contact_parts.values()]
+        return agent_figures(self.kpi, self.agent_parts.values(), contact_aggregates, now, listing=self.agent_listing)
 
     def rebuild_customers(self, stored: Iterable[tuple[str, dict[str, Any]]], assigned: set[int]) -> int:
         """Replace the customer side by what the recovered table holds for the ``assigned`` partitions."""
@@ -221,10 +267,14 @@ class LiveKpis:
         """The KPI document over this worker's partitions; ``now`` defaults to the wall clock."""
         at = self.clock() if now is None else now
         first = min((p.first_ts for p in self.contact_parts.values() if p.first_ts is not None), default=None)
-        return build_document(
+        figures = self.agent_figures(at)
+        document = build_document(
             self.kpi, self.parts(), self.waiting(at), at,
             all_window=(first, at + 1) if include_all and first is not None else None,
         )
+        if figures is not None:
+            document["agents"] = agent_section(self.kpi, figures)
+        return document
 
     def totals(self) -> dict[tuple[str, str], list[int]]:
         """Every count since start per (queue, channel), for Prometheus counters (facts up to now)."""
@@ -243,4 +293,8 @@ class LiveKpis:
         from cxpulse.core.partials import partial
 
         at = self.clock() if now is None else now
-        return partial(self.kpi, self.parts(), self.waiting(at), at, worker_id)
+        figures = self.agent_figures(at)
+        out = partial(self.kpi, self.parts(), self.waiting(at), at, worker_id)
+        if figures is not None:
+            out["agents"] = figures.to_json()
+        return out

@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cxpulse.models.agent_kpis import AgentsSection
+
 Count = Annotated[int, Field(ge=0)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 
@@ -77,3 +79,4 @@ class KpiDocument(_Doc):
     generated_at: str = Field(description="the instant 'now' used, RFC 3339")
     queues: list[QueueKpis]
     totals: Totals
+    agents: AgentsSection | None = Field(default=None, description="contract v2: once any agent event was seen")

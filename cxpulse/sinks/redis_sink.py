@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from cxpulse.core.agent_report import merge_agents
 from cxpulse.core.partials import merge
 from cxpulse.settings import RedisSettings, Settings
 
@@ -205,6 +206,9 @@ class RedisSink:
         began = time.perf_counter()
         parts = [mine, *merge_parts(raws, self.app_id)]
         document = merge(self.kpi, parts)
+        agents = merge_agents(self.kpi, parts)  # contract v2: the agents section, when any worker has agents
+        if agents is not None:
+            document["agents"] = agents
         doc_raw = orjson.dumps(document)
         self.compute_seconds = computing + time.perf_counter() - began
         async with self.client.pipeline(transaction=False) as pipe:

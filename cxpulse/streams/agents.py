@@ -1,10 +1,13 @@
-"""The worker's two agents: source events into contacts, FCR summaries into customers, one batch at a time.
+"""The worker's Faust agents: source events into contacts, FCR summaries into customers, agent states into
+agents (contract v2), one batch at a time.
 
 ::
 
     contact-events ─┐                        ┌─> contact-events-dlq / survey-responses-dlq
     survey-responses┴─> contacts agent ──────┼─> table "contacts" (changelog)      [key contact_id]
                                              └─> <app>-fcr-summaries ─> customers agent ─> table "customers"
+    agent-events ────> agent-states agent ───┬─> table "agents" (changelog)        [key agent_id]
+                                             └─> agent-events-dlq
 
 Why batches: each changed contact or customer is written once per batch (in bulk, see
 :mod:`cxpulse.streams.table_writer`), and the batch is acknowledged only once its state is stored; a batch whose
@@ -22,11 +25,12 @@ import orjson
 from faust.types import EventT
 
 from cxpulse.core.contact import Summary
+from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.events import InvalidEvent
 from cxpulse.models.wire import decode_contact_event, decode_survey_response
 from cxpulse.streams import codec
 from cxpulse.streams.dead_letters import DeadLetter, DeadLetterOutbox
-from cxpulse.streams.storage import save_changed, stored_contact
+from cxpulse.streams.storage import save_changed, stored_agent, stored_contact
 from cxpulse.streams.table_writer import BulkTableWriter
 from cxpulse.streams.worker import Worker, stop_now
 
@@ -190,3 +194,106 @@ def install(worker: Worker, contact_writer: BulkTableWriter, customer_writer: Bu
             await customers.process(events)
 
     return contacts, customers
+
+
+AGENT_PRUNE_EVERY = 4096  # agent events per partition between drops of intervals no window can see any more
+
+
+class AgentStateBatches:
+    """Validate, apply and store batches of ``agent.state`` events (the body of the agent-states agent).
+
+    Like the contacts: each changed agent is staged once per batch and written in bulk before the batch is
+    acknowledged; an agent whose state cannot be encoded goes back to its stored state and this batch's events
+    of it go to ``agent-events-dlq`` as ``internal error``. Agent events run in their own agent, so they never
+    wait for, or delay, a batch of contact events."""
+
+    def __init__(self, worker: Worker, writer: BulkTableWriter, dead_letters: DeadLetterOutbox) -> None:
+        self.worker = worker
+        self.live = worker.live
+        self.writer = writer
+        self.dead_letters = dead_letters
+        self.since_prune: dict[int, int] = {}
+
+    async def process(self, events: Sequence[EventT]) -> None:
+        """Validate, apply and store one batch; every event either counts, is a duplicate, or is dead-lettered."""
+        live = self.live
+        touched: set[int] = set()
+        for event in events:
+            message = event.message
+            raw = raw_value(event)
+            topic = message.topic
+            live.offsets[(topic, message.partition)] = message.offset
+            try:
+                parsed = parse_agent_event(raw)
+                live.admit(parsed)
+            except InvalidEvent as exc:
+                live.note_invalid(topic, exc.kind)
+                await self.dead_letters.send(DeadLetter(raw, message.key, exc.reason, exc.kind, topic,
+                                                        message.partition, message.offset))
+                continue
+            try:
+                live.handle_agent(topic, message.partition, parsed, message.offset)
+            except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
+                log.exception("internal error on an event of %s[%d]", topic, message.partition)
+                live.note_invalid(topic, "internal_error")
+                await self.dead_letters.send(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}",
+                                                        "internal_error", topic, message.partition, message.offset))
+                continue
+            touched.add(message.partition)
+            self.since_prune[message.partition] = self.since_prune.get(message.partition, 0) + 1
+        for partition in touched:
+            proc = live.agents(partition)
+            if self.since_prune[partition] >= AGENT_PRUNE_EVERY:
+                self.since_prune[partition] = 0
+                proc.prune()
+            failed = save_changed(self.writer.stage, proc.dirty, proc.agents, codec.encode_agent, partition)
+            if failed:
+                await self.roll_back(partition, set(failed), events)
+        await self.writer.flush()  # stored and in the changelog before the batch is acknowledged
+
+    async def roll_back(self, partition: int, agent_ids: set[str], events: Sequence[EventT]) -> None:
+        """Agents whose new state could not be stored: back to their stored state, and this batch's events of
+        theirs to the dead-letter topic (events.md: never a silent loss)."""
+        live = self.live
+        table = self.worker.agents_table
+        assert table is not None
+        proc = live.agents(partition)
+        for agent_id in agent_ids:
+            proc.replace(agent_id, stored_agent(table, partition, agent_id))
+        for event in events:
+            message = event.message
+            if message.partition != partition:
+                continue
+            raw = raw_value(event)
+            try:
+                agent_id = orjson.loads(raw).get("agent_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if agent_id in agent_ids:
+                live.topic_health(message.topic).processed -= 1
+                live.note_invalid(message.topic, "internal_error")
+                await self.dead_letters.send(DeadLetter(
+                    raw, message.key, "internal error: the agent's state could not be stored", "internal_error",
+                    message.topic, message.partition, message.offset,
+                ))
+        proc.dirty -= agent_ids
+
+
+def install_agent_states(worker: Worker, writer: BulkTableWriter, dead_letters: DeadLetterOutbox) -> AgentStateBatches:
+    """Register the agent-states agent (topic ``agent-events``, contract v2) on ``worker.app``."""
+    batches = AgentStateBatches(worker, writer, dead_letters)
+    topic = worker.topics.agents
+    assert topic is not None  # worker_topics always makes it
+
+    @worker.app.agent(topic, name="cxpulse-agent-states")
+    async def process_agent_states(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            worker.liveness.consumed()
+            try:
+                await batches.process(events)
+            except Exception as exc:  # noqa: BLE001 - never ack a batch whose state was not stored
+                log.exception("a batch of agent events could not be processed")
+                stop_now(f"a batch of agent events could not be processed ({type(exc).__name__}); "
+                         "its offsets stay uncommitted")
+
+    return batches

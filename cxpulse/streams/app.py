@@ -89,7 +89,9 @@ def worker_topics(app: faust.App, settings: Settings) -> WorkerTopics:
         dead_letters={
             topics.contact_events: app.topic(topics.contact_events_dlq, **raw),
             topics.survey_responses: app.topic(topics.survey_responses_dlq, **raw),
+            topics.agent_events: app.topic(topics.agent_events_dlq, **raw),
         },
+        agents=app.topic(topics.agent_events, **raw),
     )
 
 
@@ -124,15 +126,19 @@ def create_worker(settings: Settings) -> Worker:
                                options=store_options)
     customers_table = app.Table("customers", partitions=kafka.partitions, key_type=bytes, value_type=bytes,
                                 options=store_options)
+    agents_table = app.Table("agents", partitions=kafka.partitions, key_type=bytes, value_type=bytes,
+                             options=store_options)
     live = LiveKpis(settings.kpi, observer=histograms, loader_for=contact_loader(contacts_table))
+    live.agent_listing = settings.wallboard.show_agents  # names reach the document only where a board shows them
     worker = Worker(settings=settings, app=app, live=live, liveness=liveness, topics=worker_topics(app, settings),
-                    contacts_table=contacts_table, customers_table=customers_table)
+                    contacts_table=contacts_table, customers_table=customers_table, agents_table=agents_table)
     registry = worker.registry = registry_for(KpiCollector(settings, live, histograms, worker.lag, liveness,
                                                           worker.is_ready))
 
     dead_letters = DeadLetterOutbox(worker.topics.dead_letters, default_source=kafka.topics.contact_events)
     agents.install(worker, BulkTableWriter(app, contacts_table, stop_now), BulkTableWriter(app, customers_table, stop_now),
                    dead_letters)
+    agents.install_agent_states(worker, BulkTableWriter(app, agents_table, stop_now), dead_letters)
     recovery.install(worker)
     timers.install(worker)
     sink = attach_redis_sink(app, settings, live, worker.is_ready)

@@ -14,6 +14,7 @@ import msgspec
 import orjson
 from aiokafka.partitioner import murmur2
 
+from cxpulse.core.agents import AgentTimeline
 from cxpulse.core.contact import RANK_OF, ContactState, Summary
 from cxpulse.core.customer import CustomerState
 
@@ -63,6 +64,16 @@ def _legacy_contact(data: dict[str, Any], sync: bool) -> tuple[int, ContactState
     refused = sorted(set(data.get("s", ())) - kept) or None
     row = [sorted(records), refused, data.get("b") or None, data.get("t", 0), pending or None]
     return int(data.get("p", 0)), ContactState.from_row(row, sync=sync)
+
+
+def encode_agent(timeline: AgentTimeline, partition: int) -> bytes:
+    """msgpack of ``[partition, row]``: an agent's recent state records and the event ids it has seen."""
+    return _PACK([partition, timeline.to_row()])
+
+
+def decode_agent(value: bytes) -> tuple[int, AgentTimeline]:
+    partition, row = _UNPACK(value)
+    return partition, AgentTimeline.from_row(row)
 
 
 def encode_customer(state: CustomerState, partition: int) -> bytes:

@@ -53,10 +53,22 @@ class Recovery:
         worker.recovered.add("customers")
         self.maybe_ready()
 
+    async def agents_recovered(self) -> None:
+        """The agents table is recovered: rebuild the agent states of the owned partitions (contract v2)."""
+        worker, live = self.worker, self.live
+        table = worker.agents_table
+        assert table is not None  # registered only with the table
+        items = ((codec.key_text(k), *codec.decode_agent(v)) for k, v in table.items())
+        count = live.rebuild_agents(items, self.assigned(worker.settings.kafka.topics.agent_events))
+        log.info("agents recovered: %d agents in %d partitions", count, len(live.agent_parts))
+        worker.recovered.add("agents")
+        self.maybe_ready()
+
     def maybe_ready(self) -> None:
-        """Ready once the breach log is read and both tables are recovered."""
+        """Ready once the breach log is read and every table is recovered."""
         worker = self.worker
-        if worker.breaches_loaded and {"contacts", "customers"} <= worker.recovered:
+        tables = {"contacts", "customers"} | ({"agents"} if worker.agents_table is not None else set())
+        if worker.breaches_loaded and tables <= worker.recovered:
             worker.ready.set()
 
     async def partitions_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
@@ -97,6 +109,8 @@ def install(worker: Worker) -> Recovery:
     recovery = Recovery(worker)
     worker.contacts_table.on_recover(recovery.contacts_recovered)
     worker.customers_table.on_recover(recovery.customers_recovered)
+    if worker.agents_table is not None:
+        worker.agents_table.on_recover(recovery.agents_recovered)
     worker.app.on_partitions_revoked.connect(recovery.partitions_revoked)
     worker.app.on_partitions_assigned.connect(recovery.partitions_assigned)
     return recovery

@@ -13,6 +13,7 @@ from typing import Any
 
 from faust.types import TableT
 
+from cxpulse.core.agents import AgentTimeline
 from cxpulse.core.contact import ContactState
 from cxpulse.streams import codec
 
@@ -66,6 +67,12 @@ def stored_contact(table: TableT, partition: int, contact_id: str) -> ContactSta
     """The stored state of one contact (None: the table has none)."""
     value = stored_value(table, partition, contact_id.encode())
     return codec.decode_contact(value)[1] if value is not None else None
+
+
+def stored_agent(table: TableT, partition: int, agent_id: str) -> AgentTimeline | None:
+    """The stored state of one agent (None: the table has none)."""
+    value = stored_value(table, partition, agent_id.encode())
+    return codec.decode_agent(value)[1] if value is not None else None
 
 
 def contact_loader(table: TableT) -> Callable[[int], Callable[[str], ContactState | None]]:

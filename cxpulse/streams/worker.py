@@ -35,6 +35,7 @@ class WorkerTopics:
     summaries: TopicT  # <app id>-fcr-summaries: FCR summaries partitioned by customer, read by the customers agent
     breaches: TopicT  # sla-breaches, written by the breach timer
     dead_letters: dict[str, TopicT]  # source topic name -> its dead-letter topic
+    agents: TopicT | None = None  # agent-events (contract v2), read by the agent-state agent
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Worker:
     registry: CollectorRegistry | None = None  # prometheus_client registry of /metrics
     breach_listeners: list[BreachListener] = field(default_factory=list)  # called with each published breach's dict
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records not yet processed
+    agents_table: TableT | None = None  # key agent_id: each agent's recent states (contract v2)
 
     def live_problems(self) -> list[str]:
         """Why this worker cannot be trusted to be current, for /readyz (empty: fine)."""

@@ -247,9 +247,52 @@ def test_the_listing_shows_names_only_never_agent_ids() -> None:
         _ag("a2", "2026-05-04T09:05:00Z", "agent-secret-7", "available", queues=["billing", "x"], agent_name="Ann"),
         _ag("b1", "2026-05-04T09:02:00Z", "agent-secret-8", "away", reason="break"),
     ])
-    assert "list" not in agents_at(engine)
+    assert "listed" not in agents_at(engine)
     engine.agent_listing = True
-    listing = agents_at(engine)["list"]
+    listing = agents_at(engine)["listed"]
     assert "agent-secret" not in json.dumps(listing)
     assert [(i["agent_name"], i["state"], i["seconds_in_state"]) for i in listing] == [
         ("Ann", "available", 1200.0), (None, "away", 1080.0)]  # time in state: since 09:00 (a queue change is no new state)
+
+
+def test_live_partitions_give_the_replay_section_and_merge_across_workers() -> None:
+    """The live engine keeps agents per partition (by agent id); one worker's document, and the merge of two
+    workers' partials, equal the replay's section."""
+    from cxpulse.core.agent_report import merge_agents
+    from cxpulse.core.live import LiveKpis
+    from cxpulse.models.agent_events import parse_agent_event
+
+    kpi = KpiSettings()
+    stream = [
+        _ag("a1", "2026-05-04T09:00:00Z", "A", "available"),
+        _ag("b1", "2026-05-04T09:02:00Z", "B", "on_contact", queues=["billing", "sales"]),
+        _ag("a1", "2026-05-04T09:00:00Z", "A", "available"),  # a copy
+        _ag("c1", "2026-05-04T09:04:00Z", "C", "away", reason="training", team="blue"),
+        _ag("b0", "2026-05-04T09:01:30Z", "B", "available", queues=["billing", "sales"]),  # 30 s late
+    ]
+    replay = agents_at(run(stream))
+    one = LiveKpis(kpi, clock=lambda: NOW_US)
+    two = [LiveKpis(kpi, clock=lambda: NOW_US), LiveKpis(kpi, clock=lambda: NOW_US)]
+    for offset, event in enumerate(stream):
+        parsed = parse_agent_event(event)
+        partition = ord(parsed.agent_id) % 2
+        one.handle_agent("agent-events", partition, parsed, offset)
+        two[partition].handle_agent("agent-events", partition, parsed, offset)
+    assert one.topic_health("agent-events").duplicates == 1
+    assert_same(replay, one.document()["agents"])
+    merged = merge_agents(kpi, [json.loads(json.dumps(w.partial(f"w{i}"))) for i, w in enumerate(two)])
+    assert_same(replay, merged)
+
+
+def test_the_document_with_agents_validates_against_its_models() -> None:
+    from cxpulse.models.kpis import KpiDocument
+
+    engine = run(_contacts(5, 0, 100) + [
+        _ag("a", "2026-05-04T09:00:00Z", "A", "away", reason="break", agent_name="Ann"),
+        _ag("b", "2026-05-04T09:00:00Z", "B", "available", team=None),
+    ])
+    engine.agent_listing = True
+    document = engine.snapshot(NOW_US, include_all=True)
+    parsed = KpiDocument.model_validate(document)  # strict, extra="forbid"
+    assert parsed.agents is not None and parsed.agents.listed is not None
+    assert parsed.agents.queues[0].staffing.agents_staffed == 1
