@@ -25,13 +25,13 @@ def worker_topics(settings: Settings) -> list[str]:
     t = settings.kafka.topics
     return [
         t.contact_events, t.survey_responses, t.contact_events_dlq, t.survey_responses_dlq, t.sla_breaches,
-        f"{settings.worker.app_id}-fcr-summaries",
+        f"{settings.worker.app_id}-fcr-summaries", t.agent_events, t.agent_events_dlq,
     ]
 
 
 def changelog_topics(settings: Settings) -> list[str]:
     """Faust's changelog topics of our tables (named ``<app id>-<table>-changelog``)."""
-    return [f"{settings.worker.app_id}-{table}-changelog" for table in ("contacts", "customers")]
+    return [f"{settings.worker.app_id}-{table}-changelog" for table in ("contacts", "customers", "agents")]
 
 
 async def prepare_topics(settings: Settings) -> None:
@@ -40,7 +40,7 @@ async def prepare_topics(settings: Settings) -> None:
     options = client_options(kafka)
     t = kafka.topics
     big = {"max.message.bytes": str(MAX_RECORD_BYTES)}
-    dead_letters = [t.contact_events_dlq, t.survey_responses_dlq]
+    dead_letters = [t.contact_events_dlq, t.survey_responses_dlq, t.agent_events_dlq]
     others = [name for name in worker_topics(settings) if name not in (t.sla_breaches, *dead_letters)]
     await ensure_topics(kafka.bootstrap_servers, others, partitions=kafka.partitions,
                         replication_factor=kafka.replication_factor, client_options=options)

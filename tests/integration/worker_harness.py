@@ -73,6 +73,8 @@ class Topics:
     contact_events_dlq: str
     survey_responses_dlq: str
     sla_breaches: str
+    agent_events: str = ""
+    agent_events_dlq: str = ""
 
     @classmethod
     def unique(cls, prefix: str) -> "Topics":
@@ -82,6 +84,8 @@ class Topics:
             contact_events_dlq=f"{prefix}-contact-events-dlq",
             survey_responses_dlq=f"{prefix}-survey-responses-dlq",
             sla_breaches=f"{prefix}-sla-breaches",
+            agent_events=f"{prefix}-agent-events",
+            agent_events_dlq=f"{prefix}-agent-events-dlq",
         )
 
     def for_event(self, event: dict[str, Any] | bytes) -> str:
@@ -263,6 +267,9 @@ def worker_env(
         "CXPULSE_KAFKA__TOPICS__CONTACT_EVENTS_DLQ": topics.contact_events_dlq,
         "CXPULSE_KAFKA__TOPICS__SURVEY_RESPONSES_DLQ": topics.survey_responses_dlq,
         "CXPULSE_KAFKA__TOPICS__SLA_BREACHES": topics.sla_breaches,
+        # never the shared agent-events topic of a running stack
+        "CXPULSE_KAFKA__TOPICS__AGENT_EVENTS": topics.agent_events or f"{app_id}-agent-events",
+        "CXPULSE_KAFKA__TOPICS__AGENT_EVENTS_DLQ": topics.agent_events_dlq or f"{app_id}-agent-events-dlq",
         "CXPULSE_KAFKA__PARTITIONS": str(PARTITIONS),
         "CXPULSE_WORKER__APP_ID": app_id,
         "CXPULSE_REDIS__KEY_PREFIX": f"test-{app_id}",  # never the shared cxpulse:* keys of a running wallboard
