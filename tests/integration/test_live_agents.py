@@ -137,3 +137,6 @@ async def test_agents_hand_worked_live_equals_replay_and_survive_kill_9(workers,
     await worker.wait_ready()
     doc = await live_equals_replay(worker, path)
     check_hand_worked(doc, base)
+    # privacy: no agent id in the worker's log (INFO), nor in the document without wallboard.show_agents
+    assert b"agent-A" not in worker.log_path.read_bytes() and b"agent-B" not in worker.log_path.read_bytes()
+    assert b"agent-" not in orjson.dumps(doc)
