@@ -19,6 +19,7 @@ from cxpulse.core.contact import (
 )
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.live import LiveKpis
+from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.events import parse_any_event, to_us
 from cxpulse.settings import KpiSettings
 from test_kpi_edges import DAY, S, all_of, ev, row, run
@@ -175,3 +176,55 @@ def test_a_packed_customer_is_forgotten_only_when_its_newest_contact_is_old(monk
     proc.dirty.clear()
     assert proc.evict() == 1
     assert proc.forget(to_us(DAY + 5 * H + 60 * S)) == ["u1"]
+
+
+# -- live.py: the agent side (contract v2) ------------------------------------------------------------------------
+def agent_event(eid: str, ts: str, agent: str, state: str, **extra: object) -> dict[str, object]:
+    event: dict[str, object] = {"event_id": eid, "type": "agent.state", "ts": ts, "agent_id": agent, "state": state,
+                                "queues": ["billing"], "team": "red", "reason": None, "agent_name": None}
+    event.update(extra)
+    return event
+
+
+def test_live_agents_count_per_topic_and_stay_unlisted_unless_asked() -> None:
+    """kpis.md "Agents (v2)" and "Duplicates" (one agent's events with the same id count once), live, over two
+    partitions at now = 09:05: A available since 09:00 (partition 0, sent twice), B on a contact since 08:59
+    (partition 1). Expected: processed 2, duplicates 1 on agent-events; the newest event time 09:00; logged in 2;
+    in ``15m`` = [08:50, 09:05) available 300 s (09:00 -> 09:05) and on contact 360 s (08:59 -> 09:05), occupancy
+    360 / (300 + 360) = 6/11. Agents' names are listed only when the wallboard asks (wallboard.show_agents,
+    off by default): no ``listed`` entry. Before any agent event there are no agent figures at all.
+
+    Kills ``LiveKpis.agents`` creating no processor (``is None -> is not``), ``handle_agent``'s processed and
+    duplicates counts (``-= 1``, ``+= 0``), ``agent_figures`` ``first_ts is not None -> is`` (figures dropped
+    once an agent was seen) and ``agent_listing = False -> True`` (names in the document by default)."""
+    now = to_us(DAY.replace(hour=9, minute=5))
+    live = LiveKpis(KpiSettings(), clock=lambda: now)
+    assert live.agent_figures(now) is None and "agents" not in live.document(now)
+    a1 = agent_event("a1", "2026-05-04T09:00:00Z", "A", "available", agent_name="Ann")
+    b1 = agent_event("b1", "2026-05-04T08:59:00Z", "B", "on_contact")
+    assert live.handle_agent("agent-events", 0, parse_agent_event(a1), 0) is True
+    assert live.handle_agent("agent-events", 0, parse_agent_event(a1), 1) is False  # a copy
+    assert live.handle_agent("agent-events", 1, parse_agent_event(b1), 2) is True
+    health = live.topic_health("agent-events")
+    assert (health.processed, health.duplicates) == (2, 1)
+    assert live.last_event_ts_us == to_us(DAY.replace(hour=9))  # 09:00, not B's earlier 08:59
+    agents = live.document(now)["agents"]
+    assert agents["live"]["logged_in"] == 2 and "listed" not in agents
+    w = agents["windows"]["15m"]
+    assert (w["available_seconds"], w["on_contact_seconds"], w["occupancy"]) == (300.0, 360.0, 360 / 660)
+
+
+def test_a_rebuild_keeps_the_agents_of_the_assigned_partitions_only() -> None:
+    """After a rebalance a worker rebuilds the agent side from the table, for its partitions only (kpis.md
+    "Agents (v2)": each agent once). Stored: A on partition 0, B on partition 1; assigned {0}: 1 agent restored
+    (A), processors for partition 0 only, and B nowhere.
+
+    Kills ``rebuild_agents`` counting from 1, by ``-= 1`` or ``+= 0``, and ``partition in assigned -> not in``."""
+    now = to_us(DAY.replace(hour=9, minute=5))
+    source = LiveKpis(KpiSettings(), clock=lambda: now)
+    source.handle_agent("agent-events", 0, parse_agent_event(agent_event("a1", "2026-05-04T09:00:00Z", "A", "available")), 0)
+    source.handle_agent("agent-events", 1, parse_agent_event(agent_event("b1", "2026-05-04T08:59:00Z", "B", "away")), 1)
+    stored = [("A", 0, source.agent_parts[0].agents["A"]), ("B", 1, source.agent_parts[1].agents["B"])]
+    rebuilt = LiveKpis(KpiSettings(), clock=lambda: now)
+    assert rebuilt.rebuild_agents(stored, {0}) == 1
+    assert set(rebuilt.agent_parts) == {0} and set(rebuilt.agent_parts[0].agents) == {"A"}
