@@ -71,7 +71,6 @@ def test_a_refused_event_stays_a_duplicate_after_a_restore() -> None:
     assert (health.processed, health.duplicates) == (0, 1)
 
 
-
 def test_late_outcome_first_wait_exactly_t_is_no_breach() -> None:
     """kpis.md "Per queue visit": a breach is a wait that *exceeds* T (20 s for voice). Here the answer arrives
     before its queued event, so the visit's facts come from the full walk (``contact_facts``), not from the
@@ -111,6 +110,7 @@ def test_records_decoded_from_the_legacy_form_sort_like_new_ones() -> None:
               ev("survey", "s", DAY, nps=9)]
     ranks = {rec[KIND]: rec[RANK] for rec in (record_of(parse_any_event(e)) for e in events)}
     assert ranks == RANK_OF == {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}
+
 
 # -- customer.py -----------------------------------------------------------------------------------------------
 F = 100  # an FCR window of 100 µs keeps the arithmetic small; the rule does not depend on the unit
