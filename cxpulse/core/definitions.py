@@ -458,3 +458,61 @@ def prom_terms(ratio: Ratio) -> tuple[tuple[tuple[int, Export], ...], tuple[tupl
     numerator = decompose(ratio.numerator)
     histograms = frozenset(e.family.histogram for _, e in numerator if e.family.histogram)
     return numerator, decompose(ratio.denominator, histograms)
+
+
+# --- agents and staffing (contract v2: kpis.md "Agents (v2)", "Staffing (v2)") -----------------------------
+AGENT_LIVE_STATES: tuple[str, ...] = ("logged_in", "available", "on_contact", "wrap_up", "away")
+"""The ``state`` label values of the live agent gauges (``logged_in`` counts every state but logged out)."""
+AGENT_TIMED_STATES: tuple[str, ...] = ("available", "on_contact", "wrap_up", "away")
+"""The ``state`` label values of the seconds-in-state counter (the states whose time is kept)."""
+
+
+@dataclass(frozen=True)
+class AgentMetric:
+    """One agent family of ``/metrics``. Labels are a queue, a team, a state or an away reason: never an agent
+    id or name (a supervisor's list of names is the wallboard's agents panel, off by default)."""
+
+    name: str  # without the prefix; a counter without ``_total``
+    kind: Literal["gauge", "counter"]
+    labels: tuple[str, ...]
+    help: str
+
+
+AGENT_METRICS: tuple[AgentMetric, ...] = (
+    AgentMetric("queue_agents", "gauge", ("queue", "state"),
+                "Agents serving the queue now, by state (logged_in = any state but logged out)."),
+    AgentMetric("queue_agents_away", "gauge", ("queue", "reason"),
+                "Agents serving the queue who are away now, by reason (unspecified when none was given)."),
+    AgentMetric("team_agents", "gauge", ("team", "state"),
+                "Agents of the team now, by state (team empty: agents without a team); each agent once."),
+    AgentMetric("team_agents_away", "gauge", ("team", "reason"), "Agents of the team away now, by reason."),
+    AgentMetric("agents_required", "gauge", ("queue",),
+                "Erlang C agents needed now to meet the queue's sl_target (15m arrival rate, 1h AHT); no series "
+                "while the queue has no offered contact or no AHT."),
+    AgentMetric("agents_staffed", "gauge", ("queue",),
+                "Agents serving the queue now that are available, on a contact or in wrap-up."),
+    AgentMetric("agent_state_seconds", "counter", ("team", "state"),
+                "Seconds agents of the team spent in each logged-in state; occupancy is a recording rule: "
+                "(on_contact + wrap_up) / (available + on_contact + wrap_up)."),
+)
+"""The agent families of ``/metrics``, read by the collector (names, labels, help) and the recording rules."""
+
+
+@dataclass(frozen=True)
+class AgentOccupancy:
+    """Occupancy (kpis.md "Agents (v2)") as a ratio of sums of the seconds-in-state counter over its ``state``
+    label: the recording rules divide the increases, so several workers' counters add up first."""
+
+    name: str
+    record: str
+    busy: tuple[str, ...]
+    working: tuple[str, ...]
+    text: str
+
+
+AGENT_OCCUPANCY = AgentOccupancy(
+    "occupancy", "contactcenter_agent_occupancy", ("on_contact", "wrap_up"), ("available", "on_contact", "wrap_up"),
+    "(on_contact_seconds + wrap_up_seconds) / (available_seconds + on_contact_seconds + wrap_up_seconds)",
+)
+AGENT_LEVELS: tuple[tuple[str, str], ...] = (("team", "by (team) "), ("centre", ""))
+"""The levels occupancy is recorded at: per team and centre-wide (each agent is in one team)."""

@@ -35,6 +35,7 @@ from cxpulse.core.measures import M
 from cxpulse.core.live import LiveKpis
 from cxpulse.settings import Settings
 from cxpulse.streams.liveness import Liveness
+from cxpulse.sinks.agent_metrics import AgentMetrics
 
 PREFIX = PROM_PREFIX
 OWN_PREFIX = "cxpulse"  # the pipeline's own metrics (health, version), not the centre's
@@ -150,10 +151,11 @@ class KpiCollector(Collector):
         self.histograms = histograms
         self.lag = lag
         self.labels = QueueLabels(settings.worker.max_queues)
+        self.agent_metrics = AgentMetrics(settings.worker.max_queues)  # contract v2: agents and staffing
 
     def describe(self) -> Iterable[Metric]:
         # names only, so registering does not call collect() before the worker has state
-        return list(self._families().values())
+        return list(self._families().values()) + list(self.agent_metrics.families().values())
 
     def _families(self) -> dict[str, Metric]:
         fam: dict[str, Metric] = {}
@@ -250,6 +252,7 @@ class KpiCollector(Collector):
         fam["overflow"].add_metric([], label.overflow)
         fam["build"].add_metric([cxpulse.__version__], 1)
         yield from fam.values()
+        yield from self.agent_metrics.collect(live, kpi, label, now)
 
 
 def _buckets(bounds: tuple[float, ...], row: list[int]) -> list[tuple[str, float]]:

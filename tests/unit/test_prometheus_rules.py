@@ -66,7 +66,7 @@ def test_recording_rules_are_generated_from_the_script() -> None:
     assert result.returncode == 0, result.stderr
 
 
-RECORD_NAME = re.compile(r"^(?P<level>queue_channel|queue|centre):(?P<metric>contactcenter_[a-z_]+):(?P<ops>\w+)$")
+RECORD_NAME = re.compile(r"^(?P<level>queue_channel|queue|team|centre):(?P<metric>contactcenter_[a-z_]+):(?P<ops>\w+)$")
 # operations newest first, the window glued to the operation it belongs to (Prometheus' rate5m): increase15m,
 # ratio_increase15m (a ratio of the window's increases), mean15m (a histogram's sum over its count), max
 OPERATIONS = re.compile(r"^(?:(?:ratio_)?increase|mean)(?:5m|15m|30m|1h|6h|24h)$|^max$")
@@ -88,7 +88,7 @@ def test_recording_rule_names_are_level_metric_operations() -> None:
         if ops.startswith("mean"):  # a histogram's mean: its _sum over its _count
             assert f"{metric}_sum:increase" in expr and f"{metric}_count:increase" in expr, name
         by = set(re.findall(r"\bby \(([^)]*)\)", expr))
-        wanted = {"queue_channel": "queue, channel", "queue": "queue", "centre": None}[level]
+        wanted = {"queue_channel": "queue, channel", "queue": "queue", "team": "team", "centre": None}[level]
         assert by <= ({wanted} if wanted else set()), f"{name}: aggregated {by}, level says {level}"
 
 
