@@ -529,7 +529,56 @@ def supervisor() -> dash_b.Dashboard:
     ]
     for p in panels:
         d = d.with_panel(p)
+    d = d.with_row(dash_b.Row("Agents and staffing"))
+    for p in agent_panels():
+        d = d.with_panel(p)
     return d
+
+
+def agent_panels() -> list[ts_b.Panel]:
+    """Contract v2 (topic agent-events): staffed vs Erlang C required per queue, agents by state and away
+    reason (from the team gauges, so an agent serving two queues counts once), occupancy per team.
+
+    agents_staffed adds up over workers (each agent lives on one); agents_required does not (Erlang C): max."""
+    q = 'queue=~"$queue"'
+    return [
+        graph(
+            "Agents staffed and required",
+            [
+                query(f"sum by (queue) (contactcenter_agents_staffed{{{q}}})", legend="staffed {{queue}}"),
+                query(f"max by (queue) (contactcenter_agents_required{{{q}}})", legend="required {{queue}}", ref="B"),
+            ],
+            "none",
+            "Agents available, on a contact or in wrap-up per queue, and the agents Erlang C needs to meet the "
+            "queue's target at the 15-minute arrival rate and 1-hour AHT (CxQueueShortOfAgents: staffed below "
+            "required for 5 minutes).",
+            min_val=0,
+        ),
+        graph(
+            "Agents by state (centre)",
+            [query('sum by (state) (contactcenter_team_agents{state!="logged_in"})', legend="{{state}}")],
+            "none",
+            "Logged-in agents by state, each agent once (per team gauges added up).",
+            min_val=0,
+        ),
+        graph(
+            "Agents away by reason (centre)",
+            [query("sum by (reason) (contactcenter_team_agents_away)", legend="{{reason}}")],
+            "none",
+            "Agents away now by the reason their agent.state event gave (unspecified when none).",
+            min_val=0,
+        ),
+        graph(
+            "Occupancy (rolling 15 min) per team",
+            [
+                query("team:contactcenter_agent_occupancy:ratio_increase15m", legend="{{team}}"),
+                query("centre:contactcenter_agent_occupancy:ratio_increase15m", legend="centre", ref="B"),
+            ],
+            "percentunit",
+            "(on contact + wrap-up seconds) / (available + on contact + wrap-up seconds) over 15 minutes.",
+            min_val=0, max_val=1,
+        ),
+    ]
 
 
 def pipeline() -> dash_b.Dashboard:

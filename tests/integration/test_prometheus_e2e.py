@@ -103,6 +103,15 @@ class Events:
         event.update(queue=where[0], channel=where[1], **extra)
         return event
 
+    def agent(self, ts: int, n: int, state: str, queue: str, team: str, reason: str | None = None) -> dict[str, Any]:
+        """An ``agent.state`` event (contract v2) of agent ``n``; its id carries the tag like every other id."""
+        self.n += 1
+        event = {"event_id": f"{self.tag}-ev-{self.n:04d}", "type": "agent.state", "ts": iso(ts),
+                 "agent_id": f"{self.tag}-agent-{n}", "state": state, "reason": reason, "queues": [queue],
+                 "team": team, "agent_name": None}
+        self.all.append(event)
+        return event
+
     def queued(self, ts: int, contact: str, where: tuple[str, str]) -> dict[str, Any]:
         return self.contact("contact.queued", ts, contact, where, reason="billing", priority=1)
 
@@ -198,6 +207,15 @@ async def run_scenario(stack: Stack, producer: Producer) -> None:
     tp = now_us()
     await send([ev.queued(tp, "fast-0", FAST), ev.queued(tp, "steady-0", STEADY)])
     await send([b"{this is not json"], key=b"garbage")
+    # agents (contract v2): steady well staffed (12 agents: 10 available, 1 on a contact, 1 on a break), so
+    # no agent alert may touch it; fast has one available and one at lunch (short of agents: a warning)
+    staff = [(n, "available", "steady", "team-b", None) for n in range(10)]
+    staff += [(10, "on_contact", "steady", "team-b", None), (11, "away", "steady", "team-b", "break"),
+              (12, "available", "fast", "team-a", None), (13, "away", "fast", "team-a", "lunch")]
+    for n, state, queue, team, reason in staff:
+        agent_event = ev.agent(tp, n, state, queue, team, reason)
+        await producer.send([agent_event], topic=stack.worker.topics.agent_events, key=agent_event["agent_id"].encode())
+        stack.sent += 1
     await stack.worker.wait_processed(stack.sent, timeout=30)
     await wait_prom(stack, 'contactcenter_contacts_offered_total{queue=~"fast|steady"}',
                     lambda r: len(r) == 2 and all(v == 1 for _, v in r), "prime 1 scraped")
@@ -354,6 +372,22 @@ async def test_no_id_is_a_label_value(stack: Stack) -> None:
     leaked = sorted(v for v in values if any(i in v for i in ids))
     assert leaked == [], f"ids in /metrics label values: {leaked[:10]}"
     assert stack.events.tag not in text, "an id (or part of one) appears in /metrics"
+
+
+async def test_agent_gauges_and_occupancy_say_what_the_scenario_did(stack: Stack) -> None:
+    """steady: 10 available + 1 on a contact staffed, 1 on a break; fast: 1 staffed, 1 at lunch. Occupancy of
+    team-b over 15 minutes: 1 agent on a contact of 11 working = 1/11 (the seconds grow alike for each)."""
+    staffed = await wait_prom(stack, 'sum by (queue) (contactcenter_agents_staffed{queue=~"fast|steady"})',
+                              lambda r: len(r) == 2, "agents_staffed scraped")
+    assert sorted((labels["queue"], value) for labels, value in staffed) == [("fast", 1.0), ("steady", 11.0)]
+    away = prom_value(stack.prometheus.url, "sum by (team, reason) (contactcenter_team_agents_away)")
+    assert sorted((l["team"], l["reason"], v) for l, v in away) == [("team-a", "lunch", 1.0), ("team-b", "break", 1.0)]
+    required = await wait_prom(stack, 'max by (queue) (contactcenter_agents_required{queue="steady"})',
+                               lambda r: len(r) == 1, "agents_required for steady")
+    assert 1 <= required[0][1] <= 11, required  # steady is staffed enough: no alert may fire for it
+    occupancy = await wait_prom(stack, 'team:contactcenter_agent_occupancy:ratio_increase15m{team="team-b"}',
+                                lambda r: len(r) == 1, "team-b occupancy recorded")
+    assert occupancy[0][1] == pytest.approx(1 / 11, rel=0.05), occupancy
 
 
 # ------------------------------------------------------------------------------------------------ 2. panels

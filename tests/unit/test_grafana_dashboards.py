@@ -272,6 +272,20 @@ def test_supervisor_and_pipeline_cover_their_kpis() -> None:
         assert f"cxpulse_{metric}" in pipe, metric
 
 
+def test_supervisor_has_an_agents_and_staffing_row() -> None:
+    """Contract v2: staffed vs required per queue, agents by state and away reason, occupancy per team."""
+    board = json.loads((GRAFANA / "dashboards" / "supervisor.json").read_text(encoding="utf-8"))
+    titles = [p["title"] for p in board["panels"]]
+    assert "Agents and staffing" in titles
+    after = titles[titles.index("Agents and staffing") + 1:]
+    assert after == ["Agents staffed and required", "Agents by state (centre)", "Agents away by reason (centre)",
+                     "Occupancy (rolling 15 min) per team"]
+    sup = " ".join(e for d, _, e in queries.all_panel_queries() if d == "supervisor")
+    for series in ("contactcenter_agents_staffed", "contactcenter_agents_required", "contactcenter_team_agents{",
+                   "contactcenter_team_agents_away", "team:contactcenter_agent_occupancy:ratio_increase15m"):
+        assert series in sup, series
+
+
 def test_per_queue_threshold_queries_answer_per_queue_on_prometheus(prometheus_url: str) -> None:
     """The threshold tables must be valid PromQL returning one row per queue (checked with data in the e2e
     test); here: each parses and the colour steps are ordered as Grafana needs them (ascending)."""
