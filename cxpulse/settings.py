@@ -25,7 +25,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cxpulse.units import US_PER_SECOND
 
 SlFormula = Literal["exclude_short_abandons", "abandons_count_against", "abandons_within_count_for"]
-CHANNELS = ("voice", "chat", "email", "sms", "social")
+CHANNELS = ("voice", "chat", "email", "sms", "social", "app")  # app: in-app messaging (contract v2)
+FEEDBACK_RESPONSE_TARGET = 48 * 3600  # kpis.md "Settings" (v2): how soon a detractor should hear back
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -64,6 +65,11 @@ class ChannelDefaults(_Strict):
     sl_threshold_seconds: float = Field(gt=0)
     sl_target: float = Field(default=0.80, gt=0, le=1)
     short_abandon_seconds: float = Field(default=0, ge=0)
+    cost_per_hour: float = Field(default=0, ge=0, allow_inf_nan=False, description="v2: cost of one hour of handling")
+    cost_per_contact: float = Field(default=0, ge=0, allow_inf_nan=False, description="v2: fixed cost per handled contact")
+    feedback_response_target: int = Field(default=FEEDBACK_RESPONSE_TARGET, gt=0, description="v2: seconds; accepts 48h")
+
+    _target = field_validator("feedback_response_target", mode="before")(lambda cls, v: parse_duration(v))
 
 
 class QueueOverride(_Strict):
@@ -74,8 +80,14 @@ class QueueOverride(_Strict):
     short_abandon_seconds: float | None = Field(default=None, ge=0)
     sl_formula: SlFormula | None = None
     timezone: str | None = None
+    cost_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cost_per_contact: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    feedback_response_target: int | None = Field(default=None, gt=0)
 
     _tz = field_validator("timezone")(lambda cls, v: v if v is None else _check_timezone(v))
+    _target = field_validator("feedback_response_target", mode="before")(
+        lambda cls, v: v if v is None else parse_duration(v)
+    )
 
 
 class QueueSettings(_Strict):
@@ -86,6 +98,27 @@ class QueueSettings(_Strict):
     short_abandon_seconds: float
     sl_formula: SlFormula
     timezone: str
+    cost_per_hour: float = 0.0
+    cost_per_contact: float = 0.0
+    feedback_response_target: int = FEEDBACK_RESPONSE_TARGET
+
+    @cached_property
+    def cost_configured(self) -> bool:
+        """kpis.md: both costs 0 means cost is not configured for this queue (its cost is null, not 0)."""
+        return self.cost_per_hour > 0 or self.cost_per_contact > 0
+
+    @cached_property
+    def cost_per_hour_micros(self) -> float:
+        """Cost of one hour in millionths of the currency unit (the core keeps cost as integer micros)."""
+        return self.cost_per_hour * 1_000_000
+
+    @cached_property
+    def cost_per_contact_micros(self) -> int:
+        return round(self.cost_per_contact * 1_000_000)
+
+    @cached_property
+    def feedback_target_us(self) -> int:
+        return self.feedback_response_target * US_PER_SECOND
 
     @cached_property
     def threshold_us(self) -> int:
@@ -103,6 +136,9 @@ def _default_channels() -> dict[str, ChannelDefaults]:
         "sms": ChannelDefaults(sl_threshold_seconds=120),
         "social": ChannelDefaults(sl_threshold_seconds=3600),
         "email": ChannelDefaults(sl_threshold_seconds=14400),
+        # contract v2: kpis.md gives no T for app; in-app messaging is answered like a chat, so chat's 30 s,
+        # and S = 0 ("0 otherwise")
+        "app": ChannelDefaults(sl_threshold_seconds=30),
     }
 
 
@@ -184,6 +220,15 @@ class KpiSettings(_Strict):
             ),
             sl_formula=over.sl_formula or self.sl_formula,
             timezone=over.timezone or self.timezone,
+            cost_per_hour=over.cost_per_hour if over.cost_per_hour is not None else base.cost_per_hour,
+            cost_per_contact=over.cost_per_contact if over.cost_per_contact is not None else base.cost_per_contact,
+            feedback_response_target=over.feedback_response_target or base.feedback_response_target,
+        )
+
+    def cost_configured_anywhere(self) -> bool:
+        """Is cost configured for some channel or queue? (Else every cost of the document is null.)"""
+        return any(c.cost_per_hour > 0 or c.cost_per_contact > 0 for c in self.channels.values()) or any(
+            (q.cost_per_hour or 0) > 0 or (q.cost_per_contact or 0) > 0 for q in self.queues.values()
         )
 
 

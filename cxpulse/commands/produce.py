@@ -33,7 +33,7 @@ def route_line(line: bytes) -> tuple[str, bytes | None]:
         return CONTACT_TOPIC, None
     if not isinstance(obj, dict):
         return CONTACT_TOPIC, None
-    topic = SURVEY_TOPIC if obj.get("type") == "survey.response" else CONTACT_TOPIC
+    topic = SURVEY_TOPIC if obj.get("type") in ("survey.response", "survey.followed_up") else CONTACT_TOPIC
     contact_id = obj.get("contact_id")
     key = contact_id.encode() if isinstance(contact_id, str) and contact_id else None
     return topic, key
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
             None, "--config", help="settings YAML for Kafka and topic names (default $CXPULSE_CONFIG)"
         ),
     ) -> None:
-        """Send a JSON Lines file to Kafka: survey.response lines to the survey topic, the rest to contact events."""
+        """Send a JSON Lines file to Kafka: survey.response and survey.followed_up lines to the survey topic, the rest to contact events."""
         from cxpulse.kafka_io import KafkaUnavailable
         from cxpulse.settings import ConfigError, load_settings
 

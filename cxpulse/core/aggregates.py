@@ -14,11 +14,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 
-from cxpulse.core.measures import N_MEASURES, SLA_BREACHES, Fact
+from cxpulse.core.distinct import DistinctCustomers
+from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, N_MEASURES, SLA_BREACHES, Fact
 
 HOUR_US = 3_600_000_000
 Key = tuple[str, str]  # queue, channel
 Slot = tuple[int, int, str, str]  # measure, at_us, queue, channel: a future fact without its value
+Awaiting = dict[tuple[str, str], tuple[int, int]]  # (contact_id, survey id) -> (survey ts, survey ts + target)
 Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 
 
@@ -34,7 +36,7 @@ class Aggregates:
     included (a key whose facts cancel out still gets its zero counts)."""
 
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "now", "_totals", "observer", "open",
-                 "at_now", "_pending")
+                 "at_now", "_pending", "awaiting", "distinct")
 
     FOLD_EVERY = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
 
@@ -57,6 +59,11 @@ class Aggregates:
         # time, which is now; they join their buckets at the next advance, without a heap (Engine v2)
         self.at_now: list[Fact] = []
         self._pending: list[Fact] = []  # signed facts before now, not yet folded into their buckets
+        # contract v2: detractor feedback not followed up yet, per key: like a waiting visit's breach, its
+        # feedback breach (at survey ts + target) is a live figure, counted once its moment lies before now
+        self.awaiting: dict[Key, Awaiting] = {}
+        # contract v2: the customer side's index of contacts by t0, for distinct customers (None elsewhere)
+        self.distinct: DistinctCustomers | None = None
 
     @property
     def buckets(self) -> dict[Key, dict[int, list[int]]]:
@@ -178,6 +185,9 @@ class Aggregates:
                 pending[(measure, queue, channel)] = pending.get((measure, queue, channel), 0) + value
             keys.update((queue, channel) for (_, queue, channel), value in pending.items() if value)
         keys.update(key for key, deadlines in self.open.items() if any(at < self.now for at in deadlines.values()))
+        keys.update(key for key, awaiting in self.awaiting.items() if awaiting)
+        if self.distinct is not None:  # the customer side of a key whose contacts another part counts
+            keys.update(self.distinct.keys())
         return keys
 
     def prune(self, before_us: int) -> None:
@@ -190,6 +200,8 @@ class Aggregates:
         for per_hour in self._hours.values():  # an hour goes once all its buckets are gone
             for hour in [h for h in per_hour if h + HOUR_US - self.bucket_us <= limit]:
                 del per_hour[hour]
+        if self.distinct is not None:
+            self.distinct.prune(limit + self.bucket_us)
 
     def window(self, start_us: int, end_us: int, keys: Iterable[Key] | None = None) -> dict[Key, list[int]]:
         """Counts per key over buckets in [start_us, end_us); ``start_us`` must be a bucket edge and
@@ -230,7 +242,36 @@ class Aggregates:
             if deadlines:
                 high = min(end_us, self.now)
                 sums[SLA_BREACHES] += sum(1 for at in deadlines.values() if start_us <= at < high)
+            awaiting = self.awaiting.get(key)
+            if awaiting:
+                high = min(end_us, self.now)
+                sums[FEEDBACK_BREACHES] += sum(1 for _, at in awaiting.values() if start_us <= at < high)
+            if self.distinct is not None:
+                sums[CUSTOMERS] = self.distinct.count(key, start_us, min(end_us, self.now))
             out[key] = sums
+        return out
+
+    def customers_total(self, start_us: int, end_us: int) -> int:
+        """Distinct customers over every (queue, channel), each once (kpis.md), in [start_us, min(end, now))."""
+        if self.distinct is None:
+            return 0
+        return self.distinct.count(None, start_us, min(end_us, self.now))
+
+    def customers_until(self, end_us: int, key: Key | None) -> int:
+        """Distinct customers with a contact before ``end_us`` (a replay's ``all`` window, which may end just
+        after now), in ``key`` or in total."""
+        if self.distinct is None:
+            return 0
+        return self.distinct.count(key, -(2**63), end_us)
+
+    def awaiting_breaches_before(self, end_us: int) -> dict[Key, int]:
+        """Feedback breaches of detractor feedback still awaiting a follow-up, due before ``end_us`` and now."""
+        high = min(end_us, self.now)
+        out: dict[Key, int] = {}
+        for key, awaiting in self.awaiting.items():
+            count = sum(1 for _, at in awaiting.values() if at < high)
+            if count:
+                out[key] = count
         return out
 
     def open_breaches_before(self, end_us: int) -> dict[Key, int]:
@@ -246,8 +287,9 @@ class Aggregates:
     def future_until(self, end_us: int) -> dict[Key, list[int]]:
         """Counts of facts still in the future but before ``end_us`` (for a window ending past now).
 
-        Breaches are never future facts: a waiting visit's breach is live (:attr:`open`), and a closed visit's
-        breach lies at queued + T, before its outcome."""
+        SLA breaches are never future facts: a waiting visit's breach is live (:attr:`open`), and a closed visit's
+        breach lies at queued + T, before its outcome. A feedback breach may be (a follow-up after the target,
+        written ahead of now by a producer's clock): it counts like any fact."""
         out: dict[Key, list[int]] = {}
         for (measure, at, queue, channel), value in self.future.items():
             if at < end_us and measure != SLA_BREACHES:

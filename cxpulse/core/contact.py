@@ -15,7 +15,7 @@ A record is a plain tuple ``(ts, rank, event_id, kind, queue, channel, a, b, c)`
 by event time, then by rank (a visit opens before it closes), then by event id, and it costs a fraction of an
 object with attributes. Per kind, ``a, b, c`` are: queued ``reason, customer_id`` (the FCR customer is the one of the first queued
 event); ended ``handle_us, resolved,
-transferred``; survey ``nps, csat``. """
+transferred``; survey ``nps, csat``; follow-up (contract v2) ``survey_event_id``. """
 
 from __future__ import annotations
 
@@ -31,15 +31,17 @@ from cxpulse.settings import QueueSettings
 
 US = US_PER_SECOND
 
-# record kinds, and their rank at an equal timestamp (a visit opens before it closes)
-QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY = "q", "a", "x", "e", "s"
-RANK_OF = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}  # a kind's rank (field RANK of a record)
+# record kinds, and their rank at an equal timestamp (a visit opens before it closes; a survey before its
+# follow-up)
+QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY, FOLLOWED = "q", "a", "x", "e", "s", "f"
+RANK_OF = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3, FOLLOWED: 4}  # field RANK of a record
 KIND_TYPE = {
     QUEUED: "contact.queued",
     ANSWERED: "contact.answered",
     ABANDONED: "contact.abandoned",
     ENDED: "contact.ended",
     SURVEY: "survey.response",
+    FOLLOWED: "survey.followed_up",
 }
 TS, RANK, ID, KIND, QUEUE, CHANNEL, A, B, C = range(9)
 
@@ -67,6 +69,8 @@ def record_of(event: Any, intern: Callable[[str], str] = str) -> Record:
                 event.resolved, event.transferred)
     if kind == "survey.response":
         return (event.ts_us, 3, event.event_id, SURVEY, "", "", event.nps, event.csat, None)
+    if kind == "survey.followed_up":
+        return (event.ts_us, 4, event.event_id, FOLLOWED, "", "", event.survey_event_id, None, None)
     raise TypeError(f"not an event: {kind!r}")
 
 
@@ -95,6 +99,7 @@ class Walk:
     ended: list[Record] = field(default_factory=list)
     queued: list[Record] = field(default_factory=list)
     surveys: list[Record] = field(default_factory=list)
+    followups: list[Record] = field(default_factory=list)  # follow-ups of a survey of this contact (v2)
     in_service: int = 0  # answers not ended yet
 
     @property
@@ -105,6 +110,7 @@ class Walk:
 
 _UNFIT_QUEUED = "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"
 _UNFIT_ENDED = "contact.ended for a contact that was not answered (no contact.answered in service)"
+UNFIT_FOLLOWED = "no such survey: survey.followed_up of a survey_event_id that is no survey.response of this contact"
 
 
 def _unfit_outcome(kind: str) -> str:
@@ -143,11 +149,20 @@ def walk(records: list[Record]) -> Walk:
                 continue
             in_service -= 1
             result.ended.append(rec)
-        else:
+        elif kind == SURVEY:
             result.surveys.append(rec)
+        else:
+            result.followups.append(rec)
     if waiting is not None:
         result.visits.append((waiting, None))
     result.in_service = in_service
+    if result.followups:  # events.md v2: a follow-up needs its survey (at any ts: it may be written late)
+        ids = {rec[ID] for rec in result.surveys}
+        fit = [rec for rec in result.followups if rec[A] in ids]
+        if len(fit) != len(result.followups):
+            result.unfit += [(rec, UNFIT_FOLLOWED) for rec in result.followups if rec[A] not in ids]
+            result.unfit.sort()
+            result.followups = fit
     return result
 
 
@@ -182,8 +197,71 @@ def survey_facts(survey: Record, queue: str, channel: str, add: Callable[[Fact],
         add((m.CSAT_1 + survey[B] - 1, at, queue, channel, 1))
 
 
+def is_detractor(survey: Record) -> bool:
+    """kpis.md "Closed-loop feedback (v2)": detractor feedback is ``nps`` <= 6 or ``csat`` <= 2."""
+    nps, csat = survey[A], survey[B]
+    return (nps is not None and nps <= 6) or (csat is not None and csat <= 2)
+
+
+def ended_facts(ended: Record, qs: QueueSettings, add: Callable[[Fact], None]) -> None:
+    """Handled, handle time and (v2) the cost of one ``contact.ended``, with the settings of its queue.
+
+    Cost is kept in integer millionths of the currency unit, rounded per contact (as timestamps are kept to the
+    microsecond), so that adding and retracting it leaves no floating-point residue. Not configured: no cost
+    fact at all, so that cost is null rather than 0 (kpis.md)."""
+    at, queue, channel = ended[TS], ended[QUEUE], ended[CHANNEL]
+    add((m.HANDLED, at, queue, channel, 1))
+    add((m.HANDLE, at, queue, channel, ended[A]))
+    if qs.cost_configured:
+        add((m.COST, at, queue, channel, contact_cost_micros(ended[A], qs)))
+        add((m.COSTED, at, queue, channel, 1))
+
+
+def contact_cost_micros(handle_us: int, qs: QueueSettings) -> int:
+    """(talk + hold + wrap) / 3600 * cost_per_hour + cost_per_contact, in millionths, rounded half to even."""
+    return round(handle_us * qs.cost_per_hour / 3600) + qs.cost_per_contact_micros
+
+
+def resolution_facts(final: Record, t0: int, add: Callable[[Fact], None]) -> None:
+    """kpis.md "Resolution and cost (v2)": the final end, when resolved, resolves the contact after ts - t0."""
+    if final[B]:
+        add((m.RESOLVED, final[TS], final[QUEUE], final[CHANNEL], 1))
+        add((m.RESOLUTION, final[TS], final[QUEUE], final[CHANNEL], final[TS] - t0))
+
+
+def followed_up_facts(survey: Record, followup: Record, queue: str, channel: str, target_us: int,
+                      add: Callable[[Fact], None]) -> None:
+    """The first follow-up of a detractor feedback: followed up, the response time, and the breach when it
+    came after survey ts + target (at that moment; a follow-up exactly at the target is in time)."""
+    add((m.FOLLOWED_UP, followup[TS], queue, channel, 1))
+    add((m.FEEDBACK_RESPONSE, followup[TS], queue, channel, followup[TS] - survey[TS]))
+    if followup[TS] > survey[TS] + target_us:
+        add((m.FEEDBACK_BREACHES, survey[TS] + target_us, queue, channel, 1))
+
+
+Feedback = tuple[Record, str, str, "Record | None"]
+"""A detractor feedback of a contact: ``(survey, queue, channel, first follow-up or None)``."""
+
+
+def feedback_of(lifecycle: Walk) -> list[Feedback]:
+    """The contact's detractor feedback, each with its attribution and its first follow-up (by event time)."""
+    out: list[Feedback] = []
+    for survey in lifecycle.surveys:
+        if not is_detractor(survey):
+            continue
+        first = None
+        for followup in lifecycle.followups:  # sorted: the first one that answers this survey
+            if followup[A] == survey[ID]:
+                first = followup
+                break
+        queue, channel = survey_attribution(lifecycle.queued, survey[TS])
+        out.append((survey, queue, channel, first))
+    return out
+
+
 def contact_facts(lifecycle: Walk, queue_settings: QueueLookup) -> list[Fact]:
-    """Every fact this contact contributes, per kpis.md "Per queue visit", "Handling" and "Surveys"."""
+    """Every fact this contact contributes, per kpis.md "Per queue visit", "Handling", "Surveys" and (v2)
+    "Resolution and cost", "Closed-loop feedback"."""
     facts: list[Fact] = []
     add = facts.append
     for queued, outcome in lifecycle.visits:
@@ -195,13 +273,33 @@ def contact_facts(lifecycle: Walk, queue_settings: QueueLookup) -> list[Fact]:
             continue
         if outcome_facts(queued, outcome, qs, add) > threshold:
             add((m.SLA_BREACHES, queued[TS] + threshold, queued[QUEUE], queued[CHANNEL], 1))
+    if lifecycle.queued:
+        first = lifecycle.queued[0]
+        add((m.CONTACTS, first[TS], first[QUEUE], first[CHANNEL], 1))
+        final = last_final(lifecycle.ended)
+        if final is not None:
+            resolution_facts(final, first[TS], add)
     for ended in lifecycle.ended:
-        add((m.HANDLED, ended[TS], ended[QUEUE], ended[CHANNEL], 1))
-        add((m.HANDLE, ended[TS], ended[QUEUE], ended[CHANNEL], ended[A]))
+        ended_facts(ended, queue_settings(ended[QUEUE], ended[CHANNEL]), add)
     for survey in lifecycle.surveys:
         queue, channel = survey_attribution(lifecycle.queued, survey[TS])
         survey_facts(survey, queue, channel, add)
+        if is_detractor(survey):
+            add((m.DETRACTOR_FEEDBACK, survey[TS], queue, channel, 1))
+    if lifecycle.followups:
+        for survey, queue, channel, first_followup in feedback_of(lifecycle):
+            if first_followup is not None:
+                target = queue_settings(queue, channel).feedback_target_us
+                followed_up_facts(survey, first_followup, queue, channel, target, add)
     return facts
+
+
+def last_final(ended: list[Record]) -> Record | None:
+    """The last non-transferred end (the record; :func:`final_of` gives what FCR keeps of it)."""
+    for rec in reversed(ended):
+        if not rec[C]:
+            return rec
+    return None
 
 
 def survey_attribution(queued: list[Record], survey_ts: int) -> tuple[str, str]:

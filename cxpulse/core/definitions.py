@@ -103,8 +103,11 @@ class Sum:
 
 
 def unit_of(measure: str) -> str:
-    """The unit of a raw measure: durations are kept in microseconds (``*_us``), everything else counts."""
-    return "us" if measure.endswith("_us") else "1"
+    """The unit of a raw measure: durations are kept in microseconds (``*_us``), money in millionths of the
+    currency unit (``*_micros``, contract v2), everything else counts."""
+    if measure.endswith("_us"):
+        return "us"
+    return "micros" if measure.endswith("_micros") else "1"
 
 
 # --- the document ----------------------------------------------------------------------------------------
@@ -114,6 +117,7 @@ SL_FORMULAS: tuple[str, ...] = ("exclude_short_abandons", "abandons_count_agains
 DEFAULT_SL_FORMULA = "exclude_short_abandons"
 
 MICROSECONDS = Fraction(1, US_PER_SECOND)  # the scale of a ratio of microseconds to counts, in seconds
+MICROS = Fraction(1, 1_000_000)  # the scale of an amount in millionths of the currency unit (v2: cost)
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,25 @@ class Ratio:
 
 
 @dataclass(frozen=True)
+class Amount:
+    """An amount of the document (v2: ``cost``): ``scale * value``, null when ``present`` is 0.
+
+    Why not a Count: kpis.md wants cost null where it is not configured, not 0; a window whose handled
+    contacts all lie in queues without cost settings has no ``costed`` contact, so its cost is null."""
+
+    name: str
+    value: Sum
+    scale: Fraction
+    present: Sum
+
+    def evaluate(self, counts: Sequence[int]) -> float | None:
+        if self.present.evaluate(counts) == 0:
+            return None
+        return self.value.evaluate(counts) / int(1 / self.scale) if self.scale < 1 else float(
+            self.scale * self.value.evaluate(counts))
+
+
+@dataclass(frozen=True)
 class Kpi:
     """A ratio field of the document, with its Prometheus recorded name.
 
@@ -159,6 +182,7 @@ class Kpi:
     variants: Mapping[str, Ratio]
     setting: str | None = None
     default: str = ""  # the variant used when the setting is unset
+    prometheus: bool = True  # False: no recording rule (a distinct count is no sum of counters)
 
     def ratio(self, variant: str | None = None) -> Ratio:
         """The formula for the given setting value (ignored by a KPI without a setting)."""
@@ -204,7 +228,7 @@ SERVICE_LEVEL = Kpi(
 
 _CSAT = " + ".join(f"csat_{k}" for k in range(1, 6))
 
-FIELDS: tuple[Count | Kpi, ...] = (
+FIELDS: tuple[Count | Kpi | Amount, ...] = (
     Count("offered", Sum.of("offered")),
     Count("answered", Sum.of("answered")),
     Count("answered_within_threshold", Sum.of("answered_within_threshold")),
@@ -240,12 +264,32 @@ FIELDS: tuple[Count | Kpi, ...] = (
     Count("csat_satisfied", Sum.of("csat_4 + csat_5")),
     Kpi("csat", "contactcenter_csat:percent", _one(
         "csat_4 + csat_5", _CSAT, "100 * (responses with csat >= 4) / csat_responses", 100)),
+    # contract v2: kpis.md "Resolution and cost (v2)"
+    Count("contacts", Sum.of("contacts")),
+    Count("customers", Sum.of("customers")),
+    Kpi("contacts_per_customer", "contactcenter_contacts_per_customer:ratio", _one(
+        "contacts", "customers", "contacts / customers"), prometheus=False),
+    Count("resolved", Sum.of("resolved")),
+    Kpi("average_resolution_seconds", "contactcenter_resolution:seconds", _one(
+        "resolution_us", "resolved", "resolution_seconds / resolved", MICROSECONDS)),
+    Amount("cost", Sum.of("cost_micros"), MICROS, Sum.of("costed")),
+    Count("costed_contacts", Sum.of("costed")),
+    Kpi("cost_per_contact", "contactcenter_cost_per_contact:ratio", _one(
+        "cost_micros", "costed", "cost / handled (queues with cost configured)", MICROS)),
+    # contract v2: kpis.md "Closed-loop feedback (v2)"
+    Count("detractor_feedback", Sum.of("detractor_feedback")),
+    Count("followed_up", Sum.of("followed_up")),
+    Kpi("average_feedback_response_seconds", "contactcenter_feedback_response:seconds", _one(
+        "feedback_response_us", "followed_up", "feedback_response_seconds / followed_up", MICROSECONDS)),
+    Count("feedback_breaches", Sum.of("feedback_breaches")),
 )
 """The window fields of the KPI document, in document order (``start`` and ``end`` come first, from the
 window itself)."""
 
 COUNTS: dict[str, Count] = {f.name: f for f in FIELDS if isinstance(f, Count)}
 KPIS: dict[str, Kpi] = {f.name: f for f in FIELDS if isinstance(f, Kpi)}
+PROM_KPIS: dict[str, Kpi] = {name: kpi for name, kpi in KPIS.items() if kpi.prometheus}
+"""The KPIs that Prometheus records from counters (all but those made of a distinct count)."""
 
 
 # --- Prometheus export -----------------------------------------------------------------------------------
@@ -316,6 +360,23 @@ FAMILIES: tuple[Family, ...] = (
     _counter("first_contacts_closed", "first_contacts_closed", "First contacts closed (FCR window over)."),
     _counter("first_contacts_confirmed", "first_contacts_confirmed",
              "Closed first contacts resolved with no matching recontact."),
+    # contract v2: resolution, cost and closed-loop feedback
+    _counter("contacts", "contacts", "Contacts (first contact.queued of each contact), at t0.", "contacts"),
+    _counter("contacts_resolved", "resolved", "Final contact.ended (not transferred) with resolved true."),
+    Family("contact_resolution_seconds", "counter",
+           "Sum of resolution times (final resolved end - first queued) of resolved contacts, in seconds.",
+           (Series(None, Sum.of("resolution_us"), "contact_resolution_seconds"),), unit=MICROSECONDS),
+    Family("contact_cost", "counter",
+           "Cost of handled contacts (queues with cost configured), in the currency of the cost settings.",
+           (Series(None, Sum.of("cost_micros"), "contact_cost"),), unit=MICROS),
+    _counter("contacts_costed", "costed", "Handled contacts of queues with cost configured."),
+    _counter("feedback_detractors", "detractor_feedback", "Detractor feedback: survey responses with nps <= 6 or csat <= 2."),
+    _counter("feedback_followed_up", "followed_up", "Detractor feedback followed up (first survey.followed_up)."),
+    Family("feedback_response_seconds", "counter",
+           "Sum of times from detractor feedback to its first follow-up, in seconds.",
+           (Series(None, Sum.of("feedback_response_us"), "feedback_response_seconds"),), unit=MICROSECONDS),
+    _counter("feedback_breaches", "feedback_breaches",
+             "Detractor feedback not followed up by survey ts + feedback_response_target (at that moment)."),
     Family(
         "contacts_abandoned", "counter",
         "Queue visits abandoned; kind=short: faster than the short-abandon bound.",
@@ -423,7 +484,7 @@ def decompose(target: Sum, prefer: frozenset[str] = frozenset(), limit: int = 4)
     # every export of the target's unit, also those sharing no measure with it: abandoned_short is
     # contacts_abandoned - contacts_abandoned_long, and contacts_abandoned carries no abandoned_short
     candidates = sorted(
-        (e for e in exports() if (e.family.unit != 1) == (unit == "us")),
+        (e for e in exports() if _export_unit(e) == unit),
         key=lambda e: e.family.histogram not in prefer,
     )
     vectors = [e.vector() for e in candidates]
@@ -448,6 +509,11 @@ def decompose(target: Sum, prefer: frozenset[str] = frozenset(), limit: int = 4)
         if found is not None and len(found) == size:
             return tuple((sign, candidates[i]) for sign, i in found)
     raise ValueError(f"{target} is not a sum of at most {limit} exported series")
+
+
+def _export_unit(export: Export) -> str:
+    """The unit of what an export adds up (its family's series share one: counts, us or micros)."""
+    return export.family.series[0].value.unit
 
 
 def prom_terms(ratio: Ratio) -> tuple[tuple[tuple[int, Export], ...], tuple[tuple[int, Export], ...]]:

@@ -14,8 +14,8 @@ from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.agent_report import figures as agent_figures, section as agent_section
 from cxpulse.core.agents import AgentProcessor
-from cxpulse.core.measures import SLA_BREACHES, zero_counts
-from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
+from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, SLA_BREACHES, zero_counts
+from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, FeedbackBreach, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
 from cxpulse.models.agent_events import AGENT_EVENT_TYPE, AGENT_TOPIC, parse_agent_event
@@ -54,7 +54,7 @@ class KpiEngine:
         self.bucket_us = self.kpi.bucket_seconds * US_PER_SECOND
         self.aggregates = Aggregates(self.bucket_us)
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
-        self.customers = CustomerProcessor(self.kpi, self.aggregates)
+        self.customers = CustomerProcessor(self.kpi, self.aggregates, keep_all_customers=True)
         self.health = Health()
         self.rejections: list[Rejection] = []
         self._since_evict = 0
@@ -140,15 +140,21 @@ class KpiEngine:
 
     def finish(self) -> None:
         """End of a replay: every event is in, so pending impossible events are rejected now."""
-        self.contacts.stream_time += self.contacts.disorder_us + 1
+        # past every event, surveys and follow-ups included (they do not move the contacts' stream time)
+        held = self.contacts.stream_time
+        self.contacts.stream_time = max(held, self.contacts.latest_ts) + self.contacts.disorder_us + 1
         try:
             for rejection in self.contacts.settle():
                 self._reject(rejection)
         finally:
-            self.contacts.stream_time -= self.contacts.disorder_us + 1
+            self.contacts.stream_time = held
 
     def due_breaches(self, now_us: int) -> list[Breach]:
         return self.contacts.due_breaches(now_us)
+
+    def due_feedback_breaches(self, now_us: int) -> list[FeedbackBreach]:
+        """Detractor feedback whose target passed without a follow-up, each once (contract v2)."""
+        return self.contacts.due_feedback_breaches(now_us)
 
     # -- the document -----------------------------------------------------------------------------------
     def snapshot(self, now_us: int | None = None, *, include_all: bool = False) -> dict[str, Any]:
@@ -161,6 +167,7 @@ class KpiEngine:
         document = build_document(
             self.kpi, [self.aggregates], self.contacts.waiting_by_queue(now), now,
             all_window=(self.contacts.first_ts, now + 1) if include_all and self.contacts.first_ts is not None else None,
+            awaiting=self.contacts.awaiting_by_queue(now),
         )
         if self.agents.first_ts is not None:  # agent events seen: the document has an agents section
             document["agents"] = agent_section(self.kpi, agent_figures(
@@ -183,17 +190,20 @@ def build_document(
     now_us: int,
     *,
     all_window: tuple[int, int] | None = None,
+    awaiting: dict[tuple[str, str], tuple[int, float]] | None = None,
 ) -> dict[str, Any]:
     """The KPI document over one or more aggregates (one per partition in the live engine).
 
     ``all_window`` = [first event, stream time] for a replay's ``all`` window (it also counts facts due at
-    exactly the last moment, which [start, now) windows leave out).
+    exactly the last moment, which [start, now) windows leave out). ``awaiting``: (queue, channel) ->
+    (detractor feedback awaiting a follow-up, the oldest's age in seconds), contract v2.
     """
+    awaiting = awaiting or {}
     bucket_us = kpi.bucket_seconds * US_PER_SECOND
     for part in parts:
         part.advance(now_us)
         part.prune(now_us - TWO_DAYS_US)
-    keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting))
+    keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting) | set(awaiting))
     queues: list[dict[str, Any]] = []
     for queue, channel in keys:
         qs = kpi.for_queue(queue, channel)
@@ -209,7 +219,8 @@ def build_document(
         queues.append({
             "queue": queue,
             "channel": channel,
-            "live": {"waiting": count, "longest_wait_seconds": longest},
+            "live": {"waiting": count, "longest_wait_seconds": longest,
+                     **live_feedback(*awaiting.get((queue, channel), (0, 0.0)))},
             "windows": windows,
         })
     totals: dict[str, Any] = {}
@@ -220,19 +231,39 @@ def build_document(
     if all_window is not None:
         totals["all"] = window_kpis(_sum_all(parts, all_window[1], None), kpi.sl_formula, *all_window)
     live_total = (sum(c for c, _ in waiting.values()), max((w for _, w in waiting.values()), default=0.0))
+    feedback_total = live_feedback(sum(c for c, _ in awaiting.values()),
+                                   max((w for _, w in awaiting.values()), default=0.0))
     return {
         "generated_at": format_ts(now_us),
         "queues": queues,
-        "totals": {"live": {"waiting": live_total[0], "longest_wait_seconds": live_total[1]}, "windows": totals},
+        "totals": {"live": {"waiting": live_total[0], "longest_wait_seconds": live_total[1], **feedback_total},
+                   "windows": totals},
     }
 
 
+def live_feedback(count: int, oldest_seconds: float) -> dict[str, Any]:
+    """The live closed-loop figures (kpis.md v2): awaiting follow-up, and the oldest one's age (0 when none)."""
+    return {"awaiting_follow_up": count, "oldest_awaiting_seconds": oldest_seconds}
+
+
+def merge_live(into: dict[tuple[str, str], tuple[int, float]],
+               more: dict[tuple[str, str], tuple[int, float]]) -> dict[tuple[str, str], tuple[int, float]]:
+    """Add per-key (count, oldest age) figures of several parts: counts add, the oldest is the largest age."""
+    for key, (count, oldest) in more.items():
+        held = into.get(key, (0, 0.0))
+        into[key] = (held[0] + count, max(held[1], oldest))
+    return into
+
+
 def _sum(parts: list[Aggregates], start: int, end: int, key: tuple[str, str] | None) -> list[int]:
-    """Counts in [start, end) for one (queue, channel), or for all of them (key None)."""
+    """Counts in [start, end) for one (queue, channel), or for all of them (key None). Distinct customers do
+    not add over keys (a customer of two queues counts once in total): the total asks the index itself."""
     out = zero_counts()
     for part in parts:
         for counts in part.window(start, end, None if key is None else [key]).values():
             add_counts(out, counts)
+    if key is None:
+        out[CUSTOMERS] = sum(part.customers_total(start, end) for part in parts)
     return out
 
 
@@ -249,4 +280,8 @@ def _sum_all(parts: list[Aggregates], end: int, key: tuple[str, str] | None) -> 
         for k, breaches in part.open_breaches_before(end).items():
             if key is None or k == key:
                 out[SLA_BREACHES] += breaches
+        for k, breaches in part.awaiting_breaches_before(end).items():
+            if key is None or k == key:
+                out[FEEDBACK_BREACHES] += breaches
+    out[CUSTOMERS] = sum(part.customers_until(end, key) for part in parts)
     return out

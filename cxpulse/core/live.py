@@ -20,9 +20,9 @@ from cxpulse.core.agent_report import AgentFigures, figures as agent_figures, se
 from cxpulse.core.agents import AgentProcessor, AgentTimeline
 from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
-from cxpulse.core.engine import build_document
-from cxpulse.core.measures import N_MEASURES, SLA_BREACHES
-from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, Rejection
+from cxpulse.core.engine import build_document, merge_live
+from cxpulse.core.measures import FEEDBACK_BREACHES, N_MEASURES, SLA_BREACHES
+from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, FeedbackBreach, Rejection
 from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.settings import KpiSettings
 
@@ -65,6 +65,9 @@ class LiveKpis:
         # breaches already on the sla-breaches topic, as (contact_id, visit_id): a visit id is unique per contact
         self.published_visits: set[tuple[str, str]] = set()
         self.breaches_published_total = 0
+        # contract v2: feedback breaches already published, as (contact_id, survey event id)
+        self.published_feedback: set[tuple[str, str]] = set()
+        self.feedback_breaches_published_total = 0
         self.last_event_ts_us = 0  # event time of the newest event processed
         self.last_processed_wall_us = 0
         # the agent side (topic agent-events, key agent_id): one processor per partition, like the contacts
@@ -191,7 +194,7 @@ class LiveKpis:
         health = self.topic_health(topic)
         self.offsets[(topic, partition)] = offset
         proc = self.contacts(partition)
-        if event.type != "survey.response":
+        if not event.type.startswith("survey."):
             self.last_contact_wall_us[partition] = self.clock()
         accepted = proc.handle(event, raw, (topic, partition, offset), key)
         if accepted:
@@ -229,6 +232,20 @@ class LiveKpis:
                     self.published_visits.add(visit)
                     out.append(breach)
         self.breaches_published_total += len(out)
+        return out
+
+    def due_feedback_breaches(self, now: int, caught_up: Callable[[int], bool] | None = None) -> list[FeedbackBreach]:
+        """Detractor feedback whose target passed without a follow-up (contract v2), over all partitions, each
+        once: never one in :attr:`published_feedback` (after a restart, the caller fills it from what was
+        published). Judged by the same clock as SLA breaches (:meth:`breach_clock`)."""
+        out: list[FeedbackBreach] = []
+        for partition, proc in self.contact_parts.items():
+            for breach in proc.due_feedback_breaches(self.breach_clock(partition, now, caught_up)):
+                key = (breach.contact_id, breach.survey_event_id)
+                if key not in self.published_feedback:
+                    self.published_feedback.add(key)
+                    out.append(breach)
+        self.feedback_breaches_published_total += len(out)
         return out
 
     def breach_clock(self, partition: int, now: int, caught_up: Callable[[int], bool] | None) -> int:
@@ -271,10 +288,18 @@ class LiveKpis:
         document = build_document(
             self.kpi, self.parts(), self.waiting(at), at,
             all_window=(first, at + 1) if include_all and first is not None else None,
+            awaiting=self.awaiting(at),
         )
         if figures is not None:
             document["agents"] = agent_section(self.kpi, figures)
         return document
+
+    def awaiting(self, now: int) -> dict[tuple[str, str], tuple[int, float]]:
+        """Detractor feedback awaiting a follow-up per (queue, channel), with the oldest's age (contract v2)."""
+        merged: dict[tuple[str, str], tuple[int, float]] = {}
+        for proc in self.contact_parts.values():
+            merge_live(merged, proc.awaiting_by_queue(now))
+        return merged
 
     def totals(self) -> dict[tuple[str, str], list[int]]:
         """Every count since start per (queue, channel), for Prometheus counters (facts up to now)."""
@@ -286,6 +311,8 @@ class LiveKpis:
                     into[index] += value
             for key, breaches in part.open_breaches_before(part.now).items():  # visits waiting past T
                 out.setdefault(key, [0] * N_MEASURES)[SLA_BREACHES] += breaches
+            for key, breaches in part.awaiting_breaches_before(part.now).items():  # feedback past its target
+                out.setdefault(key, [0] * N_MEASURES)[FEEDBACK_BREACHES] += breaches
         return out
 
     def partial(self, worker_id: str, now: int | None = None) -> dict[str, Any]:
@@ -294,7 +321,7 @@ class LiveKpis:
 
         at = self.clock() if now is None else now
         figures = self.agent_figures(at)
-        out = partial(self.kpi, self.parts(), self.waiting(at), at, worker_id)
+        out = partial(self.kpi, self.parts(), self.waiting(at), at, worker_id, self.awaiting(at))
         if figures is not None:
             out["agents"] = figures.to_json()
         return out

@@ -37,6 +37,18 @@ MEASURES: tuple[str, ...] = (
     "csat_3",
     "csat_4",
     "csat_5",
+    # contract v2: resolution and cost (kpis.md "Resolution and cost (v2)")
+    "contacts",  # +1 per contact at t0 (its first contact.queued)
+    "customers",  # distinct customers with a contact at t0 in the window: not a fact (see DISTINCT below)
+    "resolved",  # final contact.ended (not transferred) with resolved true
+    "resolution_us",  # sum of (that ts - t0)
+    "cost_micros",  # cost of handled contacts in millionths of the currency unit (configured queues only)
+    "costed",  # handled contacts of queues whose cost is configured (cost per contact's denominator)
+    # contract v2: closed-loop feedback (kpis.md "Closed-loop feedback (v2)")
+    "detractor_feedback",  # survey responses with nps <= 6 or csat <= 2, at the survey ts
+    "followed_up",  # first follow-up of a detractor feedback, at its ts
+    "feedback_response_us",  # sum of (first follow-up ts - survey ts)
+    "feedback_breaches",  # detractor feedback not followed up by survey ts + target, at that moment
 )
 M = {name: index for index, name in enumerate(MEASURES)}
 N_MEASURES = len(MEASURES)
@@ -61,6 +73,19 @@ PROMOTERS = M["promoters"]
 PASSIVES = M["passives"]
 DETRACTORS = M["detractors"]
 CSAT_1 = M["csat_1"]  # csat_k = CSAT_1 + k - 1
+CONTACTS = M["contacts"]
+CUSTOMERS = M["customers"]
+RESOLVED = M["resolved"]
+RESOLUTION = M["resolution_us"]
+COST = M["cost_micros"]
+COSTED = M["costed"]
+DETRACTOR_FEEDBACK = M["detractor_feedback"]
+FOLLOWED_UP = M["followed_up"]
+FEEDBACK_RESPONSE = M["feedback_response_us"]
+FEEDBACK_BREACHES = M["feedback_breaches"]
+DISTINCT = frozenset({CUSTOMERS})
+"""Measures that are not sums of facts: a distinct count per window does not add up over buckets, so it is
+counted from the customer side's index of contacts when a window is read (``Aggregates.window``)."""
 
 UNKNOWN = "unknown"
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
-from cxpulse.core.engine import _sum
+from cxpulse.core.engine import _sum, live_feedback
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import window_bounds
 from cxpulse.models.events import format_ts
@@ -24,6 +24,7 @@ def partial(
     waiting: dict[tuple[str, str], tuple[int, float]],
     now_us: int,
     worker_id: str,
+    awaiting: dict[tuple[str, str], tuple[int, float]] | None = None,
 ) -> dict[str, Any]:
     """This worker's raw counts at ``now_us``: per (queue, channel) and window ``[start, end, counts]``, and
     live state. Queues are a list of entries naming queue and channel as separate JSON strings: a key joined
@@ -31,7 +32,8 @@ def partial(
     bucket_us = kpi.bucket_seconds * US_PER_SECOND
     for part in parts:
         part.advance(now_us)
-    keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting))
+    awaiting = awaiting or {}
+    keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting) | set(awaiting))
     queues: list[dict[str, Any]] = []
     for queue, channel in keys:
         tz = kpi.for_queue(queue, channel).timezone
@@ -40,7 +42,9 @@ def partial(
             start, end = window_bounds(name, now_us, tz, bucket_us)
             windows[name] = [start, end, _sum(parts, start, end, (queue, channel))]
         count, longest = waiting.get((queue, channel), (0, 0.0))
-        queues.append({"queue": queue, "channel": channel, "windows": windows, "live": [count, longest]})
+        follow_ups, oldest = awaiting.get((queue, channel), (0, 0.0))
+        queues.append({"queue": queue, "channel": channel, "windows": windows,
+                       "live": [count, longest, follow_ups, oldest]})
     totals = {}
     for name in kpi.windows:
         start, end = window_bounds(name, now_us, kpi.timezone, bucket_us)
@@ -61,30 +65,36 @@ def merge(kpi: KpiSettings, partials: Iterable[dict[str, Any]]) -> dict[str, Any
             windows = per_key.setdefault(key, {})
             for name, (start, end, counts) in entry["windows"].items():
                 _merge_window(windows, name, start, end, counts)
-            count, longest = entry["live"]
-            held = live.setdefault(key, [0, 0.0])
+            # [waiting, longest, awaiting follow-up, oldest awaiting]; a worker of before contract v2 sends two
+            count, longest, *feedback = entry["live"]
+            follow_ups, oldest = feedback if len(feedback) == 2 else (0, 0.0)
+            held = live.setdefault(key, [0, 0.0, 0, 0.0])
             held[0] += count
             held[1] = max(held[1], longest)
+            held[2] += follow_ups
+            held[3] = max(held[3], oldest)
         for name, (start, end, counts) in item["totals"].items():
             _merge_window(totals, name, start, end, counts)
     queues = []
     for key in sorted(per_key):
         queue, channel = key
         formula = kpi.for_queue(queue, channel).sl_formula
-        count, longest = live[key]  # set with per_key[key], in the same loop
+        count, longest, follow_ups, oldest = live[key]  # set with per_key[key], in the same loop
         queues.append({
             "queue": queue,
             "channel": channel,
-            "live": {"waiting": int(count), "longest_wait_seconds": longest},
+            "live": {"waiting": int(count), "longest_wait_seconds": longest,
+                     **live_feedback(int(follow_ups), oldest)},
             "windows": {name: window_kpis(c, formula, s, e) for name, (s, e, c) in per_key[key].items()},
         })
     waiting_total = sum(int(v[0]) for v in live.values())
     longest_total = max((v[1] for v in live.values()), default=0.0)
+    feedback_total = live_feedback(sum(int(v[2]) for v in live.values()), max((v[3] for v in live.values()), default=0.0))
     return {
         "generated_at": format_ts(now) if now else None,
         "queues": queues,
         "totals": {
-            "live": {"waiting": waiting_total, "longest_wait_seconds": longest_total},
+            "live": {"waiting": waiting_total, "longest_wait_seconds": longest_total, **feedback_total},
             "windows": {name: window_kpis(c, kpi.sl_formula, s, e) for name, (s, e, c) in totals.items()},
         },
     }

@@ -23,6 +23,7 @@ from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.contact import (
     ANSWERED,
     CHANNEL,
+    FOLLOWED,
     ID,
     KIND,
     KIND_TYPE,
@@ -35,21 +36,31 @@ from cxpulse.core.contact import (
     B,
     C,
     US,
+    RANK,
+    RANK_OF,
     ContactState,
     Record,
     Summary,
     Walk,
     contact_facts,
+    ended_facts,
+    feedback_of,
+    followed_up_facts,
+    is_detractor,
     outcome_facts,
     record_of,
+    resolution_facts,
+    survey_attribution,
     survey_facts,
     walk,
 )
+from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core import measures as m
 from cxpulse.core.customer import CustomerState, customer_facts
 from cxpulse.core.measures import Fact
 from cxpulse.settings import KpiSettings, QueueSettings
 
+SURVEY_RANK = RANK_OF[SURVEY]  # records of this rank and above come from the survey topic
 RECENT_CUSTOMERS = 4096  # customers whose facts are kept for their next change
 _PACK = msgspec.msgpack.Encoder().encode
 _UNPACK = msgspec.msgpack.Decoder().decode
@@ -90,6 +101,33 @@ class Breach:
             "visit_id": self.queued_event_id,
             "queued_ts": format_ts(self.queued_ts_us),
             "threshold_seconds": self.threshold_seconds,
+            "breached_at": format_ts(self.breached_at_us),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackBreach:
+    """A detractor feedback not followed up by survey ts + target (kpis.md "Closed-loop feedback (v2)")."""
+
+    queue: str
+    channel: str
+    contact_id: str
+    survey_event_id: str
+    survey_ts_us: int
+    target_seconds: int
+    breached_at_us: int  # survey ts + target: the moment of the crossing
+
+    def to_dict(self) -> dict[str, Any]:
+        from cxpulse.models.events import format_ts
+
+        return {
+            "kind": "feedback",
+            "queue": self.queue,
+            "channel": self.channel,
+            "contact_id": self.contact_id,
+            "survey_event_id": self.survey_event_id,
+            "survey_ts": format_ts(self.survey_ts_us),
+            "target_seconds": self.target_seconds,
             "breached_at": format_ts(self.breached_at_us),
         }
 
@@ -165,6 +203,13 @@ class ContactProcessor:
         self._scheduled: set[tuple[str, str]] = set()  # (contact_id, queued id): ids are unique per contact only
         self.evictable: set[str] = set()
         self.late_breaches: list[Breach] = []
+        # contract v2, closed-loop feedback: detractor feedback awaiting a follow-up, by contact then survey id
+        # (its key, for Aggregates.awaiting); the breach timer's heap; what was published (once per survey)
+        self.awaiting = aggregates.awaiting
+        self.awaiting_by_contact: dict[str, dict[str, tuple[str, str]]] = {}
+        self._feedback_heap: list[tuple[int, str, str]] = []
+        self.feedback_published: set[tuple[str, str]] = set()
+        self.late_feedback_breaches: list[FeedbackBreach] = []
 
     # -- events ---------------------------------------------------------------------------------------
     def handle(self, event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None,
@@ -183,7 +228,7 @@ class ContactProcessor:
         ts = rec[TS]
         if ts > self.latest_ts:  # _note_time inlined for the usual event: it moves the clocks forward
             self.latest_ts = ts
-            if rec[KIND] != SURVEY:
+            if rec[RANK] < SURVEY_RANK:  # a contact event (surveys and follow-ups come on their own topic)
                 self.stream_time = ts
             if self.first_ts is None:
                 self.first_ts = ts
@@ -195,7 +240,10 @@ class ContactProcessor:
         if contact_id in self.evictable:
             self.evictable.discard(contact_id)
         records = state.records
-        if not state.unfit and (not records or rec > records[-1]) and state.fits(rec[KIND]):
+        kind = rec[KIND]
+        if not state.unfit and (not records or rec > records[-1]) and state.fits(kind) and (
+            kind != FOLLOWED or _has_survey(records, rec[A])
+        ):
             records.append(rec)
             if ts > state.last_ts:
                 state.last_ts = ts
@@ -206,10 +254,11 @@ class ContactProcessor:
         return True
 
     def _note_time(self, ts: int, kind: str) -> None:
-        """Move the clocks: any event moves ``latest_ts``; only contact events move ``stream_time``."""
+        """Move the clocks: any event moves ``latest_ts``; only contact events move ``stream_time`` (not surveys
+        nor follow-ups: their topic is read independently)."""
         if ts > self.latest_ts:
             self.latest_ts = ts
-        if ts > self.stream_time and kind != SURVEY:
+        if ts > self.stream_time and kind != SURVEY and kind != FOLLOWED:
             self.stream_time = ts
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
@@ -235,20 +284,32 @@ class ContactProcessor:
             self._now_waiting(contact_id, rec, qs)
             if state.first_queued is None:
                 state.first_queued = rec
+                add((m.CONTACTS, rec[TS], queue, channel, 1))
                 self._summary_changed(contact_id, state)
         elif kind == SURVEY:
             last = state.last_queued
-            if last is None:
-                survey_facts(rec, m.UNKNOWN, m.UNKNOWN, add)
-            else:
-                survey_facts(rec, last[QUEUE], last[CHANNEL], add)
+            queue, channel = (m.UNKNOWN, m.UNKNOWN) if last is None else (last[QUEUE], last[CHANNEL])
+            survey_facts(rec, queue, channel, add)
+            if is_detractor(rec):
+                add((m.DETRACTOR_FEEDBACK, rec[TS], queue, channel, 1))
+                self._now_awaiting(contact_id, rec, queue, channel)
         elif kind == ENDED:
             state.in_service -= 1
-            add((m.HANDLED, rec[TS], rec[QUEUE], rec[CHANNEL], 1))
-            add((m.HANDLE, rec[TS], rec[QUEUE], rec[CHANNEL], rec[A]))
+            ended_facts(rec, self.queue_settings(rec[QUEUE], rec[CHANNEL]), add)
             if not rec[C]:
+                first = state.first_queued
+                assert first is not None  # an end follows an answer, which follows a queued event
+                previous = state.final
+                if previous is not None and previous[1]:  # a later final end replaces the earlier one
+                    retract: list[Fact] = []
+                    resolution_facts((previous[0], 0, "", "", previous[2], previous[3], None, True, False), first[TS],
+                                     retract.append)
+                    self.aggregates.apply(retract, -1)
+                resolution_facts(rec, first[TS], add)
                 state.final = (rec[TS], rec[B], rec[QUEUE], rec[CHANNEL])
                 self._summary_changed(contact_id, state)
+        elif kind == FOLLOWED:
+            self._followed_up(contact_id, state, rec, add)
         else:  # answered or abandoned: the open visit closes
             queued = state.waiting
             assert queued is not None  # fits() said so
@@ -263,6 +324,101 @@ class ContactProcessor:
             state.waiting = None
             self._not_waiting(contact_id)
         self.aggregates.apply(facts, 1)
+
+    def _followed_up(self, contact_id: str, state: ContactState, rec: Record, add: Callable[[Fact], None]) -> None:
+        """An in-order follow-up (its survey is among the records, ``handle`` checked): the first one of a
+        detractor feedback closes the loop; any other changes nothing (kpis.md)."""
+        survey_id = rec[A]
+        survey: Record | None = None
+        queued: list[Record] = []
+        for other in state.records:
+            kind = other[KIND]
+            if kind == QUEUED:
+                queued.append(other)
+            elif other[ID] == survey_id and kind == SURVEY:
+                survey = other
+            elif kind == FOLLOWED and other[A] == survey_id and other is not rec:
+                return  # followed up before: this one changes nothing
+        if survey is None or not is_detractor(survey):
+            return
+        queue, channel = survey_attribution(queued, survey[TS])
+        target = self.queue_settings(queue, channel).feedback_target_us
+        followed_up_facts(survey, rec, queue, channel, target, add)
+        self._not_awaiting(contact_id, survey_id)
+        if self.publish_breaches and rec[TS] > survey[TS] + target:
+            self._late_feedback(contact_id, survey, queue, channel, target)
+
+    def _now_awaiting(self, contact_id: str, survey: Record, queue: str, channel: str) -> None:
+        """A detractor feedback without a follow-up: live, until one comes (its breach at survey ts + target)."""
+        key = (queue, channel)
+        deadline = survey[TS] + self.queue_settings(queue, channel).feedback_target_us
+        self.aggregates.ensure_key(key)
+        self.awaiting.setdefault(key, {})[(contact_id, survey[ID])] = (survey[TS], deadline)
+        self.awaiting_by_contact.setdefault(contact_id, {})[survey[ID]] = key
+        if self.publish_breaches and (contact_id, survey[ID]) not in self.feedback_published:
+            heapq.heappush(self._feedback_heap, (deadline, contact_id, survey[ID]))
+
+    def _not_awaiting(self, contact_id: str, survey_id: str) -> None:
+        mine = self.awaiting_by_contact.get(contact_id)
+        if mine is None:
+            return
+        key = mine.pop(survey_id, None)
+        if not mine:
+            del self.awaiting_by_contact[contact_id]
+        if key is not None:
+            entries = self.awaiting.get(key)
+            if entries is not None:
+                entries.pop((contact_id, survey_id), None)
+                if not entries:
+                    del self.awaiting[key]
+
+    def _sync_awaiting(self, contact_id: str, lifecycle: Walk) -> None:
+        """Adopt a full walk's detractor feedback: which surveys await a follow-up, under which key."""
+        for survey_id in list(self.awaiting_by_contact.get(contact_id, ())):
+            self._not_awaiting(contact_id, survey_id)
+        if not lifecycle.surveys:
+            return
+        for survey, queue, channel, first in feedback_of(lifecycle):
+            if first is None:
+                self._now_awaiting(contact_id, survey, queue, channel)
+            elif self.publish_breaches:
+                target = self.queue_settings(queue, channel).feedback_target_us
+                if first[TS] > survey[TS] + target:
+                    self._late_feedback(contact_id, survey, queue, channel, target)
+
+    def _late_feedback(self, contact_id: str, survey: Record, queue: str, channel: str, target_us: int) -> None:
+        """A follow-up after the target, whose breach no timer published: publish it now (once)."""
+        if (contact_id, survey[ID]) in self.feedback_published:
+            return
+        self.feedback_published.add((contact_id, survey[ID]))
+        self.late_feedback_breaches.append(FeedbackBreach(
+            queue, channel, contact_id, survey[ID], survey[TS], target_us // US, survey[TS] + target_us))
+
+    def due_feedback_breaches(self, now_us: int) -> list[FeedbackBreach]:
+        """Detractor feedback still awaiting a follow-up whose target passed before ``now_us``, each once."""
+        out = self.late_feedback_breaches
+        self.late_feedback_breaches = []
+        heap = self._feedback_heap
+        while heap and heap[0][0] < now_us:
+            deadline, contact_id, survey_id = heapq.heappop(heap)
+            key = self.awaiting_by_contact.get(contact_id, {}).get(survey_id)
+            if key is None or (contact_id, survey_id) in self.feedback_published:
+                continue  # followed up in time (or a late follow-up reported it)
+            survey_ts, at = self.awaiting[key][(contact_id, survey_id)]
+            if at != deadline:
+                continue  # re-attributed since: its own heap entry stands
+            self.feedback_published.add((contact_id, survey_id))
+            out.append(FeedbackBreach(key[0], key[1], contact_id, survey_id, survey_ts, (at - survey_ts) // US, at))
+        return out
+
+    def awaiting_by_queue(self, now_us: int) -> dict[tuple[str, str], tuple[int, float]]:
+        """Live feedback (v2): (queue, channel) -> (awaiting follow-up, oldest awaiting in seconds) at ``now_us``."""
+        out: dict[tuple[str, str], tuple[int, float]] = {}
+        for key, entries in self.awaiting.items():
+            if entries:
+                oldest = min(survey_ts for survey_ts, _ in entries.values())
+                out[key] = (len(entries), max(0.0, (now_us - oldest) / US))
+        return out
 
     def _now_waiting(self, contact_id: str, queued: Record, qs: QueueSettings) -> None:
         self._not_waiting(contact_id)
@@ -312,6 +468,8 @@ class ContactProcessor:
             self._now_waiting(contact_id, queued, self.queue_settings(queued[QUEUE], queued[CHANNEL]))
         if self.publish_breaches:
             self._late_breaches(contact_id, state, lifecycle)
+        if lifecycle.surveys or contact_id in self.awaiting_by_contact:
+            self._sync_awaiting(contact_id, lifecycle)
 
     def _late_breaches(self, contact_id: str, state: ContactState, lifecycle: Walk) -> None:
         """A visit answered or abandoned after its threshold, whose breach no timer published: publish it now."""
@@ -417,7 +575,25 @@ class ContactProcessor:
         old = [cid for cid, packed in self.settled.items() if packed_last_ts(packed) < limit]
         for contact_id in old:
             del self.settled[contact_id]
+        self._forget_awaiting(gone + old, limit)
         return gone + old
+
+    def _forget_awaiting(self, forgotten: list[str], limit: int) -> None:
+        """Detractor feedback of forgotten contacts, or older than the retention, stops awaiting. Its breach is
+        past by then: it becomes a fact, so no count changes (the contact's other counts stay too)."""
+        if not self.awaiting_by_contact:
+            return
+        expired = {cid for cid in forgotten if cid in self.awaiting_by_contact}
+        for key, entries in self.awaiting.items():
+            expired.update(cid for (cid, _), (survey_ts, _) in entries.items() if survey_ts < limit)
+        facts: list[Fact] = []
+        for contact_id in expired:
+            for survey_id, key in list(self.awaiting_by_contact.get(contact_id, {}).items()):
+                _, deadline = self.awaiting[key][(contact_id, survey_id)]
+                facts.append((m.FEEDBACK_BREACHES, deadline, key[0], key[1], 1))
+                self._not_awaiting(contact_id, survey_id)
+        if facts:
+            self.aggregates.apply(facts, 1)
 
     # -- state -----------------------------------------------------------------------------------------
     def restore(self, contact_id: str, state: ContactState) -> None:
@@ -447,6 +623,8 @@ class ContactProcessor:
         if current is not None and current.records:
             self.aggregates.apply(contact_facts(walk(current.records), self.queue_settings), -1)
         self._not_waiting(contact_id)
+        for survey_id in list(self.awaiting_by_contact.get(contact_id, ())):
+            self._not_awaiting(contact_id, survey_id)
         self.summaries.pop(contact_id, None)
         self.dirty.discard(contact_id)
         self.evictable.discard(contact_id)
@@ -474,6 +652,14 @@ class ContactProcessor:
         return out
 
 
+def _has_survey(records: list[Record], survey_id: str) -> bool:
+    """Is ``survey_id`` a ``survey.response`` of this contact (the rule a follow-up must meet, events.md v2)?"""
+    for rec in records:
+        if rec[ID] == survey_id and rec[KIND] == SURVEY:
+            return True
+    return False
+
+
 def pack_contact(state: ContactState) -> bytes:
     """A settled contact as bytes: a fraction of the objects' size (an 8-byte newest-event-time prefix, so
     forgetting needs no unpacking, then msgpack of :meth:`ContactState.to_row`)."""
@@ -497,9 +683,13 @@ class CustomerProcessor:
     bytes after an 8-byte newest-t0 prefix, so forgetting needs no unpacking) and unpacked when a summary of
     theirs arrives."""
 
-    def __init__(self, kpi: KpiSettings, aggregates: Aggregates) -> None:
+    def __init__(self, kpi: KpiSettings, aggregates: Aggregates, *, keep_all_customers: bool = False) -> None:
+        """``keep_all_customers``: never prune the index of distinct customers (a replay's ``all`` window)."""
         self.kpi = kpi
         self.aggregates = aggregates
+        if aggregates.distinct is None:
+            aggregates.distinct = DistinctCustomers(keep_all=keep_all_customers)
+        self.distinct = aggregates.distinct
         self.window_us = kpi.fcr_window * US
         self.customers: OrderedDict[str, CustomerState] = OrderedDict()  # recently changed, oldest first
         self.packed: dict[str, bytes] = {}
@@ -522,6 +712,7 @@ class CustomerProcessor:
     def update(self, summary: Summary) -> None:
         """A contact's FCR summary changed: apply the difference it makes to that customer's facts."""
         customer_id = summary.customer_id
+        self.distinct.note(summary.contact_id, customer_id, summary.t0, summary.queue, summary.channel)
         state = self._state(customer_id)
         if state is None:
             state = self.customers[customer_id] = CustomerState()
@@ -569,6 +760,8 @@ class CustomerProcessor:
 
     def restore(self, customer_id: str, state: CustomerState) -> None:
         self.customers[customer_id] = state
+        for summary in state.contacts.values():
+            self.distinct.note(summary.contact_id, customer_id, summary.t0, summary.queue, summary.channel)
         self._recent.pop(customer_id, None)
         self.aggregates.apply(customer_facts(state, self.window_us), 1)
         if len(self.customers) > 2 * RECENT_CUSTOMERS:
@@ -607,4 +800,4 @@ def _prefix(packed: bytes) -> int:
     return int.from_bytes(packed[:8], "big", signed=True)
 
 
-__all__ = ["ANSWERED", "Breach", "ContactProcessor", "CustomerProcessor", "Rejection"]
+__all__ = ["ANSWERED", "Breach", "ContactProcessor", "CustomerProcessor", "FeedbackBreach", "Rejection"]

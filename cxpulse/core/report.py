@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxpulse.core.definitions import FIELDS, SERVICE_LEVEL, Count
+from cxpulse.core.definitions import FIELDS, SERVICE_LEVEL, Amount, Count
 from cxpulse.models.events import format_ts
 
 WINDOW_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -33,6 +33,8 @@ def window_kpis(counts: list[int], formula: str, start_us: int, end_us: int) -> 
     for name, how in _PLAN:
         if isinstance(how, tuple):
             out[name] = sum(coefficient * counts[index] for coefficient, index in how)
+        elif isinstance(how, Amount):
+            out[name] = how.evaluate(counts)
         else:
             out[name] = how.ratio(formula if how.setting == "sl_formula" else None).evaluate(counts)
     return out

@@ -24,8 +24,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 
-Channel = Literal["voice", "chat", "email", "sms", "social"]
-CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "sms", "social")
+Channel = Literal["voice", "chat", "email", "sms", "social", "app"]
+CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "sms", "social", "app")  # app: contract v2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
@@ -163,15 +163,29 @@ class SurveyResponse(_Event):
     _check = model_validator(mode="after")(_at_least_one_score)
 
 
+class SurveyFollowedUp(_Event):
+    """Closing the loop (contract v2): someone at the centre answered the survey ``survey_event_id`` of this
+    contact. Whether that survey exists is a lifecycle rule of the core (it may still arrive, within the
+    allowed disorder), not a rule of the message."""
+
+    type: Literal["survey.followed_up"]
+    survey_event_id: Id
+    agent_id: Id | None = None
+
+
 ContactEvent = Annotated[
     Union[ContactQueued, ContactAnswered, ContactAbandoned, ContactEnded], Field(discriminator="type")
 ]
-AnyEvent = Union[ContactQueued, ContactAnswered, ContactAbandoned, ContactEnded, SurveyResponse]
+SurveyEvent = Annotated[Union[SurveyResponse, SurveyFollowedUp], Field(discriminator="type")]
+AnyEvent = Union[ContactQueued, ContactAnswered, ContactAbandoned, ContactEnded, SurveyResponse, SurveyFollowedUp]
+SURVEY_EVENT_TYPES = ("survey.response", "survey.followed_up")
 
 CONTACT_EVENT_TYPES = ("contact.queued", "contact.answered", "contact.abandoned", "contact.ended")
 
 _contact_adapter: TypeAdapter[Any] = TypeAdapter(ContactEvent)
 _survey_adapter: TypeAdapter[SurveyResponse] = TypeAdapter(SurveyResponse)
+_followed_up_adapter: TypeAdapter[SurveyFollowedUp] = TypeAdapter(SurveyFollowedUp)
+_survey_topic_adapter: TypeAdapter[Any] = TypeAdapter(SurveyEvent)  # for the topic's JSON Schema
 
 
 class InvalidEvent(Exception):
@@ -252,15 +266,19 @@ def parse_contact_event(raw: bytes | str | dict[str, Any]) -> ContactQueued | Co
         raise _describe(exc) from None
 
 
-def parse_survey_response(raw: bytes | str | dict[str, Any]) -> SurveyResponse:
-    """Validate one record of topic ``survey-responses``; raises :class:`InvalidEvent`."""
+def parse_survey_response(raw: bytes | str | dict[str, Any]) -> SurveyResponse | SurveyFollowedUp:
+    """Validate one record of topic ``survey-responses`` (a ``survey.response`` or, contract v2, a
+    ``survey.followed_up``); raises :class:`InvalidEvent`."""
     obj = raw if isinstance(raw, dict) else _load_object(raw)
-    if obj.get("type") != "survey.response":
+    kind = obj.get("type")
+    if kind != "survey.response" and kind != "survey.followed_up":
         if "type" not in obj:
             raise InvalidEvent("missing_field", "type: field required")
         raise InvalidEvent("unknown_type", f"type: unknown event type {obj.get('type')!r} on the survey topic")
     try:
-        return _survey_adapter.validate_python(obj)
+        if kind == "survey.response":
+            return _survey_adapter.validate_python(obj)
+        return _followed_up_adapter.validate_python(obj)
     except ValidationError as exc:
         raise _describe(exc) from None
 
@@ -268,19 +286,19 @@ def parse_survey_response(raw: bytes | str | dict[str, Any]) -> SurveyResponse:
 def parse_any_event(raw: bytes | str | dict[str, Any]) -> AnyEvent:
     """Validate a record of either topic, told apart by ``type`` (JSON Lines files mix both)."""
     obj = raw if isinstance(raw, dict) else _load_object(raw)
-    if obj.get("type") == "survey.response":
+    if obj.get("type") in SURVEY_EVENT_TYPES:
         return parse_survey_response(obj)
     return parse_contact_event(obj)
 
 
 def topic_of(event: AnyEvent) -> str:
     """Which contract topic an event belongs on (by its type)."""
-    return "survey-responses" if isinstance(event, SurveyResponse) else "contact-events"
+    return "survey-responses" if isinstance(event, (SurveyResponse, SurveyFollowedUp)) else "contact-events"
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema of each topic, generated from the models so the two cannot drift."""
     return {
         "contact-events": _contact_adapter.json_schema(),
-        "survey-responses": _survey_adapter.json_schema(),
+        "survey-responses": _survey_topic_adapter.json_schema(),
     }

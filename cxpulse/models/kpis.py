@@ -52,13 +52,33 @@ class Window(_Doc):
     csat_responses: Count
     csat_satisfied: Count
     csat: Annotated[float, Field(ge=0, le=100)] | None
+    # contract v2: kpis.md "Resolution and cost (v2)"
+    contacts: Count = Field(description="contacts at t0 (their first contact.queued)")
+    customers: Count = Field(description="distinct customers with a contact at t0 in the window (in total: each once)")
+    contacts_per_customer: Annotated[float, Field(ge=0)] | None
+    resolved: Count = Field(description="final contact.ended (not transferred) with resolved true")
+    average_resolution_seconds: Annotated[float, Field(ge=0)] | None = Field(
+        description="resolution_seconds / resolved; resolution time = final end - t0, across transfers")
+    cost: Annotated[float, Field(ge=0)] | None = Field(
+        description="cost of handled contacts in configured queues; null when none was configured")
+    costed_contacts: Count = Field(description="handled contacts of queues with cost configured")
+    cost_per_contact: Annotated[float, Field(ge=0)] | None
+    # contract v2: kpis.md "Closed-loop feedback (v2)"
+    detractor_feedback: Count = Field(description="survey responses with nps <= 6 or csat <= 2")
+    followed_up: Count = Field(description="detractor feedback followed up, at the first follow-up")
+    average_feedback_response_seconds: float | None = Field(
+        description="feedback_response_seconds / followed_up (negative only if a follow-up predates its survey)")
+    feedback_breaches: Count = Field(description="detractor feedback not followed up by survey ts + target")
 
 
 class Live(_Doc):
-    """The queue now: contacts waiting and the wait of the longest-waiting one."""
+    """The queue now: contacts waiting and the wait of the longest-waiting one; detractor feedback awaiting a
+    follow-up and the age of the oldest (contract v2)."""
 
     waiting: Count
     longest_wait_seconds: Annotated[float, Field(ge=0)]
+    awaiting_follow_up: Count
+    oldest_awaiting_seconds: Annotated[float, Field(ge=0)]
 
 
 class QueueKpis(_Doc):

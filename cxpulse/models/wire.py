@@ -66,6 +66,7 @@ __all__ = [
     "WireContactEvent",
     "WireContactQueued",
     "WireEvent",
+    "WireSurveyFollowedUp",
     "WireSurveyResponse",
     "decode_any_event",
     "decode_contact_event",
@@ -219,7 +220,7 @@ float, which the strict pydantic path then refuses; msgspec would keep it as a P
 ``__post_init__`` because msgspec's ``Meta(le=...)`` cannot express a bound above int64."""
 Nps = Annotated[int, msgspec.Meta(ge=0, le=10)]
 Csat = Annotated[int, msgspec.Meta(ge=1, le=5)]
-Channel = Literal["voice", "chat", "email", "sms", "social"]
+Channel = Literal["voice", "chat", "email", "sms", "social", "app"]
 
 
 class WireEvent(
@@ -311,13 +312,33 @@ class WireSurveyResponse(WireEvent, tag="survey.response"):
         force_setattr(self, "ts_us", ts_to_us(self.ts_text))
 
 
-WireContactEvent = Union[WireContactQueued, WireContactAnswered, WireContactAbandoned, WireContactEnded]
-WireAnyEvent = Union[WireContactQueued, WireContactAnswered, WireContactAbandoned, WireContactEnded, WireSurveyResponse]
+class WireSurveyFollowedUp(WireEvent, tag="survey.followed_up"):
+    """``survey.followed_up`` (contract v2, topic ``survey-responses``): the survey ``survey_event_id`` of this
+    contact was answered by the centre. Whether that survey exists is the core's lifecycle rule."""
 
-_ALL_TYPES: Final = (WireContactQueued, WireContactAnswered, WireContactAbandoned, WireContactEnded, WireSurveyResponse)
+    type: ClassVar[str] = "survey.followed_up"
+    checked_names: ClassVar[tuple[str, ...]] = (
+        "event_id", "contact_id", "customer_id", "survey_event_id", "agent_id"
+    )
+    survey_event_id: Id
+    agent_id: Id | None = None
+
+
+WireContactEvent = Union[WireContactQueued, WireContactAnswered, WireContactAbandoned, WireContactEnded]
+WireSurveyEvent = Union[WireSurveyResponse, WireSurveyFollowedUp]
+WireAnyEvent = Union[
+    WireContactQueued, WireContactAnswered, WireContactAbandoned, WireContactEnded, WireSurveyResponse,
+    WireSurveyFollowedUp,
+]
+
+_ALL_TYPES: Final = (
+    WireContactQueued, WireContactAnswered, WireContactAbandoned, WireContactEnded, WireSurveyResponse,
+    WireSurveyFollowedUp,
+)
+_SURVEY_TYPES: Final = (WireSurveyResponse, WireSurveyFollowedUp)
 _CLASS_BY_TAG: Final[dict[str, type[WireEvent]]] = {cls.type: cls for cls in _ALL_TYPES}
-_CONTACT_CLASSES: Final = {tag: cls for tag, cls in _CLASS_BY_TAG.items() if cls is not WireSurveyResponse}
-_SURVEY_CLASSES: Final[dict[str, type[WireEvent]]] = {WireSurveyResponse.type: WireSurveyResponse}
+_CONTACT_CLASSES: Final = {tag: cls for tag, cls in _CLASS_BY_TAG.items() if cls not in _SURVEY_TYPES}
+_SURVEY_CLASSES: Final[dict[str, type[WireEvent]]] = {cls.type: cls for cls in _SURVEY_TYPES}
 
 
 def _contract_keys(cls: type[WireEvent]) -> frozenset[str]:
@@ -356,11 +377,11 @@ def _decode(
     decoder: msgspec.json.Decoder[Any],
     classes: dict[str, type[WireEvent]],
     parse: Callable[[Any], Any],
-    want: type[WireEvent] | None = None,
+    want: tuple[type[WireEvent], ...] | None = None,
 ) -> Any:
     """The three roads of the module doc: strict msgspec, orjson + msgspec on the contract's keys, pydantic.
 
-    ``classes``: the types this topic admits, by tag. ``want``: the only class the first road may return (the
+    ``classes``: the types this topic admits, by tag. ``want``: the only classes the first road may return (the
     survey topic decodes with the decoder of every type, see :func:`decode_survey_response`). The second road
     converts to the one class named by ``type`` (measured: converting to the union costs 6x more)."""
     try:
@@ -368,7 +389,7 @@ def _decode(
     except Exception:  # ValidationError, DecodeError, UnicodeDecodeError, RecursionError: all mean "not here"
         pass
     else:
-        if (want is None or type(event) is want) and not (_may_hide_control(raw) and _has_control(event)):
+        if (want is None or type(event) in want) and not (_may_hide_control(raw) and _has_control(event)):
             return event
     try:
         obj = orjson.loads(raw)
@@ -399,13 +420,14 @@ def decode_contact_event(
     return _decode(raw, _contact_decoder, _CONTACT_CLASSES, parse_contact_event)  # type: ignore[no-any-return]
 
 
-def decode_survey_response(raw: bytes | str) -> WireSurveyResponse:
-    """Decode one record of topic ``survey-responses``, as :func:`~.events.parse_survey_response` would.
+def decode_survey_response(raw: bytes | str) -> WireSurveyResponse | WireSurveyFollowedUp:
+    """Decode one record of topic ``survey-responses`` (a ``survey.response`` or a ``survey.followed_up``), as
+    :func:`~.events.parse_survey_response` would.
 
     Why with the decoder of every type: msgspec accepts a lone tagged Struct *without* its tag, and the
     contract requires ``type``; a contact event sent here is refused by the reference, with its wording."""
     return _decode(  # type: ignore[no-any-return]
-        raw, _any_decoder, _SURVEY_CLASSES, parse_survey_response, want=WireSurveyResponse
+        raw, _any_decoder, _SURVEY_CLASSES, parse_survey_response, want=_SURVEY_TYPES
     )
 
 

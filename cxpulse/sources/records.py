@@ -68,7 +68,7 @@ def validated(event: dict[str, Any]) -> Produced:
         if kind == "agent.state":
             parse_agent_event(event)
             topic, key = AGENT, event["agent_id"]
-        elif kind in ("survey.response",):
+        elif kind in ("survey.response", "survey.followed_up"):
             parse_survey_response(event)
             topic, key = SURVEY, event["contact_id"]
         else:

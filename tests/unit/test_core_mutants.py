@@ -61,7 +61,7 @@ def test_an_event_at_the_epoch_is_counted_and_readable_at_stream_time() -> None:
     assert engine.stream_time == 0
     assert all_of(doc)["offered"] == 1  # [0, 0 + 1 µs) holds the queued at 0
     assert row(doc)["windows"]["15m"]["offered"] == 0  # [.., 0) does not
-    assert row(doc)["live"] == {"waiting": 1, "longest_wait_seconds": 0.0}
+    assert row(doc)["live"] == {"waiting": 1, "longest_wait_seconds": 0.0, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}
 
 
 def test_a_visit_waiting_exactly_t_is_not_yet_a_breach() -> None:
@@ -577,7 +577,7 @@ def test_merge_of_no_partial_is_an_empty_document() -> None:
     Kills ``merge`` starting ``now`` at 1 (``generated_at`` would be 1970-01-01T00:00:00.000001Z)."""
     doc = merge(KpiSettings(), [])
     assert doc == {"generated_at": None, "queues": [],
-                   "totals": {"live": {"waiting": 0, "longest_wait_seconds": 0.0}, "windows": {}}}
+                   "totals": {"live": {"waiting": 0, "longest_wait_seconds": 0.0, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}, "windows": {}}}
 
 
 @pytest.mark.parametrize("order", [1, -1])
@@ -601,8 +601,8 @@ def test_merge_spans_the_union_of_window_bounds_and_adds_live_state(order: int) 
     window = doc["totals"]["windows"]["15m"]
     assert (window["start"], window["end"], window["offered"]) == (
         "2026-05-04T10:00:00.000Z", "2026-05-04T10:16:00.000Z", 2)
-    assert doc["totals"]["live"] == {"waiting": 2, "longest_wait_seconds": 0.5}
-    assert doc["queues"][0]["live"] == {"waiting": 2, "longest_wait_seconds": 0.5}
+    assert doc["totals"]["live"] == {"waiting": 2, "longest_wait_seconds": 0.5, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}
+    assert doc["queues"][0]["live"] == {"waiting": 2, "longest_wait_seconds": 0.5, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}
     assert doc["generated_at"] == "2026-05-04T10:16:00.000Z"
 
 

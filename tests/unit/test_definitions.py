@@ -49,6 +49,10 @@ CASE = counts(
     handle_us=900_000_000, repeat_contacts=1, first_contacts=4, first_contacts_resolved=3,
     first_contacts_closed=4, first_contacts_confirmed=2, promoters=3, passives=1, detractors=1, csat_3=1,
     csat_4=1, csat_5=2,
+    # v2: 10 contacts of 4 customers, 5 resolved in 3000 s, cost 12.5 over 2 of the 3 handled (the third in a
+    # queue without cost settings), 4 detractor feedback, 2 followed up in 7200 s, 1 breach
+    contacts=10, customers=4, resolved=5, resolution_us=3_000_000_000, cost_micros=12_500_000, costed=2,
+    detractor_feedback=4, followed_up=2, feedback_response_us=7_200_000_000, feedback_breaches=1,
 )
 EXPECTED = {
     "service_level": {
@@ -63,12 +67,18 @@ EXPECTED = {
     "fcr_confirmed": 0.5,
     "nps": 40.0,  # 100 * (3 - 1) / 5
     "csat": 75.0,  # 100 * 3 / 4
+    "contacts_per_customer": 2.5,  # 10 contacts / 4 customers
+    "average_resolution_seconds": 600.0,  # 3000 s / 5 resolved
+    "cost_per_contact": 6.25,  # 12.5 / 2 costed contacts (not / 3 handled)
+    "average_feedback_response_seconds": 3600.0,  # 7200 s / 2 followed up
 }
 EXPECTED_COUNTS = {
     "offered": 12, "answered": 8, "answered_within_threshold": 6, "abandoned": 4, "abandoned_short": 1,
     "sla_breaches": 3, "handled": 3, "repeat_contacts": 1, "first_contacts": 4, "first_contacts_resolved": 3,
     "first_contacts_closed": 4, "first_contacts_confirmed": 2, "nps_responses": 5, "promoters": 3,
     "passives": 1, "detractors": 1, "csat_responses": 4, "csat_satisfied": 3,
+    "contacts": 10, "customers": 4, "resolved": 5, "costed_contacts": 2, "detractor_feedback": 4, "followed_up": 2,
+    "feedback_breaches": 1,
 }
 
 
@@ -77,6 +87,20 @@ def test_table_is_the_document_in_order() -> None:
     assert WINDOW_FIELDS == tuple(f.name for f in d.FIELDS)
     assert set(KpiWindow.model_fields) == {"start", "end", *WINDOW_FIELDS}
     assert set(EXPECTED_COUNTS) == set(d.COUNTS) and set(EXPECTED) == set(d.KPIS)
+
+
+def test_cost_is_an_amount_null_where_not_configured() -> None:
+    """kpis.md v2: cost is 12.5 here; a window with no contact in a queue with cost settings has none (null,
+    not 0), and so has no cost per contact."""
+    assert window_kpis(CASE, "exclude_short_abandons", 0, 1)["cost"] == 12.5
+    unconfigured = counts(handled=3, handle_us=900_000_000)
+    doc = window_kpis(unconfigured, "exclude_short_abandons", 0, 1)
+    assert (doc["cost"], doc["cost_per_contact"], doc["costed_contacts"]) == (None, None, 0)
+
+
+def test_contacts_per_customer_has_no_recording_rule() -> None:
+    """A distinct count does not add up over time or series: Prometheus records every other ratio."""
+    assert set(d.KPIS) - set(d.PROM_KPIS) == {"contacts_per_customer"}
 
 
 def test_sl_formula_variants_are_the_settings() -> None:
@@ -169,7 +193,7 @@ def test_a_kpi_without_a_setting_ignores_the_formula_asked_for() -> None:
 
 def test_every_measure_is_exported_and_counters_are_distinct() -> None:
     exported = {name for f in d.FAMILIES for s in f.series for name in s.value.vector()}
-    assert exported == set(MEASURES)
+    assert exported == set(MEASURES) - {"customers"}  # a distinct count is no counter (measures.DISTINCT)
     metrics = [f.metric for f in d.FAMILIES]
     assert len(metrics) == len(set(metrics))
     records = [e.record for e in d.exports()]
@@ -313,7 +337,7 @@ WINDOWS = ("5m", "15m", "30m", "1h", "6h", "24h")
 def test_recorded_ratios_are_the_tables(window: str) -> None:
     full = window in GEN.KPI_WINDOWS
     seen = 0
-    for kpi in d.KPIS.values():
+    for kpi in d.PROM_KPIS.values():
         if kpi.setting is not None:
             continue
         for level in ("queue_channel", "queue", "centre"):
@@ -322,7 +346,7 @@ def test_recorded_ratios_are_the_tables(window: str) -> None:
             if full:
                 assert_same(kpi.ratio(), *ratio_vectors(RULES[record], window))
                 seen += 1
-    assert seen == (3 * sum(k.setting is None for k in d.KPIS.values()) if full else 0)
+    assert seen == (3 * sum(k.setting is None for k in d.PROM_KPIS.values()) if full else 0)
 
 
 @pytest.mark.parametrize("window", WINDOWS)

@@ -175,7 +175,7 @@ def test_partials_never_split_a_name_on_a_separator(name: str) -> None:
     document = merge(kpi, [part, part])
     assert [(q["queue"], q["channel"]) for q in document["queues"]] == [(name, "voice")]
     assert document["queues"][0]["windows"]["1h"]["offered"] == 2
-    assert document["queues"][0]["live"] == {"waiting": 4, "longest_wait_seconds": 5.0}
+    assert document["queues"][0]["live"] == {"waiting": 4, "longest_wait_seconds": 5.0, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}
 
 
 # -- dead letters keep the original key ------------------------------------------------------------------

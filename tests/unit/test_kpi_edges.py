@@ -110,7 +110,7 @@ def test_still_waiting_breaches_only_once_past_threshold(waited: timedelta, brea
     events = [ev("queued", "q", DAY)]
     _, doc = run(events, now=DAY + waited)
     r = row(doc)
-    assert r["live"] == {"waiting": 1, "longest_wait_seconds": waited.total_seconds()}
+    assert r["live"] == {"waiting": 1, "longest_wait_seconds": waited.total_seconds(), "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}
     assert r["windows"]["all"]["sla_breaches"] == breaches
     assert r["windows"]["15m"]["sla_breaches"] == breaches
     assert doc["totals"]["windows"]["all"]["sla_breaches"] == breaches
@@ -128,7 +128,7 @@ def test_breach_counted_once_when_waiting_then_answered_late() -> None:
     doc = engine.snapshot(to_us(DAY + 41 * S), include_all=True)
     w = row(doc)["windows"]["all"]
     assert (w["sla_breaches"], w["answered"], w["offered"]) == (1, 1, 1)
-    assert row(doc)["live"] == {"waiting": 0, "longest_wait_seconds": 0.0}
+    assert row(doc)["live"] == {"waiting": 0, "longest_wait_seconds": 0.0, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}
 
 
 # -- abandons ----------------------------------------------------------------------------------------------------------

@@ -23,6 +23,12 @@ Readings of the spec taken here (also the core's, told to the lead):
 * ``now`` is stream time, the largest ``ts`` of the accepted (valid, non-duplicate) events, including events
   later found impossible; ``all`` is [first such ``ts``, now + 1 us).
 * A (queue, channel) is listed when a count was attributed to it or a contact waits in it.
+* Contract v2. A ``survey.followed_up`` is impossible (kind ``lifecycle``, "no such survey") when its contact
+  has no accepted ``survey.response`` with that ``event_id`` (at any ts). A detractor feedback's first
+  follow-up is the earliest by (ts, event id); a feedback still awaiting one is a breach when its target lies
+  before now (``survey ts + target < now``), like a waiting visit. Cost is kept in millionths of the currency
+  unit, rounded per contact: round(round(handle seconds * 1e6) * cost_per_hour / 3600) + cost_per_contact * 1e6.
+  Distinct customers of a window: customers with a contact whose t0 (first accepted queued) lies inside.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from zoneinfo import ZoneInfo
 from cxpulse.models.events import (
     ContactQueued,
     InvalidEvent,
+    SurveyFollowedUp,
     SurveyResponse,
     format_ts,
     parse_any_event,
@@ -52,8 +59,9 @@ COUNTS = (
     "abandoned_within_threshold", "sla_breaches", "handled", "repeat_contacts", "first_contacts",
     "first_contacts_resolved", "first_contacts_closed", "first_contacts_confirmed", "promoters", "passives",
     "detractors", "csat_1", "csat_2", "csat_3", "csat_4", "csat_5",
+    "contacts", "resolved", "costed", "detractor_feedback", "followed_up", "feedback_breaches",
 )
-SUMS = ("wait_answered_us", "handle_seconds")
+SUMS = ("wait_answered_us", "handle_seconds", "resolution_us", "cost_micros", "feedback_response_us")
 
 
 # -- the final picture ---------------------------------------------------------------------------------------
@@ -124,6 +132,8 @@ class Picture:
     accepted: list[Any]
     # (contact id, queued event id) -> queue, channel, queued + T of breached visits (an id alone may collide)
     breached: dict[tuple[str, str], tuple[str, str, int]]
+    contacts: list[tuple[int, str, str, str]] = field(default_factory=list)  # (t0, customer, queue, channel)
+    awaiting: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # key -> survey ts, not followed up
 
 
 def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) -> Picture:
@@ -133,9 +143,12 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
     now = stream_time if now_us is None else now_us
     by_contact: dict[str, list[Any]] = defaultdict(list)
     surveys: list[SurveyResponse] = []
+    followups: list[SurveyFollowedUp] = []
     for event in events:
         if isinstance(event, SurveyResponse):
             surveys.append(event)
+        elif isinstance(event, SurveyFollowedUp):
+            followups.append(event)
         else:
             by_contact[event.contact_id].append(event)
     lives = {cid: lifecycle_of(evs) for cid, evs in by_contact.items()}
@@ -178,6 +191,20 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
         for ended in life.ended:
             add("handled", to_us(ended.ts), ended)
             add("handle_seconds", to_us(ended.ts), ended, ended.talk_seconds + ended.hold_seconds + ended.wrap_seconds)
+            eq = kpi.for_queue(ended.queue, ended.channel)
+            if eq.cost_per_hour > 0 or eq.cost_per_contact > 0:  # kpis.md: both 0 = not configured
+                handle_us = round((ended.talk_seconds + ended.hold_seconds + ended.wrap_seconds) * US)
+                add("cost_micros", to_us(ended.ts), ended,
+                    round(handle_us * eq.cost_per_hour / 3600) + round(eq.cost_per_contact * US))
+                add("costed", to_us(ended.ts), ended)
+        # v2, resolution: one contact at t0; resolved at its final end, after final ts - t0
+        if life.queued:
+            first_queued = life.queued[0]
+            add("contacts", to_us(first_queued.ts), first_queued)
+            finals = [e for e in life.ended if not e.transferred]
+            if finals and finals[-1].resolved:
+                add("resolved", to_us(finals[-1].ts), finals[-1])
+                add("resolution_us", to_us(finals[-1].ts), finals[-1], to_us(finals[-1].ts) - to_us(first_queued.ts))
 
     # first contact resolution, customer by customer, by brute force
     F = kpi.fcr_window * US
@@ -208,6 +235,9 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
         if final.resolved and not any(t0 < c[1] <= t0 + F for c in others):
             add("first_contacts_confirmed", closed, final)
 
+    survey_ids = {(s.contact_id, s.event_id) for s in surveys}
+    fit_followups = [f for f in followups if (f.contact_id, f.survey_event_id) in survey_ids]
+    awaiting: dict[tuple[str, str], list[int]] = defaultdict(list)
     for survey in surveys:
         life = lives.get(survey.contact_id)
         earlier = [q for q in (life.queued if life else []) if to_us(q.ts) <= to_us(survey.ts)]
@@ -218,9 +248,28 @@ def picture(stream: Iterable[Any], kpi: KpiSettings, now_us: int | None = None) 
             out.append((kind, at, queue, channel, 1))
         if survey.csat is not None:
             out.append((f"csat_{survey.csat}", at, queue, channel, 1))
+        # v2, closed-loop feedback: nps <= 6 or csat <= 2
+        if (survey.nps is not None and survey.nps <= 6) or (survey.csat is not None and survey.csat <= 2):
+            out.append(("detractor_feedback", at, queue, channel, 1))
+            target = kpi.for_queue(queue, channel).feedback_response_target * US
+            mine = sorted((to_us(f.ts), f.event_id) for f in fit_followups
+                          if f.contact_id == survey.contact_id and f.survey_event_id == survey.event_id)
+            if mine:
+                f_ts = mine[0][0]
+                out.append(("followed_up", f_ts, queue, channel, 1))
+                out.append(("feedback_response_us", f_ts, queue, channel, f_ts - at))
+                if f_ts > at + target:
+                    out.append(("feedback_breaches", at + target, queue, channel, 1))
+            else:
+                awaiting[(queue, channel)].append(at)
+                if at + target < now:
+                    out.append(("feedback_breaches", at + target, queue, channel, 1))
 
     impossible = {e.event_id for life in lives.values() for e in life.impossible}
-    return Picture(now, first, out, dict(waiting), impossible, events, breached)
+    impossible |= {f.event_id for f in followups if (f.contact_id, f.survey_event_id) not in survey_ids}
+    contacts = [(to_us(life.queued[0].ts), life.queued[0].customer_id, life.queued[0].queue, life.queued[0].channel)
+                for life in lives.values() if life.queued]
+    return Picture(now, first, out, dict(waiting), impossible, events, breached, contacts, dict(awaiting))
 
 
 # -- windows and ratios ----------------------------------------------------------------------------------------
@@ -256,6 +305,8 @@ def window_doc(c: dict[str, float], formula: str, start: int, end: int) -> dict[
     nps_n = c["promoters"] + c["passives"] + c["detractors"]
     csat_n = sum(c[f"csat_{k}"] for k in range(1, 6))
     satisfied = c["csat_4"] + c["csat_5"]
+    resolution = ratio(c["resolution_us"], c["resolved"])
+    response = ratio(c["feedback_response_us"], c["followed_up"])
     return {
         "start": format_ts(start),
         "end": format_ts(end),
@@ -285,6 +336,18 @@ def window_doc(c: dict[str, float], formula: str, start: int, end: int) -> dict[
         "csat_responses": csat_n,
         "csat_satisfied": satisfied,
         "csat": ratio(satisfied, csat_n, 100.0),
+        "contacts": c["contacts"],
+        "customers": c["customers"],
+        "contacts_per_customer": ratio(c["contacts"], c["customers"]),
+        "resolved": c["resolved"],
+        "average_resolution_seconds": None if resolution is None else resolution / US,
+        "cost": c["cost_micros"] / US if c["costed"] else None,
+        "costed_contacts": c["costed"],
+        "cost_per_contact": None if not c["costed"] else c["cost_micros"] / c["costed"] / US,
+        "detractor_feedback": c["detractor_feedback"],
+        "followed_up": c["followed_up"],
+        "average_feedback_response_seconds": None if response is None else response / US,
+        "feedback_breaches": c["feedback_breaches"],
     }
 
 
@@ -293,6 +356,8 @@ def _counts(pic: Picture, start: int, end: int, key: tuple[str, str] | None) -> 
     for measure, at, queue, channel, value in pic.contributions:
         if start <= at < end and (key is None or key == (queue, channel)):
             c[measure] += value
+    c["customers"] = len({customer for t0, customer, queue, channel in pic.contacts
+                          if start <= t0 < end and (key is None or key == (queue, channel))})
     return c
 
 
@@ -308,6 +373,7 @@ def document_of(pic: Picture, kpi: KpiSettings, *, include_all: bool = True) -> 
     bucket_us = kpi.bucket_seconds * US
     names = list(kpi.windows) + (["all"] if include_all else [])
     keys = {(q, ch) for measure, _, q, ch, _ in pic.contributions if measure in COUNTS} | set(pic.waiting)
+    keys |= set(pic.awaiting)
     queues = []
     for queue, channel in sorted(keys):
         qs = kpi.for_queue(queue, channel)
@@ -319,7 +385,8 @@ def document_of(pic: Picture, kpi: KpiSettings, *, include_all: bool = True) -> 
         queues.append({
             "queue": queue,
             "channel": channel,
-            "live": {"waiting": len(waits), "longest_wait_seconds": max(0, pic.now - min(waits)) / US if waits else 0.0},
+            "live": {"waiting": len(waits), "longest_wait_seconds": max(0, pic.now - min(waits)) / US if waits else 0.0,
+                     **_awaiting_doc(pic.awaiting.get((queue, channel), []), pic.now)},
             "windows": windows,
         })
     totals = {}
@@ -334,10 +401,17 @@ def document_of(pic: Picture, kpi: KpiSettings, *, include_all: bool = True) -> 
             "live": {
                 "waiting": len(all_waits),
                 "longest_wait_seconds": max(0, pic.now - min(all_waits)) / US if all_waits else 0.0,
+                **_awaiting_doc([ts for surveys in pic.awaiting.values() for ts in surveys], pic.now),
             },
             "windows": totals,
         },
     }
+
+
+def _awaiting_doc(survey_times: list[int], now: int) -> dict[str, Any]:
+    """kpis.md v2, live: detractor feedback not followed up, and now - the earliest such survey ts (0 when none)."""
+    oldest = max(0, now - min(survey_times)) / US if survey_times else 0.0
+    return {"awaiting_follow_up": len(survey_times), "oldest_awaiting_seconds": oldest}
 
 
 # -- comparing documents -----------------------------------------------------------------------------------------
@@ -419,7 +493,8 @@ def test_oracle_hand_example() -> None:
     t = doc["totals"]["windows"]["all"]
     assert (t["offered"], t["answered"], t["answered_within_threshold"], t["abandoned"], t["abandoned_short"]) == (3, 1, 1, 1, 1)
     # c3 waits from 10:02:00, breach at 10:02:20 (< now)
-    assert t["sla_breaches"] == 1 and doc["totals"]["live"] == {"waiting": 1, "longest_wait_seconds": 240.0}
+    assert t["sla_breaches"] == 1 and doc["totals"]["live"] == {
+        "waiting": 1, "longest_wait_seconds": 240.0, "awaiting_follow_up": 1, "oldest_awaiting_seconds": 0.0}
     assert t["service_level"] == 1.0 and t["abandon_rate"] == 0.0 and t["asa_seconds"] == 15.0
     assert t["handled"] == 1 and t["aht_seconds"] == 115.0
     assert t["repeat_contacts"] == 1  # c3 repeats c2 (u2, null reasons)
@@ -432,6 +507,11 @@ def test_oracle_hand_example() -> None:
     assert later["totals"]["windows"]["all"]["first_contacts_closed"] == 1
     assert later["totals"]["windows"]["all"]["first_contacts_confirmed"] == 1
     assert later["totals"]["windows"]["1h"]["first_contacts_closed"] == 0  # [10:00, 11:00) excludes 11:00
+    # v2: 3 contacts of 2 customers; c1 resolved 5 min after t0; s2 (nps 2) is detractor feedback of nobody
+    assert (t["contacts"], t["customers"], t["contacts_per_customer"]) == (3, 2, 1.5)
+    assert (t["resolved"], t["average_resolution_seconds"]) == (1, 300.0)
+    assert (t["cost"], t["cost_per_contact"], t["costed_contacts"]) == (None, None, 0)  # no cost settings
+    assert (t["detractor_feedback"], t["followed_up"], t["feedback_breaches"]) == (1, 0, 0)
 
 
 def test_differences_reports_fields() -> None:

@@ -45,7 +45,7 @@ def test_a_second_queued_while_waiting_is_refused_also_after_a_recompute() -> No
     ]
     engine, doc = run(events, now=DAY + 15 * S)
     assert all_of(doc)["offered"] == 1  # q1 only
-    assert row(doc)["live"] == {"waiting": 1, "longest_wait_seconds": 10.0}  # q1 waiting 10:00:05 -> 10:00:15
+    assert row(doc)["live"] == {"waiting": 1, "longest_wait_seconds": 10.0, "awaiting_follow_up": 0, "oldest_awaiting_seconds": 0.0}  # q1 waiting 10:00:05 -> 10:00:15
     assert dict(engine.health.invalid) == {"lifecycle": 1}  # q2
     assert all_of(doc, "unknown", "unknown")["promoters"] == 1  # s1 is before any queued (kpis.md "Surveys")
 
@@ -107,9 +107,11 @@ def test_records_decoded_from_the_legacy_form_sort_like_new_ones() -> None:
 
     Kills each ``RANK_OF`` value mutant (0 -> 1, 1 -> 0, 1 -> 0, 2 -> 1, 3 -> 2)."""
     events = [ev("queued", "q", DAY), ev("answered", "a", DAY), ev("abandoned", "x", DAY), ev("ended", "e", DAY),
-              ev("survey", "s", DAY, nps=9)]
+              ev("survey", "s", DAY, nps=9),
+              {"event_id": "f", "type": "survey.followed_up", "ts": "2026-05-04T10:00:00Z", "contact_id": "c1",
+               "customer_id": "u1", "survey_event_id": "s"}]  # contract v2: a follow-up after its survey
     ranks = {rec[KIND]: rec[RANK] for rec in (record_of(parse_any_event(e)) for e in events)}
-    assert ranks == RANK_OF == {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3}
+    assert ranks == RANK_OF == {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3, "f": 4}
 
 
 # -- customer.py -----------------------------------------------------------------------------------------------

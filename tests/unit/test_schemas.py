@@ -30,5 +30,9 @@ def test_schemas_describe_the_contract() -> None:
     ended = contact["$defs"]["ContactEnded"]
     assert {"talk_seconds", "hold_seconds", "wrap_seconds", "resolved"} <= set(ended["required"])
     survey = json.loads(RENDERED["survey-responses.schema.json"])
-    assert survey["properties"]["type"]["const"] == "survey.response"
+    types = {d["properties"]["type"]["const"] for d in survey["$defs"].values()}
+    assert types == {"survey.response", "survey.followed_up"}  # contract v2 adds the follow-up
+    assert {"survey_event_id"} <= set(survey["$defs"]["SurveyFollowedUp"]["required"])
+    channels = contact["$defs"]["ContactQueued"]["properties"]["channel"]["enum"]
+    assert "app" in channels  # contract v2
 

@@ -52,7 +52,7 @@ START_MS = int(datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc).timestamp() * 1
 FIELDS = (
     "type", "event_id", "ts_us", "contact_id", "customer_id", "channel", "queue", "reason", "priority",
     "agent_id", "team", "talk_seconds", "hold_seconds", "wrap_seconds", "resolved", "transferred",
-    "disposition", "nps", "csat", "comment",
+    "disposition", "nps", "csat", "comment", "survey_event_id",
 )
 PAIRS: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...] = (
     ("contact", parse_contact_event, wire.decode_contact_event),
@@ -200,19 +200,22 @@ VALID: dict[str, list[tuple[str, Any]]] = {
                       ("hold_seconds", 0), ("wrap_seconds", 17.5), ("resolved", True), ("transferred", False),
                       ("disposition", "ok")],
     "survey.response": [("nps", 9), ("csat", 4), ("comment", "fine")],
+    "survey.followed_up": [("survey_event_id", "s-1"), ("agent_id", "ag-1")],
 }
 VALUES: dict[str, st.SearchStrategy[Any]] = {
     "event_id": name_text, "contact_id": name_text, "customer_id": name_text, "agent_id": name_text,
+    "survey_event_id": name_text,
     "queue": name_text, "reason": st.one_of(st.none(), name_text), "team": st.one_of(st.none(), name_text),
     "disposition": st.one_of(st.none(), name_text), "comment": st.one_of(st.none(), name_text),
     "channel": st.sampled_from(["voice", "chat", "email", "sms", "social", "app", "Voice", "", None, 5]),
     "priority": ints, "nps": ints, "csat": ints,
     "talk_seconds": seconds, "hold_seconds": seconds, "wrap_seconds": seconds,
     "resolved": bools, "transferred": bools, "ts": timestamps(),
-    "type": st.sampled_from([*VALID, "contact.transferred", "survey.followed_up", "agent.state", "", None, 5,
+    "type": st.sampled_from([*VALID, "contact.transferred", "survey.followed_up ", "agent.state", "", None, 5,
                              "Contact.Queued"]),
 }
-EXTRA_KEYS = st.sampled_from(["x", "tenant", "ts_us", "ts_text", "TYPE", "_sim_invalid", "agent_id", "nps", "é"])
+EXTRA_KEYS = st.sampled_from(["x", "tenant", "ts_us", "ts_text", "TYPE", "_sim_invalid", "agent_id", "nps", "é",
+                              "survey_event_id"])
 
 
 @st.composite
@@ -707,3 +710,32 @@ def test_anonymous_bank_day_agrees() -> None:
     assert len(events) > 5000
     for event in events:
         assert _agree_on_topic(False, orjson.dumps(event)) == "accepted"
+
+
+def test_follow_up_rules() -> None:
+    """``survey.followed_up`` (contract v2): its survey id is required, an id (1..128, no control character);
+    ``agent_id`` may be null or left out; it is a survey-topic event, refused on the contact topic."""
+    base = [("event_id", "f"), ("type", "survey.followed_up"), ("ts", "2026-11-23T08:00:00Z"), ("contact_id", "c"),
+            ("customer_id", "u")]
+    assert assert_agree(render(base))[1] == "missing_field"  # no survey_event_id
+    assert assert_agree(render([*base, ("survey_event_id", "s1")]))[0] == "accepted"
+    assert assert_agree(render([*base, ("survey_event_id", "s1"), ("agent_id", None)]))[0] == "accepted"
+    assert assert_agree(render([*base, ("survey_event_id", "")]))[1] == "out_of_range"
+    assert assert_agree(render([*base, ("survey_event_id", "s" * 129)]))[1] == "out_of_range"
+    assert assert_agree(render([*base, ("survey_event_id", "s\n1")]))[1] == "control_character"
+    assert assert_agree(render([*base, ("survey_event_id", 5)]))[1] == "wrong_type"
+    assert assert_agree(render([*base, ("survey_event_id", "s1"), ("agent_id", "a\x01")]))[1] == "control_character"
+    event = wire.decode_survey_response(render([*base, ("survey_event_id", "s1"), ("agent_id", "ag-7")]))
+    assert (event.type, event.survey_event_id, event.agent_id, event.ts_us) == (
+        "survey.followed_up", "s1", "ag-7", to_us(datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)))
+    with pytest.raises(InvalidEvent) as caught:
+        wire.decode_contact_event(render([*base, ("survey_event_id", "s1")]))
+    assert caught.value.kind == "unknown_type"
+
+
+def test_channel_app_is_valid() -> None:
+    """Contract v2 adds the channel ``app`` (in-app messaging) to every contact event."""
+    raw = render([("event_id", "e"), ("type", "contact.queued"), ("ts", "2026-11-23T06:00:02Z"), ("contact_id", "c"),
+                  ("customer_id", "u"), ("channel", "app"), ("queue", "care")])
+    assert assert_agree(raw)[0] == "accepted"
+    assert wire.decode_contact_event(raw).channel == "app"
