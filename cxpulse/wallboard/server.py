@@ -98,10 +98,16 @@ def id_text(value: tuple[int, int]) -> str:
 
 
 def trim_document(document: dict[str, Any], queues: list[str] | None, window: str,
-                  resolver: Resolver | None = None, board: Board | None = None) -> dict[str, Any]:
+                  resolver: Resolver | None = None, board: Board | None = None,
+                  show_agents: bool = False) -> dict[str, Any]:
     """The document with only the chosen queues (None: all; in the chosen order) and only ``window`` in every
     ``windows``; with a resolver, each entry carries its resolved ``thresholds`` and ``display_name``. A board
-    that lists its queues gets no centre totals (they would add up queues it may not see)."""
+    that lists its queues gets no centre totals (they would add up queues it may not see).
+
+    Agents (contract v2): each entry carries its queue's ``agents`` (live counts and staffing) when the
+    document has an agents section. ``agents_panel`` (the agents listed by state) only with ``show_agents``
+    (setting ``wallboard.show_agents``), only agents serving a queue the board shows, and only their name,
+    state, away reason and time in state: nothing else that could identify an agent without a name."""
     def one(entry: dict[str, Any]) -> dict[str, Any]:
         win = entry.get("windows", {})
         return {**entry, "windows": {window: win[window]} if window in win else {}}
@@ -121,7 +127,27 @@ def trim_document(document: dict[str, Any], queues: list[str] | None, window: st
     totals = None
     if board is None or board.queues is None:
         totals = one(document.get("totals") or {"live": {"waiting": 0, "longest_wait_seconds": 0.0}, "windows": {}})
-    return {"generated_at": document.get("generated_at"), "window": window, "queues": out_queues, "totals": totals}
+    out = {"generated_at": document.get("generated_at"), "window": window, "queues": out_queues, "totals": totals}
+    agents = document.get("agents")
+    if agents:
+        by_queue = {item["queue"]: item for item in agents.get("queues", [])}
+        for trimmed in out_queues:
+            item = by_queue.get(trimmed["queue"])
+            if item is not None:
+                trimmed["agents"] = {"live": item["live"], "staffing": item["staffing"]}
+        if show_agents:
+            shown = {q["queue"] for q in out_queues} if queues is not None else None
+            out["agents_panel"] = [
+                {key: listed.get(key) for key in AGENT_PANEL_FIELDS}
+                for listed in agents.get("listed") or []
+                if shown is None or shown.intersection(listed.get("queues") or [])
+            ]
+    return out
+
+
+AGENT_PANEL_FIELDS = ("agent_name", "state", "reason", "seconds_in_state")
+"""What the agents panel may know of an agent: never its id, team or queues (with no name, a state and a time
+in state identify nobody)."""
 
 
 def safe_breach(record: dict[str, Any]) -> dict[str, Any]:
@@ -528,7 +554,9 @@ async def events(request: web.Request) -> web.StreamResponse:
         if kind == "kpis":
             await response.write(sse("kpis", {"age_seconds": round(age_seconds(payload), 3),
                                               "document": trim_document(payload, client.queues, client.window,
-                                                                        resolver, board)}, cursor_text()))
+                                                                        resolver, board,
+                                                                        hub.settings.wallboard.show_agents)},
+                                     cursor_text()))
         elif kind == "breach":
             at, record = payload
             if client.cursor is not None and at <= client.cursor:

@@ -244,7 +244,81 @@
     metrics.slice(BIG_SLOTS).forEach(function (f) { small.appendChild(stat("small", f, base, values)); });
     small.style.gridTemplateColumns = "repeat(" + Math.max(1, metrics.length - BIG_SLOTS) + ", minmax(0, 1fr))";
     tile.appendChild(small);
-    return { el: tile, values: values, queue: queue, channel: channel, states: {}, title: title, flag: flag };
+    var agents = queue === null ? null : agentsLine(base);
+    if (agents) tile.appendChild(agents.el);
+    return { el: tile, values: values, queue: queue, channel: channel, states: {}, title: title, flag: flag,
+             agents: agents };
+  }
+
+  // agents of a queue (contract v2): counts by state and "staffed N / needed M", hidden without agent data
+  var AGENT_STATES = [["available", "available"], ["on_contact", "on contact"], ["wrap_up", "wrap"], ["away", "away"]];
+
+  function agentsLine(base) {
+    var box = el("div", "tile-agents");
+    box.dataset.testid = base + "-agents";
+    box.hidden = true;
+    var counts = el("div", "agents-counts");
+    var spans = {};
+    AGENT_STATES.forEach(function (s, i) {
+      if (i) counts.appendChild(el("span", "sep", " \u00b7 "));
+      var n = el("span", "agents-n", NULL);
+      n.dataset.testid = base + "-agents-" + s[0];
+      spans[s[0]] = n;
+      counts.appendChild(n);
+      counts.appendChild(el("span", "agents-label", " " + s[1]));
+    });
+    box.appendChild(counts);
+    var staffing = el("div", "agents-staffing");
+    staffing.dataset.testid = base + "-staffing";
+    box.appendChild(staffing);
+    return { el: box, counts: spans, staffing: staffing };
+  }
+
+  function fillAgents(line, agents) {
+    line.el.hidden = !agents;
+    if (!agents) return;
+    var live = agents.live || {}, staffing = agents.staffing || {};
+    AGENT_STATES.forEach(function (s) { line.counts[s[0]].textContent = format.count(live[s[0]]); });
+    var needed = staffing.agents_required;
+    var short = !isNull(needed) && staffing.agents_staffed < needed;
+    // the word SHORT and the mark say it too: colour is never the only signal
+    line.staffing.textContent = "staffed " + format.count(staffing.agents_staffed) + " / needed " +
+      format.count(needed) + (short ? " \u25a0 SHORT" : "");
+    line.staffing.dataset.short = short ? "true" : "false";
+    line.staffing.className = "agents-staffing" + (short ? " state-critical" : "");
+  }
+
+  // the agents panel (wallboard.show_agents): agents by state with their time in state; a name when the
+  // source gave one, else nothing that identifies the agent
+  var PANEL_STATES = [["available", "Available"], ["on_contact", "On contact"], ["wrap_up", "Wrap-up"], ["away", "Away"]];
+
+  function renderAgentsPanel(list, ageSeconds) {
+    var panel = $("agents-panel");
+    var on = Array.isArray(list);
+    panel.hidden = !on;
+    document.body.classList.toggle("with-agents", on);
+    if (!on) return;
+    var groups = PANEL_STATES.map(function (s) {
+      var members = list.filter(function (a) { return a.state === s[0]; });
+      var group = el("section", "agents-group state-" + s[0]);
+      group.dataset.testid = "agents-group-" + s[0];
+      group.appendChild(el("h2", "agents-group-title", s[1] + " (" + members.length + ")"));
+      var ul = el("ul", "agents-list");
+      members.forEach(function (a) {
+        var li = el("li", "agent");
+        li.dataset.testid = "agent";
+        li.dataset.state = a.state;
+        li.appendChild(el("span", "agent-name", a.agent_name || NULL));
+        if (a.state === "away" && a.reason) li.appendChild(el("span", "agent-reason", a.reason));
+        var since = el("span", "agent-time", format.duration((a.seconds_in_state || 0) + (ageSeconds || 0)));
+        since.dataset.testid = "agent-time";
+        li.appendChild(since);
+        ul.appendChild(li);
+      });
+      group.appendChild(ul);
+      return group;
+    });
+    panel.replaceChildren.apply(panel, groups);
   }
 
   var MARKS = { warn: "\u25b2", critical: "\u25a0" };  // triangle, square: colour is never the only signal
@@ -340,6 +414,11 @@
     }
     if (withTotals) fillTile(tiles["\u0000totals"], doc.totals);
     entries.forEach(function (q) { fillTile(tiles[q.queue + "\u001f" + q.channel], q); });
+    entries.forEach(function (q) {
+      var tile = tiles[q.queue + "\u001f" + q.channel];
+      if (tile.agents) fillAgents(tile.agents, q.agents);
+    });
+    renderAgentsPanel(doc.agents_panel, lastUpdateMs ? (Date.now() - lastUpdateMs) / 1000 : 0);
     document.body.dataset.generatedAt = doc.generated_at || "";
     var at = doc.generated_at ? new Date(doc.generated_at) : null;
     $("updated").textContent = at ? at.toLocaleTimeString([], { hour12: false }) : NULL;
