@@ -51,6 +51,9 @@ _COUNTERS: tuple[tuple[str, str | None, tuple[tuple[str | None, tuple[tuple[int,
     (family.name, family.label, tuple((s.label_value, s.value.indexed) for s in family.series), family.help)
     for family in COUNTER_FAMILIES
 )
+# a counter kept in microseconds or millionths (v2: resolution, feedback response, cost) is exported in
+# seconds or currency units: divided by this (1 for the plain counts)
+_DIVISOR: dict[str, int] = {family.name: int(1 / family.unit) for family in COUNTER_FAMILIES}
 # measure index -> (histogram, outcome label or None): which facts feed which histogram
 _HISTOGRAM_OF: dict[int, tuple[str, str | None]] = {
     M[name]: (family.name.removesuffix("_sum"), series.label_value)
@@ -166,6 +169,8 @@ class KpiCollector(Collector):
         fam["handle"] = HistogramMetricFamily(f"{PREFIX}_handle_time_seconds", "Talk + hold + wrap of handled contacts.", labels=qc)
         fam["waiting"] = GaugeMetricFamily(f"{PREFIX}_contacts_waiting", "Contacts waiting in queue now.", labels=qc)
         fam["longest"] = GaugeMetricFamily(f"{PREFIX}_longest_wait_seconds", "Wait of the longest-waiting contact now.", labels=qc)
+        fam["awaiting"] = GaugeMetricFamily(f"{PREFIX}_feedback_awaiting_follow_up", "Detractor feedback not followed up yet, now (contract v2).", labels=qc)
+        fam["oldest_awaiting"] = GaugeMetricFamily(f"{PREFIX}_feedback_oldest_awaiting_seconds", "Age of the oldest detractor feedback awaiting a follow-up, now (contract v2).", labels=qc)
         fam["threshold"] = GaugeMetricFamily(f"{PREFIX}_sl_threshold_seconds", "Configured service-level threshold T.", labels=qc)
         fam["target"] = GaugeMetricFamily(f"{PREFIX}_sl_target_ratio", "Configured service-level target.", labels=qc)
         fam["formula"] = GaugeMetricFamily(SL_FORMULA_INFO, "Always 1: the sl_formula configured for the (queue, channel); the service-level rules pick their variant by it.", labels=qc + ["formula"])
@@ -209,9 +214,11 @@ class KpiCollector(Collector):
         for (queue, channel), c in sorted(totals.items()):
             labels = [queue, channel]
             for name, _, series, _ in _COUNTERS:
+                divisor = _DIVISOR[name]
                 for value, terms in series:
+                    total = sum(coefficient * c[index] for coefficient, index in terms)
                     fam[name].add_metric(labels if value is None else labels + [value],
-                                         sum(coefficient * c[index] for coefficient, index in terms))
+                                         total if divisor == 1 else total / divisor)
         hist = self.histograms
         for (queue, channel, outcome), row in sorted(folded(hist.wait.items()).items()):
             fam["wait"].add_metric([queue, channel, outcome], _buckets(hist.wait_bounds, row), row[-1] / US_PER_SECOND)
@@ -222,10 +229,18 @@ class KpiCollector(Collector):
             key = (label(queue), channel)
             c0, l0 = waiting.get(key, (0, 0.0))
             waiting[key] = (c0 + count, max(l0, longest))
-        for key in sorted(set(totals) | set(waiting)):
+        awaiting: dict[tuple[str, str], tuple[int, float]] = {}
+        for (queue, channel), (count, oldest) in live.awaiting(now).items():
+            key = (label(queue), channel)
+            c0, o0 = awaiting.get(key, (0, 0.0))
+            awaiting[key] = (c0 + count, max(o0, oldest))
+        for key in sorted(set(totals) | set(waiting) | set(awaiting)):
             count, longest = waiting.get(key, (0, 0.0))
             fam["waiting"].add_metric(list(key), count)
             fam["longest"].add_metric(list(key), longest)
+            follow_ups, oldest = awaiting.get(key, (0, 0.0))
+            fam["awaiting"].add_metric(list(key), follow_ups)
+            fam["oldest_awaiting"].add_metric(list(key), oldest)
             qs = kpi.for_queue(*key)
             fam["threshold"].add_metric(list(key), qs.sl_threshold_seconds)
             fam["target"].add_metric(list(key), qs.sl_target)

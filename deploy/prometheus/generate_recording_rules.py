@@ -47,6 +47,7 @@ from cxpulse.core.definitions import (
     AGENT_OCCUPANCY,
     CENTRE_SL_FORMULA_INFO,
     KPIS,
+    PROM_KPIS,
     SL_FORMULA_INFO,
     Export,
     Kpi,
@@ -225,7 +226,7 @@ def window_group(window: str) -> list[str]:
             expr = variant_branches(kpi, lambda r, side=side: plain(terms(r)[side], window), info, "queue, channel")
             what = "numerator" if side == 0 else "denominator"
             lines += rule(counter_name(record, window), expr, f"{name} {what} by the (queue, channel)'s {kpi.setting}")
-    for kpi in KPIS.values() if full else (KPIS["service_level"],):
+    for kpi in PROM_KPIS.values() if full else (KPIS["service_level"],):
         for level, by in LEVELS if full else LEVELS[:1]:
             comment = None
             if level == "queue_channel":
@@ -287,7 +288,7 @@ def agent_group() -> list[str]:
     """Agent occupancy (contract v2) per team and centre-wide, over the KPI windows: the increases of the
     seconds-in-state counter summed over workers first, then divided (null while nobody worked)."""
     occ = AGENT_OCCUPANCY
-    lines = ["  - name: cxpulse-agents", "    rules:"]
+    lines = ["  - name: cxpulse-agent-occupancy", "    rules:"]
     for window in KPI_WINDOWS:
         for level, by in AGENT_LEVELS:
             def seconds(states: tuple[str, ...]) -> str:
