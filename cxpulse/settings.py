@@ -238,6 +238,9 @@ class TopicSettings(_Strict):
     contact_events_dlq: str = "contact-events-dlq"
     survey_responses_dlq: str = "survey-responses-dlq"
     sla_breaches: str = "sla-breaches"
+    # contract v2: detractor feedback not followed up by its target; its own topic, because every reader of
+    # sla-breaches (the wallboard banner) takes a record there for an SLA breach
+    feedback_breaches: str = "feedback-breaches"
     agent_events: str = "agent-events"
     agent_events_dlq: str = "agent-events-dlq"
 

@@ -186,6 +186,7 @@ class KpiCollector(Collector):
         fam["stalls"] = CounterMetricFamily(f"{OWN_PREFIX}_consumer_stalls", "How many times consumption stalled while records waited.")
         fam["ready"] = GaugeMetricFamily(f"{OWN_PREFIX}_ready", "1 when the worker has recovered its state and publishes (what /readyz says, minus liveness).")
         fam["published"] = CounterMetricFamily(f"{OWN_PREFIX}_sla_breaches_published", "Breach records published to the sla-breaches topic.")
+        fam["feedback_published"] = CounterMetricFamily(f"{OWN_PREFIX}_feedback_breaches_published", "Feedback breach records published to the feedback-breaches topic (contract v2).")
         fam["overflow"] = GaugeMetricFamily(f"{OWN_PREFIX}_queues_folded_into_other", "Distinct queues exported as queue=\"other\" because worker.max_queues queue labels were in use (queues, not events).")
         fam["build"] = GaugeMetricFamily(f"{OWN_PREFIX}_build_info", "cxpulse version.", labels=["version"])
         return fam
@@ -264,6 +265,7 @@ class KpiCollector(Collector):
             fam["ready"].add_metric([], 1 if self.ready() else 0)
         fam["centre_formula"].add_metric([kpi.sl_formula], 1)
         fam["published"].add_metric([], live.breaches_published_total)
+        fam["feedback_published"].add_metric([], live.feedback_breaches_published_total)
         fam["overflow"].add_metric([], label.overflow)
         fam["build"].add_metric([cxpulse.__version__], 1)
         yield from fam.values()

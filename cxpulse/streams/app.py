@@ -6,6 +6,7 @@ Data flow::
     survey-responses┴─> contacts agent ──────┼─> table "contacts" (changelog)      [key contact_id]
                                              └─> <app>-fcr-summaries ─> customers agent ─> table "customers"
     breach timer (every 200 ms) ─> sla-breaches        [summaries: partition by customer, a list per batch]
+                                └> feedback-breaches   [contract v2: detractor feedback past its target]
 
 Why this shape (see docs/live-engine.md): Faust windows expire on the wall clock and have no late-event hook,
 so event time, disorder and windows live in the core; Faust tables only keep each contact's and customer's
@@ -92,6 +93,7 @@ def worker_topics(app: faust.App, settings: Settings) -> WorkerTopics:
             topics.agent_events: app.topic(topics.agent_events_dlq, **raw),
         },
         agents=app.topic(topics.agent_events, **raw),
+        feedback_breaches=app.topic(topics.feedback_breaches, **raw),
     )
 
 

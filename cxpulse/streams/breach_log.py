@@ -1,8 +1,8 @@
-"""Read back the ``sla-breaches`` topic: the record of which breaches were already published.
+"""Read back a breach topic (``sla-breaches``, ``feedback-breaches``): the record of what was already published.
 
 Why the topic itself: a breach is published with the producer's acknowledgement; after a crash, whatever was
 acknowledged is on the topic, whatever was not is published again. Reading it before the breach timer starts
-is what keeps "exactly once per visit" across a restart without Kafka transactions.
+is what keeps "exactly once per visit" (and per detractor feedback) across a restart without Kafka transactions.
 """
 
 from __future__ import annotations
@@ -16,9 +16,27 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 async def read_published_visits(
     bootstrap_servers: str, topic: str, timeout_s: float = 30.0, client_options: dict[str, Any] | None = None
 ) -> set[tuple[str, str]]:
-    """Every ``(contact_id, visit_id)`` on ``topic`` from the beginning to its current end (empty when it does
-    not exist). Keyed by contact too: a visit id is a queued event id, unique per contact only (kpis.md
-    "Duplicates": the same id under another contact is another event, and its breach is another breach)."""
+    """Every ``(contact_id, visit_id)`` on ``topic`` (``sla-breaches``) from the beginning to its current end
+    (empty when it does not exist). Keyed by contact too: a visit id is a queued event id, unique per contact
+    only (kpis.md "Duplicates": the same id under another contact is another event, and its breach is another
+    breach)."""
+    return await read_published(bootstrap_servers, topic, "visit_id", timeout_s, client_options)
+
+
+async def read_published_feedback(
+    bootstrap_servers: str, topic: str, timeout_s: float = 30.0, client_options: dict[str, Any] | None = None
+) -> set[tuple[str, str]]:
+    """Every ``(contact_id, survey_event_id)`` on ``topic`` (``feedback-breaches``, contract v2): the detractor
+    feedback whose breach was published; the survey id is an event id, so per contact like a visit id."""
+    return await read_published(bootstrap_servers, topic, "survey_event_id", timeout_s, client_options)
+
+
+async def read_published(
+    bootstrap_servers: str, topic: str, id_field: str, timeout_s: float = 30.0,
+    client_options: dict[str, Any] | None = None,
+) -> set[tuple[str, str]]:
+    """Every ``(contact_id, record[id_field])`` on ``topic`` from the beginning to its current end (empty when
+    it does not exist); records without both are skipped (not ours to judge)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, **(client_options or {})
     )
@@ -46,7 +64,7 @@ async def read_published_visits(
                 for record in records:
                     try:
                         value = orjson.loads(record.value)
-                        visit = (value.get("contact_id"), value.get("visit_id"))
+                        visit = (value.get("contact_id"), value.get(id_field))
                     except (orjson.JSONDecodeError, AttributeError):
                         continue
                     if visit[0] and visit[1]:

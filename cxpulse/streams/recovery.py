@@ -14,7 +14,7 @@ from typing import Any
 
 from cxpulse.kafka_security import client_options
 from cxpulse.streams import codec
-from cxpulse.streams.breach_log import read_published_visits
+from cxpulse.streams.breach_log import read_published_feedback, read_published_visits
 from cxpulse.streams.worker import Worker
 
 log = logging.getLogger("cxpulse.worker")
@@ -85,21 +85,27 @@ class Recovery:
         asyncio.ensure_future(self.load_published_breaches())
 
     async def load_published_breaches(self) -> None:
-        """Read what is already on ``sla-breaches`` (by this or any worker) so no breach is published twice:
-        after a restart, and after a rebalance hands over a partition whose breaches another worker published."""
+        """Read what is already on ``sla-breaches`` and ``feedback-breaches`` (by this or any worker) so no
+        breach is published twice: after a restart, and after a rebalance hands over a partition whose breaches
+        another worker published. Both logs before the timer runs: it publishes both kinds in one tick."""
         worker = self.worker
         kafka = worker.settings.kafka
+        topics = kafka.topics
+        options = client_options(kafka)
         while True:
             try:
-                visits = await read_published_visits(
-                    kafka.bootstrap_servers, kafka.topics.sla_breaches, client_options=client_options(kafka)
-                )
+                visits = await read_published_visits(kafka.bootstrap_servers, topics.sla_breaches,
+                                                     client_options=options)
+                feedback = await read_published_feedback(kafka.bootstrap_servers, topics.feedback_breaches,
+                                                         client_options=options)
                 break
-            except Exception as exc:  # never start publishing blind: retry until the log is read
-                log.warning("cannot read %s yet (%s); retrying", kafka.topics.sla_breaches, exc)
+            except Exception as exc:  # never start publishing blind: retry until both logs are read
+                log.warning("cannot read %s / %s yet (%s); retrying", topics.sla_breaches, topics.feedback_breaches,
+                            exc)
                 await asyncio.sleep(BREACH_LOG_RETRY)
         self.live.published_visits.update(visits)
-        log.info("sla-breaches already published: %d", len(visits))
+        self.live.published_feedback.update(feedback)
+        log.info("sla-breaches already published: %d; feedback-breaches: %d", len(visits), len(feedback))
         worker.breaches_loaded = True
         self.maybe_ready()
 

@@ -25,7 +25,7 @@ def worker_topics(settings: Settings) -> list[str]:
     t = settings.kafka.topics
     return [
         t.contact_events, t.survey_responses, t.contact_events_dlq, t.survey_responses_dlq, t.sla_breaches,
-        f"{settings.worker.app_id}-fcr-summaries", t.agent_events, t.agent_events_dlq,
+        f"{settings.worker.app_id}-fcr-summaries", t.agent_events, t.agent_events_dlq, t.feedback_breaches,
     ]
 
 
@@ -41,17 +41,19 @@ async def prepare_topics(settings: Settings) -> None:
     t = kafka.topics
     big = {"max.message.bytes": str(MAX_RECORD_BYTES)}
     dead_letters = [t.contact_events_dlq, t.survey_responses_dlq, t.agent_events_dlq]
-    others = [name for name in worker_topics(settings) if name not in (t.sla_breaches, *dead_letters)]
+    breach_logs = [t.sla_breaches, t.feedback_breaches]
+    others = [name for name in worker_topics(settings) if name not in (*breach_logs, *dead_letters)]
     await ensure_topics(kafka.bootstrap_servers, others, partitions=kafka.partitions,
                         replication_factor=kafka.replication_factor, client_options=options)
     # a dead letter carries the original record (up to the broker's own limit, 1 MB by default) plus headers,
     # and a contact's stored state may carry a few such records until they settle: both need more room
     await ensure_topics(kafka.bootstrap_servers, dead_letters, partitions=kafka.partitions,
                         replication_factor=kafka.replication_factor, configs=big, client_options=options)
-    # the breach log must remember at least as long as contacts are remembered, or a restart would offer
-    # a breach again whose record has expired
+    # a breach log must remember at least as long as contacts are remembered, or a restart would offer
+    # a breach again whose record has expired (a feedback breach comes at survey ts + target, and the survey
+    # is forgotten with its contact, so the same retention covers it)
     retention_ms = (settings.kpi.contact_retention + 86400) * 1000
-    await ensure_topics(kafka.bootstrap_servers, [kafka.topics.sla_breaches], partitions=kafka.partitions,
+    await ensure_topics(kafka.bootstrap_servers, breach_logs, partitions=kafka.partitions,
                         replication_factor=kafka.replication_factor, configs={"retention.ms": str(retention_ms)},
                         client_options=options)
     await ensure_topics(kafka.bootstrap_servers, changelog_topics(settings), partitions=kafka.partitions,

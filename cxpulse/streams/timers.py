@@ -3,6 +3,7 @@
 ::
 
     breach timer (every 200 ms) ─> sla-breaches (and each listener, e.g. the Redis sink)
+                                └> feedback-breaches (contract v2; no listener: the banner shows SLA breaches)
     maintenance (every 60 s)    ─> contacts and customers past the retention marked for deletion
     lag (every 5 s)             ─> the lag gauge and the stall guard (streams/liveness.py)
     broker probe (every 5 s)    ─> is Kafka answering this worker
@@ -46,8 +47,17 @@ class Timers:
 
     def caught_up(self, partition: int) -> bool:
         """No unread contact event in this partition (high watermark reached)."""
+        return self._caught_up_on(self.topics.contact_events, partition)
+
+    def caught_up_with_surveys(self, partition: int) -> bool:
+        """No unread contact event *and* no unread survey event in this partition: what a feedback breach is
+        judged by, because the follow-up that would prevent it comes on the survey topic (same key, same
+        partition number)."""
+        return self.caught_up(partition) and self._caught_up_on(self.topics.survey_responses, partition)
+
+    def _caught_up_on(self, topic: str, partition: int) -> bool:
         consumer = self.worker.app.consumer
-        tp = TP(self.topics.contact_events, partition)
+        tp = TP(topic, partition)
         if tp not in consumer.assignment():
             return False  # being handed over in a rebalance
         highwater = consumer.highwater(tp)
@@ -55,24 +65,43 @@ class Timers:
             return False  # not fetched yet: unknown, so not caught up (judge by stream time)
         if highwater == 0:
             return True  # an empty partition
-        done = self.live.offsets.get((self.topics.contact_events, partition))
+        done = self.live.offsets.get((topic, partition))
         return done is not None and done + 1 >= highwater
 
     async def publish_breaches(self) -> None:
-        """Publish the breaches now due (only when ready: the breach log tells what was published already)."""
+        """Publish the breaches now due (only when ready: the breach logs tell what was published already):
+        SLA breaches to ``sla-breaches`` and its listeners, then feedback breaches to ``feedback-breaches``."""
         worker = self.worker
         if not worker.ready.is_set():
             return
+        now = now_us()
         try:
-            due = self.live.due_breaches(now_us(), self.caught_up)
+            due = self.live.due_breaches(now, self.caught_up)
         except Exception:  # a timer must never take the worker down; the breaches stay due for the next tick
             log.exception("breach timer failed")
-            return
+            due = []
         for breach in due:
             record = breach.to_dict()
             await worker.topics.breaches.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
             for listener in worker.breach_listeners:
                 listener(record)
+        await self.publish_feedback_breaches(now)
+
+    async def publish_feedback_breaches(self, now: int) -> None:
+        """Detractor feedback whose target passed without a follow-up (contract v2), each once, keyed by
+        contact like an SLA breach. Its own topic: a reader of ``sla-breaches`` takes every record there for an
+        SLA breach. The record names the contact and survey (what a team needs to call back); the log does not
+        (ids are never INFO log text)."""
+        topic = self.worker.topics.feedback_breaches
+        if topic is None:
+            return
+        try:
+            due = self.live.due_feedback_breaches(now, self.caught_up_with_surveys)
+        except Exception:  # never take the worker down; what is due stays due for the next tick
+            log.exception("feedback breach timer failed")
+            return
+        for breach in due:
+            await topic.send(key=breach.contact_id.encode(), value=orjson.dumps(breach.to_dict()))
 
     async def forget_old_contacts(self) -> None:
         """Mark contacts and customers past the retention; marks only: the agents delete the keys from the

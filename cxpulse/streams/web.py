@@ -64,6 +64,7 @@ def add_routes(app: faust.App, live: LiveKpis, *, ready: Callable[[], bool], rec
                 for topic, h in live.health.items()
             },
             "breaches_published": live.breaches_published_total,
+            "feedback_breaches_published": live.feedback_breaches_published_total,
             "problems": problems(),
         })
 

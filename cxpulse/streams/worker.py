@@ -36,6 +36,7 @@ class WorkerTopics:
     breaches: TopicT  # sla-breaches, written by the breach timer
     dead_letters: dict[str, TopicT]  # source topic name -> its dead-letter topic
     agents: TopicT | None = None  # agent-events (contract v2), read by the agent-state agent
+    feedback_breaches: TopicT | None = None  # feedback-breaches (contract v2), written by the breach timer
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Worker:
     customers_table: TableT  # key customer_id: each customer's FCR state
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     recovered: set[str] = field(default_factory=set)  # tables recovered since the last assignment
-    breaches_loaded: bool = False  # sla-breaches read since the last assignment
+    breaches_loaded: bool = False  # sla-breaches (and feedback-breaches) read since the last assignment
     registry: CollectorRegistry | None = None  # prometheus_client registry of /metrics
     breach_listeners: list[BreachListener] = field(default_factory=list)  # called with each published breach's dict
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records not yet processed

@@ -75,6 +75,7 @@ class Topics:
     sla_breaches: str
     agent_events: str = ""
     agent_events_dlq: str = ""
+    feedback_breaches: str = ""
 
     @classmethod
     def unique(cls, prefix: str) -> "Topics":
@@ -86,10 +87,12 @@ class Topics:
             sla_breaches=f"{prefix}-sla-breaches",
             agent_events=f"{prefix}-agent-events",
             agent_events_dlq=f"{prefix}-agent-events-dlq",
+            feedback_breaches=f"{prefix}-feedback-breaches",
         )
 
     def for_event(self, event: dict[str, Any] | bytes) -> str:
-        if isinstance(event, dict) and event.get("type") == "survey.response":
+        """The topic of an event: survey.response and survey.followed_up (contract v2) on the survey topic."""
+        if isinstance(event, dict) and str(event.get("type", "")).startswith("survey."):
             return self.survey_responses
         return self.contact_events
 
@@ -270,6 +273,8 @@ def worker_env(
         # never the shared agent-events topic of a running stack
         "CXPULSE_KAFKA__TOPICS__AGENT_EVENTS": topics.agent_events or f"{app_id}-agent-events",
         "CXPULSE_KAFKA__TOPICS__AGENT_EVENTS_DLQ": topics.agent_events_dlq or f"{app_id}-agent-events-dlq",
+        # never the shared feedback-breaches topic either
+        "CXPULSE_KAFKA__TOPICS__FEEDBACK_BREACHES": topics.feedback_breaches or f"{app_id}-feedback-breaches",
         "CXPULSE_KAFKA__PARTITIONS": str(PARTITIONS),
         "CXPULSE_WORKER__APP_ID": app_id,
         "CXPULSE_REDIS__KEY_PREFIX": f"test-{app_id}",  # never the shared cxpulse:* keys of a running wallboard
@@ -402,7 +407,7 @@ async def produce_file(bootstrap: str, topics: Topics, path: Path) -> int:
                 if not line:
                     continue
                 obj = orjson.loads(line)
-                topic = topics.survey_responses if obj.get("type") == "survey.response" else topics.contact_events
+                topic = topics.survey_responses if str(obj.get("type", "")).startswith("survey.") else topics.contact_events
                 await sender.send(topic, str(obj["contact_id"]).encode(), line)
                 count += 1
         await sender.flush()

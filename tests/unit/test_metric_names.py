@@ -63,6 +63,7 @@ def test_the_pipelines_own_metrics_are_prefixed_cxpulse() -> None:
         "cxpulse_last_event_timestamp_seconds", "cxpulse_last_processed_timestamp_seconds", "cxpulse_consumer_lag",
         "cxpulse_consumer_stalled", "cxpulse_broker_reachable", "cxpulse_consumer_stalls", "cxpulse_ready",
         "cxpulse_sla_breaches_published", "cxpulse_queues_folded_into_other", "cxpulse_build_info",
+        "cxpulse_feedback_breaches_published",
     }
     assert not any("pipeline" in name for name in ours)
     assert "contactcenter_contacts_offered" in ours and "contactcenter_sl_formula_info" in ours
