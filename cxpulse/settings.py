@@ -317,11 +317,11 @@ class WorkerSettings(_Strict):
         return value
 
 
-ThresholdMetric = Literal["waiting", "longest_wait", "abandon_rate", "asa", "service_level"]
+ThresholdMetric = Literal["waiting", "longest_wait", "abandon_rate", "asa", "service_level", "oldest_awaiting"]
 TileMetric = Literal["service_level", "waiting", "longest_wait", "asa", "abandon_rate", "nps", "csat", "fcr"]
 TILE_METRICS: tuple[str, ...] = ("service_level", "waiting", "longest_wait", "asa", "abandon_rate", "nps", "csat", "fcr")
 _RATIO_METRICS = ("abandon_rate", "service_level")
-_SECONDS_METRICS = ("longest_wait", "asa")
+_SECONDS_METRICS = ("longest_wait", "asa", "oldest_awaiting")
 
 
 def _threshold_value(metric: str, value: Any) -> Any:

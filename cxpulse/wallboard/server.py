@@ -196,6 +196,7 @@ def config_document(settings: Settings, document: dict[str, Any] | None, board: 
                 "channel": channel,
                 "sl_target": kpi.for_queue(queue, channel).sl_target,
                 "sl_threshold_seconds": kpi.for_queue(queue, channel).sl_threshold_seconds,
+                "feedback_response_target": kpi.for_queue(queue, channel).feedback_response_target,
             }
             for queue, channel in known
         ],

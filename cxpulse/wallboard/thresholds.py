@@ -12,7 +12,12 @@ longest_wait   above      T / 2                       T
 asa            above      T / 2                       T
 abandon_rate   above      5 %                         10 %
 waiting        above      5 (T <= 5 min), else none   10 (T <= 5 min), else none
+oldest_await.  above      F / 2                       F
 =============  =========  ==========================  ==========================
+
+``oldest_awaiting`` (contract v2, the wallboard's feedback tile): the age of the oldest detractor feedback
+awaiting a follow-up, against the queue's ``feedback_response_target`` F: critical from F on, because from
+then on that feedback is a breach.
 
 ``wallboard.thresholds.default`` changes a band for every queue, ``wallboard.thresholds.queues.<q>`` for
 one queue, field by field (a field set to null turns that band off).
@@ -40,6 +45,7 @@ METRICS: dict[str, tuple[str, str, str, str]] = {
     "longest_wait": ("live", "longest_wait_seconds", "above", "seconds"),
     "asa": ("window", "asa_seconds", "above", "seconds"),
     "abandon_rate": ("window", "abandon_rate", "above", "ratio"),
+    "oldest_awaiting": ("live", "oldest_awaiting_seconds", "above", "seconds"),
 }
 
 
@@ -53,6 +59,9 @@ def default_bands(metric: str, queue: QueueSettings) -> dict[str, Any]:
         warn, critical = t / 2, t
     elif metric == "abandon_rate":
         warn, critical = 0.05, 0.10
+    elif metric == "oldest_awaiting":
+        target = queue.feedback_response_target
+        warn, critical = target / 2, target
     else:  # waiting
         warn, critical = (5, 10) if t <= REALTIME_SECONDS else (None, None)
     return {"direction": direction, "warn": warn, "critical": critical}

@@ -96,6 +96,8 @@ def test_default_thresholds_follow_each_queue() -> None:
         "longest_wait": {"direction": "above", "warn": 10.0, "critical": 20.0},
         "asa": {"direction": "above", "warn": 10.0, "critical": 20.0},
         "abandon_rate": {"direction": "above", "warn": 0.05, "critical": 0.1},
+        # the feedback tile: the channel's feedback_response_target (48 h by default), warn from half of it
+        "oldest_awaiting": {"direction": "above", "warn": 86400.0, "critical": 172800},
     }
     tech = thresholds.resolve(settings, "tech", "chat")
     assert tech["service_level"] == {"direction": "below", "warn": 0.75, "critical": 0.65}
@@ -274,9 +276,12 @@ def test_config_document_targets_from_settings() -> None:
     assert config["stale_after_seconds"] == 7 and config["default_window"] == "15m"
     assert config["windows"] == ["15m", "1h", "24h", "today"]
     assert config["queues"] == [
-        {"queue": "billing", "channel": "chat", "sl_target": 0.9, "sl_threshold_seconds": 30},
-        {"queue": "billing", "channel": "voice", "sl_target": 0.9, "sl_threshold_seconds": 20},
-        {"queue": "sales", "channel": "voice", "sl_target": 0.8, "sl_threshold_seconds": 20},
+        {"queue": "billing", "channel": "chat", "sl_target": 0.9, "sl_threshold_seconds": 30,
+         "feedback_response_target": 172800},
+        {"queue": "billing", "channel": "voice", "sl_target": 0.9, "sl_threshold_seconds": 20,
+         "feedback_response_target": 172800},
+        {"queue": "sales", "channel": "voice", "sl_target": 0.8, "sl_threshold_seconds": 20,
+         "feedback_response_target": 172800},
     ]
     assert config["channels"]["chat"] == {"sl_target": 0.7, "sl_threshold_seconds": 30}
     assert config["overrides"]["vip"] == {"sl_target": None, "sl_threshold_seconds": 10}

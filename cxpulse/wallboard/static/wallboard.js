@@ -324,6 +324,122 @@
   var MARKS = { warn: "\u25b2", critical: "\u25a0" };  // triangle, square: colour is never the only signal
   var WORDS = { warn: "WARNING", critical: "CRITICAL" };
 
+  // the feedback tile (contract v2): detractor feedback awaiting a follow-up on the board's queues and the
+  // oldest one's age, each queue coloured against its own feedback_response_target (band "oldest_awaiting",
+  // resolved by the server: warn from half the target, critical from the target, when it is a breach)
+  var FEEDBACK_KEY = "\u0000feedback";
+  var FEEDBACK_WORDS = { warn: "WARNING", critical: "OVERDUE" };
+  var FEEDBACK_ROWS = 6;  // queues listed in the tile, the worst first
+
+  function hasFeedback(entries) {
+    return entries.some(function (q) { return q.live && !isNull(q.live.awaiting_follow_up); });
+  }
+
+  function feedbackStat(cls, name, caption, values) {
+    var box = el("div", "stat " + cls + " feedback-" + name);
+    var line = el("div", "value-line");
+    var value = el("div", "value", NULL);
+    value.dataset.testid = "feedback-" + name;
+    line.appendChild(value);
+    var mark = el("span", "mark", "");
+    mark.dataset.testid = "feedback-" + name + "-mark";
+    line.appendChild(mark);
+    box.appendChild(line);
+    var capt = el("div", "caption", caption);
+    capt.dataset.testid = "feedback-" + name + "-caption";
+    box.appendChild(capt);
+    values[name] = value;
+    values[name + "_mark"] = mark;
+    values[name + "_caption"] = capt;
+    return box;
+  }
+
+  function makeFeedbackTile() {
+    var values = {};
+    var tile = el("section", "tile feedback-tile");
+    tile.dataset.testid = "feedback";
+    var head = el("div", "tile-head");
+    head.appendChild(el("div", "tile-name", "Feedback"));
+    var flag = el("div", "tile-flag", "");
+    flag.dataset.testid = "feedback-flag";
+    head.appendChild(flag);
+    head.appendChild(el("div", "tile-channel", "follow-up"));
+    tile.appendChild(head);
+    var main = el("div", "tile-main");
+    main.appendChild(feedbackStat("big", "awaiting", "awaiting follow-up", values));
+    var side = el("div", "live");
+    side.appendChild(feedbackStat("side", "oldest", "oldest", values));
+    main.appendChild(side);
+    tile.appendChild(main);
+    var list = el("ul", "feedback-queues");
+    list.dataset.testid = "feedback-queues";
+    tile.appendChild(list);
+    return { el: tile, values: values, flag: flag, list: list, feedback: true, queue: undefined };
+  }
+
+  function feedbackTarget(entry) {
+    var t = config.queues && config.queues.filter(function (q) {
+      return q.queue === entry.queue && q.channel === entry.channel;
+    })[0];
+    if (t && !isNull(t.feedback_response_target)) return t.feedback_response_target;
+    var band = (entry.thresholds || {}).oldest_awaiting;
+    return band ? band.critical : null;
+  }
+
+  function paint(node, mark, state, words) {
+    node.dataset.state = state;
+    node.className = "value state-" + state;
+    mark.textContent = MARKS[state] || "";
+    mark.className = "mark state-" + state;
+    mark.setAttribute("aria-label", words[state] || "");
+  }
+
+  function fillFeedback(tile, entries) {
+    var rows = entries.filter(function (q) { return q.live && !isNull(q.live.awaiting_follow_up); }).map(function (q) {
+      var live = q.live;
+      var n = live.awaiting_follow_up || 0;
+      var state = n > 0 ? format.state(live.oldest_awaiting_seconds, (q.thresholds || {}).oldest_awaiting) : "none";
+      return { entry: q, n: n, oldest: n > 0 ? live.oldest_awaiting_seconds : 0, state: state };
+    });
+    var total = rows.reduce(function (s, r) { return s + r.n; }, 0);
+    var oldest = rows.reduce(function (best, r) { return r.n > 0 && (!best || r.oldest > best.oldest) ? r : best; }, null);
+    var worst = rows.reduce(function (w, r) {  // "good" once anything awaits; "none" while nothing does
+      return r.state !== "none" && (w === "none" || RANK[r.state] > RANK[w]) ? r.state : w;
+    }, "none");
+    var v = tile.values;
+    v.awaiting.textContent = format.count(total);
+    paint(v.awaiting, v.awaiting_mark, worst, FEEDBACK_WORDS);
+    v.oldest.textContent = oldest ? format.duration(oldest.oldest) : NULL;
+    paint(v.oldest, v.oldest_mark, oldest ? oldest.state : "none", FEEDBACK_WORDS);
+    var target = oldest ? feedbackTarget(oldest.entry) : null;
+    v.oldest_caption.textContent = "oldest" + (isNull(target) ? "" : " \u00b7 target " + format.threshold(target));
+    tile.flag.textContent = FEEDBACK_WORDS[worst] || "";
+    tile.flag.className = "tile-flag state-" + worst;
+    tile.el.dataset.state = worst;
+    tile.el.classList.remove("state-good", "state-warn", "state-critical", "state-none");
+    tile.el.classList.add("state-" + (worst === "none" ? "good" : worst));
+    var shown = rows.filter(function (r) { return r.n > 0; }).sort(function (a, b) {
+      return RANK[b.state] - RANK[a.state] || b.oldest - a.oldest;
+    }).slice(0, FEEDBACK_ROWS);
+    tile.list.replaceChildren.apply(tile.list, shown.map(function (r) {
+      var li = el("li", "feedback-queue state-" + r.state);
+      li.dataset.testid = "feedback-queue";
+      li.dataset.queue = r.entry.queue;
+      li.dataset.channel = r.entry.channel;
+      li.dataset.state = r.state;
+      var name = r.entry.display_name || r.entry.queue;
+      var t = feedbackTarget(r.entry);
+      li.appendChild(el("span", "feedback-name", name + " (" + r.entry.channel + ")"));
+      li.appendChild(el("span", "feedback-n", format.count(r.n) + " \u00b7 " + format.duration(r.oldest) +
+        (isNull(t) ? "" : " / " + format.threshold(t))));
+      var mark = el("span", "mark state-" + r.state, (MARKS[r.state] || "") +
+        (FEEDBACK_WORDS[r.state] && r.state === "critical" ? " " + FEEDBACK_WORDS[r.state] : ""));
+      mark.setAttribute("aria-label", FEEDBACK_WORDS[r.state] || "");
+      li.appendChild(mark);
+      return li;
+    }));
+  }
+
   function fillTile(tile, entry) {
     var win = (entry.windows || {})[windowName] || {};
     var live = entry.live || {};
@@ -397,7 +513,9 @@
       return queueFilter.length === 0 || queueFilter.indexOf(q.queue) >= 0;
     });
     var withTotals = !!doc.totals;
-    var keys = (withTotals ? ["\u0000totals"] : []).concat(entries.map(function (q) { return q.queue + "\u001f" + q.channel; }));
+    var withFeedback = hasFeedback(entries);
+    var keys = (withTotals ? ["\u0000totals"] : []).concat(entries.map(function (q) { return q.queue + "\u001f" + q.channel; }))
+      .concat(withFeedback ? [FEEDBACK_KEY] : []);
     var order = keys.join("\u001e");
     var boardEl = $("board");
     if (order !== tileOrder) {
@@ -405,7 +523,8 @@
       var offset = withTotals ? 1 : 0;
       keys.forEach(function (key, i) {
         var q = entries[i - offset];
-        next[key] = tiles[key] || (withTotals && i === 0 ? makeTile(null, null) : makeTile(q.queue, q.channel, q.display_name || q.queue));
+        next[key] = tiles[key] || (key === FEEDBACK_KEY ? makeFeedbackTile()
+          : withTotals && i === 0 ? makeTile(null, null) : makeTile(q.queue, q.channel, q.display_name || q.queue));
       });
       boardEl.replaceChildren.apply(boardEl, keys.map(function (k) { return next[k].el; }));
       tiles = next;
@@ -418,6 +537,7 @@
       var tile = tiles[q.queue + "\u001f" + q.channel];
       if (tile.agents) fillAgents(tile.agents, q.agents);
     });
+    if (withFeedback) fillFeedback(tiles[FEEDBACK_KEY], entries);
     renderAgentsPanel(doc.agents_panel, lastUpdateMs ? (Date.now() - lastUpdateMs) / 1000 : 0);
     document.body.dataset.generatedAt = doc.generated_at || "";
     var at = doc.generated_at ? new Date(doc.generated_at) : null;
