@@ -532,7 +532,58 @@ def supervisor() -> dash_b.Dashboard:
     d = d.with_row(dash_b.Row("Agents and staffing"))
     for p in agent_panels():
         d = d.with_panel(p)
+    d = d.with_row(dash_b.Row("Resolution, cost and feedback"))
+    for p in resolution_feedback_panels():
+        d = d.with_panel(p)
     return d
+
+
+def resolution_feedback_panels() -> list[ts_b.Panel]:
+    """Contract v2 (kpis.md "Resolution and cost", "Closed-loop feedback"): what a service-centre manager
+    reports on. The counters are exported in seconds and currency units, so the ratios need no scaling.
+
+    Contacts per customer has no panel: distinct customers is an exact distinct count per window, kept in the
+    KPI document (``/api/v1/kpis``, ``cxpulse replay``), and has no counter: an increase() of a distinct count
+    over a range would count a customer once per scrape interval it was seen in, not once per window."""
+    q = 'queue=~"$queue",channel=~"$channel"'
+    return [
+        graph("Average resolution time (rolling 1 h)", [query(ratio("contact_resolution_seconds", "contacts_resolved", "1h"))],
+              "s", "Resolved contacts' time from first queued to the resolving contact.ended, per resolved "
+              "contact (kpis.md: resolution time).", min_val=0, w=8),
+        graph("Resolved contacts per hour", [query(by_queue(inc("contacts_resolved", "1h")))], "none",
+              "Final contact.ended (not transferred) with resolved true, over the last hour.", min_val=0, w=8),
+        graph("Cost per contact (rolling 24 h)", [query(ratio("contact_cost", "contacts_costed", "24h"))], "none",
+              "Cost / handled contacts of queues with cost configured (per-channel or per-queue cost_per_hour "
+              "and cost_per_contact); no series for a queue without cost.", min_val=0, w=8),
+        graph(
+            "Detractor feedback: followed up and breaches (rolling 24 h)",
+            [
+                query(by_queue(inc("feedback_detractors", "24h")), legend="detractor {{queue}}"),
+                query(by_queue(inc("feedback_followed_up", "24h")), legend="followed up {{queue}}", ref="B"),
+                query(by_queue(inc("feedback_breaches", "24h")), legend="breaches {{queue}}", ref="C"),
+            ],
+            "none",
+            "Detractor feedback (nps <= 6 or csat <= 2), those followed up, and those not followed up by the "
+            "queue's feedback_response_target (each once, at survey ts + target; CxFeedbackBreached).",
+            min_val=0, w=8,
+        ),
+        graph("Average feedback response time (rolling 24 h)",
+              [query(ratio("feedback_response_seconds", "feedback_followed_up", "24h"))], "s",
+              "Time from a detractor survey to its first follow-up, per followed-up feedback.", min_val=0, w=8),
+        graph(
+            "Awaiting follow-up now",
+            [
+                query(f"sum by (queue) (contactcenter_feedback_awaiting_follow_up{{{q}}})",
+                      legend="awaiting {{queue}}"),
+                query(f"max by (queue) (contactcenter_feedback_oldest_awaiting_seconds{{{q}}}) / 3600",
+                      legend="oldest (h) {{queue}}", ref="B"),
+            ],
+            "none",
+            "Detractor feedback not followed up yet, and the oldest one's age in hours (each contact lives on "
+            "one worker: counts add up, the oldest is the max; CxFollowUpBacklogGrowing).",
+            min_val=0, w=8,
+        ),
+    ]
 
 
 def agent_panels() -> list[ts_b.Panel]:

@@ -277,13 +277,35 @@ def test_supervisor_has_an_agents_and_staffing_row() -> None:
     board = json.loads((GRAFANA / "dashboards" / "supervisor.json").read_text(encoding="utf-8"))
     titles = [p["title"] for p in board["panels"]]
     assert "Agents and staffing" in titles
-    after = titles[titles.index("Agents and staffing") + 1:]
+    after = titles[titles.index("Agents and staffing") + 1:titles.index("Resolution, cost and feedback")]
     assert after == ["Agents staffed and required", "Agents by state (centre)", "Agents away by reason (centre)",
                      "Occupancy (rolling 15 min) per team"]
     sup = " ".join(e for d, _, e in queries.all_panel_queries() if d == "supervisor")
     for series in ("contactcenter_agents_staffed", "contactcenter_agents_required", "contactcenter_team_agents{",
                    "contactcenter_team_agents_away", "team:contactcenter_agent_occupancy:ratio_increase15m"):
         assert series in sup, series
+
+
+def test_supervisor_has_a_resolution_cost_and_feedback_row() -> None:
+    """Contract v2: resolution, cost per contact, detractor feedback followed up / breached, awaiting now (no
+    contacts-per-customer panel: a distinct count, in the document only; see resolution_feedback_panels)."""
+    board = json.loads((GRAFANA / "dashboards" / "supervisor.json").read_text(encoding="utf-8"))
+    titles = [p["title"] for p in board["panels"]]
+    after = titles[titles.index("Resolution, cost and feedback") + 1:]
+    assert after == ["Average resolution time (rolling 1 h)", "Resolved contacts per hour",
+                     "Cost per contact (rolling 24 h)", "Detractor feedback: followed up and breaches (rolling 24 h)",
+                     "Average feedback response time (rolling 24 h)", "Awaiting follow-up now"]
+    sup = " ".join(e for d, _, e in queries.all_panel_queries() if d == "supervisor")
+    for series in ("queue_channel:contactcenter_contact_resolution_seconds:increase1h",
+                   "queue_channel:contactcenter_contacts_resolved:increase1h",
+                   "queue_channel:contactcenter_contact_cost:increase24h",
+                   "queue_channel:contactcenter_contacts_costed:increase24h",
+                   "queue_channel:contactcenter_feedback_followed_up:increase24h",
+                   "queue_channel:contactcenter_feedback_breaches:increase24h",
+                   "queue_channel:contactcenter_feedback_response_seconds:increase24h",
+                   "contactcenter_feedback_awaiting_follow_up{", "contactcenter_feedback_oldest_awaiting_seconds{"):
+        assert series in sup, series
+    assert "customers" not in sup  # no panel pretends to add up distinct customers
 
 
 def test_per_queue_threshold_queries_answer_per_queue_on_prometheus(prometheus_url: str) -> None:
