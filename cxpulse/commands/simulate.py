@@ -134,11 +134,17 @@ def register(app: typer.Typer) -> None:
         invalid_rate: float = typer.Option(0.0, "--invalid-rate", min=0.0, max=1.0, help="fraction of bad events mixed in"),
         demo: bool = typer.Option(
             False, "--demo", help="a centre under pressure at any hour: the busy hours of the day profile, staff "
-            "drifting around the Erlang C need (make run and the compose demo use it)"
+            "drifting around the Erlang C need, an in-app queue, follow-ups of detractors, agent events (make run "
+            "and the compose demo use it)"
+        ),
+        agents: Optional[bool] = typer.Option(
+            None, "--agents/--no-agents", help="also write the agents' agent.state events, breaks and lunch included "
+            "(default: on with --demo, else off)"
         ),
         kafka: Optional[str] = typer.Option(None, "--kafka", help="bootstrap servers (default from settings)"),
         contact_topic: Optional[str] = typer.Option(None, "--contact-topic", help="default from settings"),
         survey_topic: Optional[str] = typer.Option(None, "--survey-topic", help="default from settings"),
+        agent_topic: Optional[str] = typer.Option(None, "--agent-topic", help="default from settings (kafka.topics.agent_events)"),
         create_topics: bool = typer.Option(True, "--create-topics/--no-create-topics", help="create missing topics"),
         processes: Optional[int] = typer.Option(
             None, "--processes", min=1, max=64, help="load mode: simulate the centre as this many sites, one process each (default: cores)"
@@ -152,7 +158,7 @@ def register(app: typer.Typer) -> None:
         from cxpulse.settings import ConfigError, load_settings
         from cxpulse.simulator.centre import CentreError, load_centre
         from cxpulse.simulator.engine import Simulation
-        from cxpulse.simulator.events import CONTACT_TOPIC, SURVEY_TOPIC
+        from cxpulse.simulator.events import AGENT_TOPIC, CONTACT_TOPIC, SURVEY_TOPIC
         from cxpulse.simulator.feed import ProcessFeed
         from cxpulse.simulator.load import scale_for_rate, sharded_simulations, slice_ms_for
         from cxpulse.simulator.writers import local_chunks, wire_chunks
@@ -175,6 +181,10 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("must be > 0", param_hint="--rate")
         if rate is not None and demo:
             raise typer.BadParameter("not with --rate (load mode is flat)", param_hint="--demo")
+        if agents is None:
+            agents = demo
+        if agents and rate is not None:
+            raise typer.BadParameter("not with --rate (the sites of load mode share agent ids)", param_hint="--agents")
         seconds = _parse_duration(duration)
         if seconds is None and speed == 0:
             seconds = 3600
@@ -200,11 +210,13 @@ def register(app: typer.Typer) -> None:
                 the_centre, scale=scale, shards=shards, seed=seed, start_ms=start_ms, invalid_rate=invalid_rate
             )
         else:
-            sims = [Simulation(the_centre, start_ms=start_ms, seed=seed, invalid_rate=invalid_rate, demo=demo)]
+            sims = [Simulation(the_centre, start_ms=start_ms, seed=seed, invalid_rate=invalid_rate, demo=demo,
+                               agents=agents)]
         until = start_ms + seconds * 1000 if seconds is not None else None
         span = f"{seconds:,} s" if seconds is not None else "until stopped"
         sites = f", {len(sims)} sites" if len(sims) > 1 else ""
         mode = ", demo (busy hours, drifting staff)" if demo else ""
+        mode += ", with agent events" if agents else ""
         title = f"{the_centre.name}: {span} from {_iso(start_ms)}, seed {seed}{sites}{mode}"
 
         settings = None
@@ -233,6 +245,8 @@ def register(app: typer.Typer) -> None:
                     CONTACT_TOPIC: contact_topic or names.contact_events,
                     SURVEY_TOPIC: survey_topic or names.survey_responses,
                 }
+                if agents:  # only then: a run without agents neither needs nor creates the topic
+                    topics[AGENT_TOPIC] = agent_topic or names.agent_events
                 bootstrap = kafka or settings.kafka.bootstrap_servers
                 chunks = feed.chunks() if feed is not None else local_chunks(sims[0].events(until))
                 summary = asyncio.run(

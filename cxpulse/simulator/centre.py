@@ -24,9 +24,10 @@ QueueName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 HourProfile = Annotated[list[Annotated[float, Field(ge=0, allow_inf_nan=False)]], Field(min_length=24, max_length=24)]
 
 SL_THRESHOLD_SECONDS_BY_CHANNEL: dict[str, float] = {
-    "voice": 20, "chat": 30, "sms": 120, "social": 3600, "email": 14400,
+    "voice": 20, "chat": 30, "sms": 120, "social": 3600, "email": 14400, "app": 30,
 }
-"""The service-level threshold a queue is staffed for when its file names none: kpis.md's channel defaults."""
+"""The service-level threshold a queue is staffed for when its file names none: kpis.md's channel defaults
+(and, for ``app``, which kpis.md leaves open, the settings' default: in-app messages are answered like a chat)."""
 
 
 class CentreError(Exception):
@@ -112,6 +113,21 @@ class Queue(_Strict):
         return SL_THRESHOLD_SECONDS_BY_CHANNEL[self.channel]
 
 
+class FollowUp(_Strict):
+    """Closing the loop (contract v2, ``survey.followed_up``): someone calls a share of the detractors back.
+
+    A detractor is a survey with ``nps`` <= 6 or ``csat`` <= 2 (kpis.md); the delay runs from the survey to the
+    follow-up, and its long tail lands after the centre's ``feedback_response_target`` (a feedback breach), as
+    do the detractors nobody follows up.
+    """
+
+    probability: Probability = Field(default=0.85, description="share of detractor surveys followed up at all")
+    delay: Distribution = Field(
+        default_factory=lambda: LogNormal(dist="lognormal", mean=21600, sd=43200),
+        description="from the survey to its follow-up",
+    )
+
+
 class Surveys(_Strict):
     """Post-contact surveys: who answers, when, and how wait and resolution move the scores."""
 
@@ -120,6 +136,32 @@ class Surveys(_Strict):
     nps_probability: Probability = Field(default=0.85, description="a responder answers the NPS question")
     csat_probability: Probability = Field(default=0.85, description="a responder answers the CSAT question")
     comment_probability: Probability = 0.15
+    follow_up: FollowUp | None = Field(
+        default=None,
+        description="follow-ups of detractors in every mode; none = only --demo writes them (demo.follow_up)",
+    )
+
+
+class Break(_Strict):
+    """One away of an agent's shift (``agent.state`` ``away`` with this ``reason``), due ``after`` seconds on shift.
+
+    Due while the agent is on a contact, the break starts when its wrap-up ends: nobody leaves a customer
+    for a coffee."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    after: float = Field(gt=0, allow_inf_nan=False, description="seconds from the start of the shift")
+    duration: Distribution
+
+
+class Shifts(_Strict):
+    """Agents' breaks and lunch (they exist only with ``--agents``): the profile every agent's shift follows.
+
+    Why shifts with a random start: agents on duty when the run starts have been on for a random part of
+    ``shift_seconds``, so their breaks are spread over the hours instead of all falling due at once; an agent
+    who logs on during the run (demo staffing) starts a shift then."""
+
+    shift_seconds: float = Field(default=28800, gt=0, allow_inf_nan=False)
+    breaks: list[Break] = Field(default_factory=list, description="each once per shift")
 
 
 class Demo(_Strict):
@@ -144,6 +186,13 @@ class Demo(_Strict):
     step: float = Field(
         default=0.06, gt=0, le=1, description="standard deviation of the walk per interval, a share of the need"
     )
+    follow_up: FollowUp | None = Field(
+        default=None, description="what --demo writes of survey.followed_up (over surveys.follow_up)"
+    )
+    queues: dict[QueueName, Queue] = Field(
+        default_factory=dict,
+        description="queues only the demo has (the in-app channel of contract v2): the file's day stays as it was",
+    )
 
 
 class Centre(_Strict):
@@ -158,6 +207,8 @@ class Centre(_Strict):
         description="ring and pick-up time of every queue that sets none; none = answered the moment an agent is free",
     )
     surveys: Surveys = Field(default_factory=Surveys)
+    shifts: Shifts = Field(default_factory=Shifts, description="agents' breaks and lunch (with --agents)")
+    agent_names: bool = Field(default=True, description="agent.state events carry a made-up agent_name")
     demo: Demo = Field(default_factory=Demo)
     queues: dict[QueueName, Queue] = Field(min_length=1)
 
@@ -172,14 +223,23 @@ class Centre(_Strict):
             raise ValueError(f"unknown IANA timezone {value!r}") from None
         return value
 
+    def queues_for(self, demo: bool) -> dict[str, Queue]:
+        """The queues a run simulates: the file's, and in demo mode ``demo.queues`` after them."""
+        return {**self.queues, **self.demo.queues} if demo else dict(self.queues)
+
     @model_validator(mode="after")
     def _transfer_targets_exist(self) -> "Centre":
-        for name, queue in self.queues.items():
-            for target in queue.transfer.to:
-                if target not in self.queues:
-                    raise ValueError(f"queues.{name}.transfer.to: unknown queue {target!r}")
-                if target == name:
-                    raise ValueError(f"queues.{name}.transfer.to: a queue cannot transfer to itself")
+        for name in self.demo.queues:
+            if name in self.queues:
+                raise ValueError(f"demo.queues.{name}: a queue of that name is in queues already")
+        for section, queues, known in (("queues", self.queues, self.queues), ("demo.queues", self.demo.queues,
+                                                                              self.queues_for(True))):
+            for name, queue in queues.items():
+                for target in queue.transfer.to:
+                    if target not in known:
+                        raise ValueError(f"{section}.{name}.transfer.to: unknown queue {target!r}")
+                    if target == name:
+                        raise ValueError(f"{section}.{name}.transfer.to: a queue cannot transfer to itself")
         return self
 
 

@@ -14,9 +14,16 @@ same reason (a repeat contact), and some answer a survey whose scores fall with 
 resolution. In demo mode (:mod:`cxpulse.simulator.demo`) the day is always busy and staffing drifts.
 
 Agents: an agent is reserved from being assigned a contact (ring) to the end of its wrap-up, on one contact
-at a time; in demo mode agents log on and off between contacts, never during one. Those are the moments
-agent events (``agent.state``) would be written at: ``_assign``/``_answer``/``_end`` and ``_log_on``/
-``_release`` (an agent leaving) in this module.
+at a time; in demo mode agents log on and off between contacts, never during one. With ``agents=True``
+(:mod:`cxpulse.simulator.agents`) those moments become ``agent.state`` events: ``on_contact`` at
+``_assign``, ``wrap_up`` when talk and hold are over (``_WRAP``), then ``available``, ``away`` (a break of
+the centre's ``shifts``) or ``logged_out`` at ``_release``, and the log-ons of ``_log_on``. Agents on a
+break take no contacts, so a run with breaks differs from one without; without agents nothing is drawn or
+scheduled for them and the output is what it always was.
+
+Feedback (contract v2): a share of detractor surveys is followed up (``survey.followed_up``) after a delay,
+in demo mode (``demo.follow_up``) or when the centre asks for it (``surveys.follow_up``); the draws come
+from a generator of their own, so the other events of the run do not move.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
+from cxpulse.simulator.agents import AgentRoster
 from cxpulse.simulator.centre import Centre, Queue
 from cxpulse.simulator.clock import TimestampFormatter, seconds_to_ms
 from cxpulse.simulator.demo import StaffingWalk, busy_profile
@@ -40,7 +48,7 @@ from cxpulse.simulator.events import CONTACT_TOPIC, SURVEY_TOPIC, SimEvent
 from cxpulse.simulator.invalid import InvalidEventMaker
 
 # heap actions (ints: cheap to compare, and ties are broken by a sequence number before them)
-_ARRIVAL, _REPEAT, _ABANDON, _END, _SURVEY, _ANSWER, _STAFF = range(7)
+_ARRIVAL, _REPEAT, _ABANDON, _END, _SURVEY, _ANSWER, _STAFF, _WRAP, _BREAK, _BACK, _FOLLOW_UP = range(11)
 
 _UNRESOLVED_DISPOSITIONS = ("follow-up-needed", "escalated", "callback-promised", "information-given")
 _GOOD_COMMENTS = ("Quick and friendly, thank you.", "Sorted in one call.", "Very helpful agent.")
@@ -148,7 +156,8 @@ class Simulation:
     scales both, so a bigger centre is equally busy); ``flat_profile`` ignores the hour profile.
     ``invalid_rate`` mixes that fraction of bad events (see :mod:`cxpulse.simulator.invalid`) in.
     ``demo`` keeps the centre busy at any hour with drifting staff (:mod:`cxpulse.simulator.demo`); the
-    file's ``agents`` are then replaced by the demo's staffing.
+    file's ``agents`` are then replaced by the demo's staffing, and the demo's own queues join.
+    ``agents`` writes the agents' ``agent.state`` events (topic ``agent-events``), breaks included.
     """
 
     def __init__(
@@ -162,6 +171,7 @@ class Simulation:
         flat_profile: bool = False,
         invalid_rate: float = 0.0,
         demo: bool = False,
+        agents: bool = False,
     ) -> None:
         if not 0.0 <= invalid_rate <= 1.0:
             raise ValueError(f"invalid_rate must be in [0, 1], got {invalid_rate}")
@@ -181,23 +191,24 @@ class Simulation:
         self._out: list[SimEvent] = []
         self._invalid_rate = invalid_rate
         self._survey_delay = centre.surveys.delay.sampler(self._rng)
-        first = next(iter(centre.queues.items()))
+        queues = centre.queues_for(demo)
+        first = next(iter(queues.items()))
         self._invalid = InvalidEventMaker(random.Random(f"invalid:{seed}"), self.tag, (first[0], first[1].channel))
         self._invalid_rng = random.Random(f"invalid-draw:{seed}")
         self.queues: dict[str, _QueueState] = {}
         delays: dict[str, Distribution | None] = {}
-        for name, cfg in centre.queues.items():
+        for name, cfg in queues.items():
             profile = None if flat_profile else (cfg.hour_profile or centre.hour_profile)
             if demo:
                 profile = busy_profile(profile, centre.demo.busy_share)
-            agents = max(1, math.ceil(cfg.agents * agent_scale - 1e-9))
+            staff = max(1, math.ceil(cfg.agents * agent_scale - 1e-9))
             rate = cfg.arrivals_per_hour * arrival_scale / 3_600_000.0
             delay = cfg.answer_delay if cfg.answer_delay is not None else centre.answer_delay
             if delay == ZERO:
                 delay = None  # fixed 0 switches it off, as it does hold and wrap-up
             delays[name] = delay
             ring = delay.sampler(self._rng) if delay is not None else None
-            self.queues[name] = _QueueState(name, cfg, self._rng, agents, rate, profile, ring)
+            self.queues[name] = _QueueState(name, cfg, self._rng, staff, rate, profile, ring)
         for state in self.queues.values():
             state.next_arrival = float(start_ms)
             self._schedule_arrival(state)
@@ -208,13 +219,29 @@ class Simulation:
             for name, state in self.queues.items():
                 delay = delays[name]
                 walk = StaffingWalk(
-                    centre.queues[name], centre.demo, staffing_rng,
+                    queues[name], centre.demo, staffing_rng,
                     answer_delay_mean=mean_of(delay) if delay is not None else 0.0,
                     arrivals_per_hour=state.seg_rate * 3_600_000.0,
                 )
                 state.staffing = walk
                 state.agents = state.next_id = state.staffed = walk.staffed()
             self._push(start_ms + self._staffing_ms, _STAFF, None)
+        follow_up = centre.demo.follow_up if demo and centre.demo.follow_up is not None else centre.surveys.follow_up
+        self._follow_up_p = follow_up.probability if follow_up is not None else 0.0
+        self._follow_up_rng = random.Random(f"follow-up:{seed}")
+        self._follow_up_delay = follow_up.delay.sampler(self._follow_up_rng) if follow_up is not None else None
+        self._follow_up_no = 0
+        self._roster: AgentRoster | None = None
+        if agents:
+            self._roster = AgentRoster(centre, self.tag, self._stamp, random.Random(f"agents:{seed}"), self._out)
+            for state in self.queues.values():
+                # every agent is idle at the start, in id order: the order the fresh agents would be taken in,
+                # but kept in ``free`` so that one can go on a break before their first contact
+                state.free.extend(range(state.agents))
+                state.fresh = state.agents
+                for agent in range(state.agents):
+                    self._roster.emit(start_ms, state, agent, "available")
+                    self._schedule_break(state, agent, self._roster.log_on(state, agent, start_ms, run_start=True))
 
     # ---------------------------------------------------------------- scheduling
 
@@ -300,8 +327,10 @@ class Simulation:
     def _assign(self, visit: _Visit, agent: int, at_ms: int) -> int:
         """Give the contact to ``agent``: answered now, or after the ring when the queue has an answer delay.
 
-        Returns when it will be answered. The agent is reserved for the contact from now on.
+        Returns when it will be answered. The agent is reserved for the contact (``on_contact``) from now on.
         """
+        if self._roster is not None:
+            self._roster.emit(at_ms, visit.queue, agent, "on_contact")
         ring = visit.queue.ring
         if ring is None:
             self._answer(visit, agent, at_ms)
@@ -323,6 +352,8 @@ class Simulation:
         talk = seconds_to_ms(state.talk())
         hold = seconds_to_ms(state.hold()) if state.hold_p and self._rng.random() < state.hold_p else 0
         wrap = seconds_to_ms(state.wrap())
+        if self._roster is not None and wrap:
+            self._push(at_ms + talk + hold, _WRAP, (state, agent))
         self._push(at_ms + talk + hold + wrap, _END, (visit, agent, agent_id, talk, hold, wrap))
 
     def _abandon(self, visit: _Visit, at_ms: int) -> None:
@@ -378,10 +409,17 @@ class Simulation:
         self._release(state, agent, at_ms)
 
     def _release(self, state: _QueueState, agent: int, at_ms: int) -> None:
-        """The agent is free: they log off if staffing is being cut, else take the longest-waiting contact or idle."""
+        """The agent is free: they log off if staffing is being cut, go on a break that fell due meanwhile,
+        else take the longest-waiting contact or idle."""
+        roster = self._roster
         if state.leaving:
             state.leaving -= 1
             state.off.append(agent)
+            if roster is not None:
+                roster.log_off(state, agent, at_ms)
+            return
+        if roster is not None and roster.break_pending(state, agent):
+            self._take_break(state, agent, at_ms)
             return
         waiting = state.waiting
         while waiting:
@@ -390,6 +428,32 @@ class Simulation:
                 self._assign(visit, agent, at_ms)
                 return
         state.free.append(agent)
+        if roster is not None:
+            roster.emit(at_ms, state, agent, "available")
+
+    # ---------------------------------------------------------------- agents' breaks (with agents only)
+
+    def _schedule_break(self, state: _QueueState, agent: int, due: tuple[int, int] | None) -> None:
+        if due is not None:
+            self._push(due[0], _BREAK, (state, agent, due[1]))
+
+    def _break_due(self, state: _QueueState, agent: int, shift: int, at_ms: int) -> None:
+        """A break falls due: an idle agent goes now, a busy one when their contact is done."""
+        roster = self._roster
+        assert roster is not None
+        if not roster.break_is_current(state, agent, shift):
+            return  # they logged off (and maybe on again) since it was scheduled
+        if agent in state.free:
+            state.free.remove(agent)
+            self._take_break(state, agent, at_ms)
+        else:
+            roster.defer_break(state, agent)
+
+    def _take_break(self, state: _QueueState, agent: int, at_ms: int) -> None:
+        assert self._roster is not None
+        back_ms, due = self._roster.take_break(state, agent, at_ms)
+        self._push(back_ms, _BACK, (state, agent))
+        self._schedule_break(state, agent, due)
 
     # ---------------------------------------------------------------- demo staffing
 
@@ -416,7 +480,10 @@ class Simulation:
         state.agents -= never_used
         cut -= never_used
         while cut and state.free:
-            state.off.append(state.free.popleft())  # the longest idle goes on a break first
+            agent = state.free.popleft()  # the longest idle goes first
+            state.off.append(agent)
+            if self._roster is not None:
+                self._roster.log_off(state, agent, at_ms)
             cut -= 1
         state.leaving += cut
 
@@ -427,6 +494,8 @@ class Simulation:
         else:
             agent = state.next_id
             state.next_id += 1
+        if self._roster is not None:
+            self._schedule_break(state, agent, self._roster.log_on(state, agent, at_ms, run_start=False))
         self._release(state, agent, at_ms)
 
     def _maybe_repeat(self, contact: _Contact, state: _QueueState, at_ms: int) -> None:
@@ -459,6 +528,28 @@ class Simulation:
             "comment": comment,
         }
         self._emit(at_ms, SURVEY_TOPIC, contact.contact_id, event)
+        if self._follow_up_p and ((nps is not None and nps <= 6) or (csat is not None and csat <= 2)):
+            if self._follow_up_rng.random() < self._follow_up_p:
+                assert self._follow_up_delay is not None
+                due_ms = at_ms + max(1, seconds_to_ms(self._follow_up_delay()))
+                self._push(due_ms, _FOLLOW_UP, (contact, event["event_id"]))
+
+    def _follow_up(self, contact: _Contact, survey_event_id: str, at_ms: int) -> None:
+        """Someone at the centre answers a detractor's survey (contract v2 ``survey.followed_up``).
+
+        Not mixed with invalid events (``--invalid-rate`` spoils contact and survey responses only)."""
+        self._follow_up_no += 1
+        event = {
+            # "u" is no hex digit: never the id of a contact event or survey response (tag + 12 hex digits)
+            "event_id": f"{self.tag}u{self._follow_up_no:011x}",
+            "type": "survey.followed_up",
+            "ts": self._stamp(at_ms),
+            "contact_id": contact.contact_id,
+            "customer_id": contact.customer_id,
+            "survey_event_id": survey_event_id,
+            "agent_id": None,
+        }
+        self._out.append(SimEvent(at_ms, SURVEY_TOPIC, contact.contact_id, event))
 
     # ---------------------------------------------------------------- main loop
 
@@ -486,6 +577,15 @@ class Simulation:
                 self._survey(payload[0], payload[1], at_ms)
             elif action == _STAFF:
                 self._restaff(at_ms)
+            elif action == _WRAP:
+                assert self._roster is not None
+                self._roster.emit(at_ms, payload[0], payload[1], "wrap_up")
+            elif action == _BREAK:
+                self._break_due(payload[0], payload[1], payload[2], at_ms)
+            elif action == _BACK:
+                self._release(payload[0], payload[1], at_ms)
+            elif action == _FOLLOW_UP:
+                self._follow_up(payload[0], payload[1], at_ms)
             else:  # _REPEAT
                 previous: _Contact = payload
                 contact = self._new_contact(previous.home, previous.customer_no, previous.reason)

@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 
 CONTACT_TOPIC = "contact-events"
 SURVEY_TOPIC = "survey-responses"
-"""Logical topics of the contract; writers map them to the configured topic names."""
+AGENT_TOPIC = "agent-events"
+"""Logical topics of the contract; writers map them to the configured topic names (agent events: only with
+``--agents``)."""
 
 
 class SimEvent(NamedTuple):
@@ -19,8 +21,8 @@ class SimEvent(NamedTuple):
     at_ms: int
     """event time, epoch milliseconds (equals the body's ``ts``)"""
     topic: str
-    """:data:`CONTACT_TOPIC` or :data:`SURVEY_TOPIC`"""
+    """:data:`CONTACT_TOPIC`, :data:`SURVEY_TOPIC` or :data:`AGENT_TOPIC`"""
     contact_id: str | None
-    """the Kafka key; ``None`` for a record that is not even JSON"""
+    """the Kafka key (the agent id for an agent event); ``None`` for a record that is not even JSON"""
     event: dict[str, Any] | bytes
     """the event as a dict, or raw bytes for a deliberately unparsable record"""
