@@ -180,6 +180,24 @@ def test_a_packed_customer_is_forgotten_only_when_its_newest_contact_is_old(monk
     assert proc.forget(to_us(DAY + 5 * H + 60 * S)) == ["u1"]
 
 
+def test_a_first_contact_resolved_at_the_epoch_is_confirmed() -> None:
+    """kpis.md "First contact resolution": a first contact resolved at its final end is confirmed when no
+    matching contact of the customer starts within (t0, t0 + F]; events.md allows ``ts`` from the epoch.
+    Customer u1: c1 (reason billing) queued, answered and ended resolved at 1970-01-01T00:00:00Z, c2 (reason
+    tech: no match) queued 10 s later. F = 1 h: c1 is closed at max(t0 + F, end) = 01:00:00 and confirmed;
+    c2 has not ended (no first-contact fact). At 02:00: first 1, resolved 1, closed 1, confirmed 1.
+
+    Kills ``customer_facts`` reading the end time instead of ``resolved`` for a customer with several
+    contacts (``final[1] -> final[0]``: an end at ts 0 would read as "not resolved")."""
+    epoch = DAY.replace(year=1970, month=1, day=1, hour=0)
+    events = [ev("queued", "q1", epoch, "c1", reason="billing"), ev("answered", "a1", epoch, "c1"),
+              ev("ended", "e1", epoch, "c1", resolved=True), ev("queued", "q2", epoch + 10 * S, "c2", reason="tech")]
+    _, doc = run(events, now=epoch + 2 * H)
+    w = doc["totals"]["windows"]["all"]
+    assert (w["first_contacts"], w["first_contacts_resolved"]) == (1, 1)
+    assert (w["first_contacts_closed"], w["first_contacts_confirmed"]) == (1, 1)
+
+
 # -- live.py: the agent side (contract v2) ------------------------------------------------------------------------
 def agent_event(eid: str, ts: str, agent: str, state: str, **extra: object) -> dict[str, object]:
     event: dict[str, object] = {"event_id": eid, "type": "agent.state", "ts": ts, "agent_id": agent, "state": state,
