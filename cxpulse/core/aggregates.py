@@ -19,7 +19,9 @@ from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, N_MEASURES, SLA_
 
 HOUR_US = 3_600_000_000
 Key = tuple[str, str]  # queue, channel
-Slot = tuple[int, int, str, str]  # measure, at_us, queue, channel: a future fact without its value
+_COMBO_BITS = 20  # a future fact's code: at_us << _COMBO_BITS | id of its (measure, queue, channel)
+_COMBOS = 1 << _COMBO_BITS
+_COMBO_MASK = _COMBOS - 1
 Awaiting = dict[tuple[str, str], tuple[int, int]]  # (contact_id, survey id) -> (survey ts, survey ts + target)
 Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 
@@ -36,7 +38,7 @@ class Aggregates:
     included (a key whose facts cancel out still gets its zero counts)."""
 
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "now", "_totals", "observer", "open",
-                 "at_now", "_pending", "awaiting", "distinct")
+                 "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")
 
     FOLD_EVERY = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
 
@@ -46,8 +48,12 @@ class Aggregates:
         self._buckets: dict[Key, dict[int, list[int]]] = {}
         # the same counts summed per hour: a window adds whole hours and steps through buckets only at its edges
         self._hours: dict[Key, dict[int, list[int]]] = {}
-        self.future: dict[Slot, int] = {}  # (measure, at, queue, channel) -> summed value
-        self._heap: list[tuple[int, Slot]] = []
+        # facts after now, by one int each (see _code): an FCR close at t0 + F waits there for a week for every
+        # first contact, so a future fact costs an int in a heap and a dict entry, not two tuples (Engine v2)
+        self.future: dict[int, int] = {}  # code (at, measure, queue, channel) -> summed value
+        self._heap: list[int] = []  # codes, ordered by time
+        self._combos: list[tuple[int, str, str]] = []  # combo id -> (measure, queue, channel)
+        self._combo_of: dict[tuple[int, str, str], int] = {}
         self.now = now_us  # facts at or after this are in the future
         self._totals: dict[Key, list[int]] = {}
         self.observer = observer  # sees every fact with its sign (e.g. for Prometheus histograms)
@@ -96,19 +102,34 @@ class Aggregates:
             elif at == now:
                 self.at_now.append(fact if sign == 1 else (fact[0], at, fact[2], fact[3], sign * fact[4]))
             else:
-                measure, _, queue, channel, value = fact
-                slot = (measure, at, queue, channel)
-                previous = self.future.get(slot)
+                code = self._code(fact)
+                previous = self.future.get(code)
                 if previous is None:
-                    heapq.heappush(self._heap, (at, slot))
+                    heapq.heappush(self._heap, code)
                     previous = 0
-                total = previous + sign * value
+                total = previous + sign * fact[4]
                 if total:
-                    self.future[slot] = total
+                    self.future[code] = total
                 else:
-                    self.future.pop(slot, None)
+                    self.future.pop(code, None)
         if len(pending) >= self.FOLD_EVERY:
             self._fold()
+
+    def _code(self, fact: Fact) -> int:
+        """One int for a future fact's (at, measure, queue, channel): ``at`` times 2**20 plus the id of its
+        (measure, queue, channel), so codes sort by time like the facts."""
+        combo = (fact[0], fact[2], fact[3])
+        combo_id = self._combo_of.get(combo)
+        if combo_id is None:
+            combo_id = self._combo_of[combo] = len(self._combos)
+            if combo_id >= _COMBOS:
+                raise ValueError(f"more than {_COMBOS} (measure, queue, channel) combinations in the future")
+            self._combos.append(combo)
+        return (fact[1] << _COMBO_BITS) | combo_id
+
+    def _decode(self, code: int, value: int) -> Fact:
+        measure, queue, channel = self._combos[code & _COMBO_MASK]
+        return (measure, code >> _COMBO_BITS, queue, channel, value)
 
     def _fold(self) -> None:
         """Add the pending facts to their buckets, hours and totals (see the class docstring)."""
@@ -151,19 +172,20 @@ class Aggregates:
             self._pending.extend(self.at_now)
             self.at_now = []
         heap = self._heap
-        if not heap or heap[0][0] > now_us:
+        limit = (now_us + 1) << _COMBO_BITS  # codes below it: facts at or before now_us
+        if not heap or heap[0] >= limit:
             return
         future = self.future
         pending = self._pending
-        while heap and heap[0][0] <= now_us:  # future holds only facts after now; at now they join at_now
-            _, slot = heapq.heappop(heap)
-            value = future.pop(slot, 0)
+        while heap and heap[0] < limit:  # future holds only facts after now; at now they join at_now
+            code = heapq.heappop(heap)
+            value = future.pop(code, 0)
             if value:
-                at = slot[1]
-                if at < now_us:
-                    pending.append((slot[0], at, slot[2], slot[3], value))
+                fact = self._decode(code, value)
+                if fact[1] < now_us:
+                    pending.append(fact)
                 else:
-                    self.at_now.append((slot[0], at, slot[2], slot[3], value))
+                    self.at_now.append(fact)
         if len(pending) >= self.FOLD_EVERY:
             self._fold()
 
@@ -178,7 +200,8 @@ class Aggregates:
         """(queue, channel)s with a count, in a bucket or still due (a survey at exactly now is one); a key
         whose facts were all retracted (a survey first attributed to ``unknown``, then to its queue) is not."""
         keys = {key for key, counts in self.totals.items() if any(counts)}
-        keys.update((queue, channel) for _, _, queue, channel in self.future)
+        combos = self._combos
+        keys.update(combos[code & _COMBO_MASK][1:] for code in self.future)  # type: ignore[misc]
         if self.at_now:  # entries carry their sign: a fact added and retracted at now leaves no count
             pending: dict[tuple[int, str, str], int] = {}
             for measure, _, queue, channel, value in self.at_now:
@@ -291,7 +314,8 @@ class Aggregates:
         breach lies at queued + T, before its outcome. A feedback breach may be (a follow-up after the target,
         written ahead of now by a producer's clock): it counts like any fact."""
         out: dict[Key, list[int]] = {}
-        for (measure, at, queue, channel), value in self.future.items():
+        for code, value in self.future.items():
+            measure, at, queue, channel, _ = self._decode(code, value)
             if at < end_us and measure != SLA_BREACHES:
                 sums = out.setdefault((queue, channel), [0] * N_MEASURES)
                 sums[measure] += value

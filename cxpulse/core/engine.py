@@ -118,6 +118,10 @@ class KpiEngine:
             self.customers.dirty.clear()
             self.contacts.evict()
             self.customers.evict()
+            # what no window of the document can reach any more (it prunes the same at the end): buckets, and
+            # the distinct-customer index, whose old contacts a replay keeps only as customer ids (distinct.py)
+            now = latest if self.until_us is None or latest < self.until_us else self.until_us
+            self.aggregates.prune(now - TWO_DAYS_US)
         return True
 
     def process_agent_event(self, event: Any) -> bool:

@@ -1,0 +1,97 @@
+"""What a long replay no longer keeps (issue 9, Engine v2: a week in at most 500 MB), pinned by hand.
+
+- Future facts (an FCR close at t0 + F waits a week) are one int each in a heap and a dict (``Aggregates._code``),
+  not two tuples: they must still join their buckets at exactly their time, cancel when retracted, and show in
+  ``future_until`` and ``active_keys``.
+- The distinct-customer index: a replay prunes contacts older than two days every ``EVICT_EVERY`` events and keeps
+  only their customer ids, so the ``all`` window still counts each customer once, and the rolling windows are
+  unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cxpulse.core import engine as engine_module
+from cxpulse.core import measures as m
+from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.distinct import DistinctCustomers
+from cxpulse.settings import KpiSettings
+from test_kpi_edges import DAY, ev, row, run
+
+MIN_US = 60_000_000
+HOUR_US = 60 * MIN_US
+D = timedelta(days=1)
+M = timedelta(minutes=1)
+
+
+def test_future_facts_join_their_bucket_at_their_time_and_cancel_when_retracted() -> None:
+    """now = 0. +1 FIRST_CLOSED at 90 min (billing) and at 90 min (sales), +1 FIRST_CONFIRMED at 90 min (billing),
+    then the confirmation retracted: at 89 min nothing is in a bucket and both keys are active (future); at
+    91 min billing's 90-minute bucket holds FIRST_CLOSED 1, FIRST_CONFIRMED 0; sales FIRST_CLOSED 1."""
+    agg = Aggregates(MIN_US)
+    at = 90 * MIN_US
+    agg.apply([(m.FIRST_CLOSED, at, "billing", "voice", 1), (m.FIRST_CLOSED, at, "sales", "chat", 1),
+               (m.FIRST_CONFIRMED, at, "billing", "voice", 1)])
+    agg.apply([(m.FIRST_CONFIRMED, at, "billing", "voice", 1)], -1)
+    assert len(agg.future) == 2  # the retracted one is gone, not kept at 0
+    agg.advance(89 * MIN_US)
+    assert agg.active_keys() == {("billing", "voice"), ("sales", "chat")}
+    due = agg.future_until(at + 1)
+    assert due[("billing", "voice")][m.FIRST_CLOSED] == 1 and due[("billing", "voice")][m.FIRST_CONFIRMED] == 0
+    assert agg.window(0, 89 * MIN_US).get(("billing", "voice"), [0] * m.N_MEASURES)[m.FIRST_CLOSED] == 0
+    agg.advance(at)  # exactly at its time: due at now, not before it (a window [.., now) leaves it out)
+    assert ("billing", "voice") not in agg.window(0, at)
+    assert sorted(agg.at_now) == [(m.FIRST_CLOSED, at, "billing", "voice", 1), (m.FIRST_CLOSED, at, "sales", "chat", 1)]
+    agg.advance(91 * MIN_US)
+    billing = agg.buckets[("billing", "voice")][at]
+    assert (billing[m.FIRST_CLOSED], billing[m.FIRST_CONFIRMED]) == (1, 0)
+    assert agg.buckets[("sales", "chat")][at][m.FIRST_CLOSED] == 1
+    assert agg.future == {} and agg.future_until(10 * HOUR_US) == {}
+
+
+def test_a_pruned_replay_index_still_counts_every_customer_once_over_everything() -> None:
+    """u1 at day 0 (billing) and day 3 (billing), u2 at day 0 (sales), u3 at day 3 (billing). Pruned before day 2:
+    over everything 3 customers in total (u1 once), billing 2 (u1, u3), sales 1; the day-3 window 2 (u1, u3)."""
+    day = 86_400_000_000
+    index = DistinctCustomers(keep_all=True)
+    index.note("c1", "u1", 0, "billing", "voice")
+    index.note("c2", "u2", 10, "sales", "chat")
+    index.note("c3", "u1", 3 * day, "billing", "voice")
+    index.note("c4", "u3", 3 * day + 5, "billing", "voice")
+    index.prune(2 * day)
+    assert index.all == [(3 * day, "u1", "c3"), (3 * day + 5, "u3", "c4")]  # the index itself is pruned
+    everything = -(2**63)
+    assert index.count(None, everything, 4 * day) == 3
+    assert index.count(("billing", "voice"), everything, 4 * day) == 2
+    assert index.count(("sales", "chat"), everything, 4 * day) == 1
+    assert index.count(None, 3 * day, 4 * day) == 2
+    with pytest.raises(ValueError, match="starts among pruned contacts"):
+        index.count(None, day, 4 * day)  # a window starting after the earliest pruned contact cannot be exact
+    live = DistinctCustomers()
+    live.note("c1", "u1", 0, "billing", "voice")
+    live.note("c3", "u1", 3 * day, "billing", "voice")
+    live.prune(2 * day)
+    with pytest.raises(ValueError, match="starts among pruned contacts"):
+        live.count(None, everything, 4 * day)  # a live worker keeps no customer ids of pruned contacts
+
+
+def test_a_replay_that_prunes_as_it_goes_gives_the_same_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same five days of contacts replayed with pruning after every 2 events and with none: the same document
+    (customers over everything 3: u1 at day 0 and day 4 counts once; the 24 h window 2)."""
+    events = [
+        ev("queued", "q1", DAY, "c1", customer="u1"), ev("queued", "q2", DAY + M, "c2", customer="u2", queue="sales"),
+        ev("queued", "q3", DAY + 4 * D, "c3", customer="u1"), ev("queued", "q4", DAY + 4 * D + M, "c4", customer="u3"),
+        ev("queued", "q5", DAY + 4 * D + 2 * M, "c5", customer="u3"),
+    ]
+    kpi = KpiSettings(fcr_window="1h")
+    _, whole = run(events, kpi)
+    monkeypatch.setattr(engine_module, "EVICT_EVERY", 2)
+    engine, pruned = run(events, kpi)
+    assert engine.customers.aggregates.distinct is not None and engine.customers.aggregates.distinct.gone_all == {"u1", "u2"}
+    assert pruned == whole
+    total = pruned["totals"]["windows"]
+    assert (total["all"]["customers"], total["all"]["contacts"], total["24h"]["customers"]) == (3, 5, 2)
+    assert row(pruned)["windows"]["all"]["customers"] == 2  # billing: u1 (twice), u3
