@@ -11,19 +11,15 @@ document with its ``agents`` section), like tests/integration/test_wallboard_boa
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
 import orjson
 import pytest
-import yaml
 
-from cxpulse.sinks.redis_sink import Keys
-from test_wallboard_browser import CHROMIUM_ARGS, Wallboard
+from browser_harness import browser  # noqa: F401 - the fixture
+from browser_harness import Wallboard, fed_redis, open_page, wait_for, wallboard_env
 
 pytestmark = pytest.mark.integration
 
@@ -78,75 +74,25 @@ def document() -> dict[str, Any]:
 async def boards(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> AsyncIterator[dict[str, Any]]:
     """Two wallboards on one Redis prefix: ``plain`` (defaults: no agents panel) and ``listing``
     (wallboard.show_agents: true); a task writes the current document every 0.5 s, as the worker does."""
-    import redis.asyncio as aioredis
-
     tmp = tmp_path_factory.mktemp("board-agents")
     prefix = f"t-wba-{uuid.uuid4().hex[:10]}"
-    client = aioredis.Redis.from_url(redis_url)
-    keys = Keys(prefix)
     started: dict[str, Wallboard] = {}
-
-    async def feed() -> None:
-        while True:
-            raw = orjson.dumps(document())
-            await client.set(keys.kpis, raw, ex=15)
-            await client.publish(keys.updates, raw)
-            await asyncio.sleep(0.5)
-
-    feeder = asyncio.create_task(feed())
-    try:
-        for name, show in (("plain", False), ("listing", True)):
-            config = {"redis": {"url": redis_url, "key_prefix": prefix}, "wallboard": {"show_agents": show},
-                      "kpi": {"queues": {"email-care": {"sl_threshold_seconds": 14400}}}}
-            path = tmp / f"{name}.yaml"
-            path.write_text(yaml.safe_dump(config), encoding="utf-8")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CXPULSE_")}
-            env["CXPULSE_CONFIG"] = str(path)
-            started[name] = Wallboard(env, tmp / f"{name}.log")
-            await started[name].start()
-        yield {"boards": started, "redis": client, "keys": keys}
-    finally:
-        feeder.cancel()
-        for board in started.values():
-            board.stop()
-        found = await client.keys(f"{prefix}:*")
-        if found:
-            await client.delete(*found)
-        await client.aclose()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+    async with fed_redis(redis_url, prefix, document) as (client, keys):
         try:
-            yield chromium
+            for name, show in (("plain", False), ("listing", True)):
+                config = {"redis": {"url": redis_url, "key_prefix": prefix}, "wallboard": {"show_agents": show},
+                          "kpi": {"queues": {"email-care": {"sl_threshold_seconds": 14400}}}}
+                started[name] = Wallboard(wallboard_env(tmp / f"{name}.yaml", config), tmp / f"{name}.log")
+                await started[name].start()
+            yield {"boards": started, "redis": client, "keys": keys}
         finally:
-            await chromium.close()
-
-
-async def open_page(browser: Any, url: str) -> Any:
-    page = await browser.new_page(viewport={"width": 1920, "height": 1080})
-    await page.goto(url)
-    await page.wait_for_function("() => document.body.dataset.stale === 'false'", timeout=15_000)
-    return page
+            for board in started.values():
+                board.stop()
 
 
 TEXTS = """() => Object.fromEntries([...document.querySelectorAll('[data-testid]')]
     .filter(e => /-agents-|-staffing$/.test(e.dataset.testid))
     .map(e => [e.dataset.testid, e.textContent]))"""
-
-
-async def wait_for(page: Any, js: str, check: Any, what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await page.evaluate(js)
-        if check(got):
-            return got
-        assert time.monotonic() < deadline, f"{what}: {got}"
-        await asyncio.sleep(0.2)
 
 
 async def test_tiles_show_agent_counts_and_staffing_equal_to_the_document(boards: dict[str, Any], browser: Any) -> None:

@@ -17,7 +17,6 @@ tests/integration/test_wallboard_browser.py checks the page against a real worke
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import time
@@ -26,14 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import orjson
 import pytest
-import yaml
 
 from cxpulse.settings import Settings
-from cxpulse.sinks.redis_sink import Keys, RedisSink
+from cxpulse.sinks.redis_sink import RedisSink
 from cxpulse.wallboard import thresholds
-from test_wallboard_browser import CHROMIUM_ARGS, Wallboard
+from browser_harness import browser  # noqa: F401 - the fixture
+from browser_harness import Wallboard, fed_redis, open_page, wait_for, wallboard_env
 from worker_harness import CXPULSE
 
 pytestmark = pytest.mark.integration
@@ -72,8 +70,6 @@ class _NoLive:
 async def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> AsyncIterator[dict[str, Any]]:
     """``cxpulse wallboard`` with boards and a token, under a Redis prefix of its own; a task that writes the
     current document every 0.5 s, as the worker does (so the page stays live)."""
-    import redis.asyncio as aioredis
-
     tmp = tmp_path_factory.mktemp("board")
     prefix = f"t-wbb-{uuid.uuid4().hex[:10]}"
     config = {
@@ -86,55 +82,18 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Asy
             "many": {"queues": MANY, "metrics": ["service_level", "waiting", "longest_wait"], "title": "All 40"},
         }},
     }
-    path = tmp / "cxpulse.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXPULSE_")}
-    env["CXPULSE_CONFIG"] = str(path)
+    env = wallboard_env(tmp / "cxpulse.yaml", config)
     wallboard = Wallboard(env, tmp / "wallboard.log")
-    client = aioredis.Redis.from_url(redis_url)
-    keys = Keys(prefix)
     state: dict[str, Any] = {"entries": list(CENTRE)}
-
-    async def feed() -> None:
-        while True:
-            raw = orjson.dumps(document(state["entries"]))
-            await client.set(keys.kpis, raw, ex=15)
-            await client.publish(keys.updates, raw)
-            await asyncio.sleep(0.5)
-
-    feeder = asyncio.create_task(feed())
-    settings = Settings(**config)
-    try:
-        await wallboard.start()
-        yield {"wallboard": wallboard, "redis": client, "keys": keys, "state": state, "env": env,
-               "sink": RedisSink(settings, _NoLive(), lambda: True, client=client, worker_id="w-test"),
-               "settings": settings}
-    finally:
-        feeder.cancel()
-        wallboard.stop()
-        found = await client.keys(f"{prefix}:*")
-        if found:
-            await client.delete(*found)
-        await client.aclose()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+    async with fed_redis(redis_url, prefix, lambda: document(state["entries"])) as (client, keys):
+        settings = Settings(**config)
         try:
-            yield chromium
+            await wallboard.start()
+            yield {"wallboard": wallboard, "redis": client, "keys": keys, "state": state, "env": env,
+                   "sink": RedisSink(settings, _NoLive(), lambda: True, client=client, worker_id="w-test"),
+                   "settings": settings}
         finally:
-            await chromium.close()
-
-
-async def open_page(browser: Any, url: str, size: tuple[int, int] = (1920, 1080)) -> Any:
-    page = await browser.new_page(viewport={"width": size[0], "height": size[1]})
-    await page.goto(url)
-    await page.wait_for_function("() => document.body.dataset.stale === 'false'", timeout=15_000)
-    return page
+            wallboard.stop()
 
 
 STATES = """() => Object.fromEntries([...document.querySelectorAll('.value[data-testid]')]
@@ -142,13 +101,11 @@ STATES = """() => Object.fromEntries([...document.querySelectorAll('.value[data-
 
 
 async def wait_states(page: Any, want: dict[str, str], timeout: float = 10.0) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await page.evaluate(STATES)
-        if all(got.get(k) == v for k, v in want.items()):
-            return got
-        assert time.monotonic() < deadline, {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-        await asyncio.sleep(0.2)
+    def differences(got: dict[str, str]) -> dict[str, tuple[str | None, str]]:
+        return {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+
+    got: dict[str, str] = await wait_for(page, STATES, lambda got: not differences(got), differences, timeout)
+    return got
 
 
 async def test_each_figure_is_coloured_by_its_queue_thresholds(stack: dict[str, Any], browser: Any) -> None:

@@ -13,12 +13,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import time
 import uuid
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import orjson
@@ -27,14 +23,14 @@ import pytest
 from cxpulse.settings import load_settings
 from cxpulse.wallboard import format as fmt
 from cxpulse.wallboard import thresholds
+from browser_harness import browser  # noqa: F401 - the fixture
+from browser_harness import STALE_AFTER, Wallboard, open_page
 from test_redis_sink import RedisServer, contact_events, synthetic_centre, with_redis
 from worker_harness import (
-    CXPULSE,
     Producer,
     WorkerProcess,
     config_path,
     delete_topics_with_prefix,
-    free_port,
     new_worker,
     now_us,
 )
@@ -43,9 +39,6 @@ pytestmark = pytest.mark.integration
 
 S = 1_000_000
 ALARM_QUEUE = "alarm"  # sl_threshold_seconds 2
-STALE_AFTER = 3.0
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 WINDOW = "15m"
 
 COLLECT = """() => {
@@ -56,46 +49,6 @@ COLLECT = """() => {
   return {texts: out, states, generated_at: document.body.dataset.generatedAt || null,
           stale: document.body.dataset.stale};
 }"""
-
-
-class Wallboard:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.env = {**env, "CXPULSE_WALLBOARD__PORT": str(self.port), "CXPULSE_WALLBOARD__HOST": "127.0.0.1",
-                    "CXPULSE_WALLBOARD__STALE_AFTER_SECONDS": str(STALE_AFTER)}
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        import aiohttp
-
-        self.proc = subprocess.Popen([CXPULSE, "wallboard"], env=self.env, stdout=self.log.open("wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as session:
-            while True:
-                assert self.proc.poll() is None, f"wallboard exited: {self.log.read_text()[-3000:]}"
-                try:
-                    async with session.get(self.url + "/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, f"wallboard not up: {self.log.read_text()[-3000:]}"
-                await asyncio.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -125,25 +78,6 @@ async def board(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) 
         await client.aclose()
         server.stop()
         await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def open_page(browser: Any, url: str) -> Any:
-    page = await browser.new_page(viewport={"width": 1920, "height": 1080})
-    await page.goto(url)
-    await page.wait_for_function("() => document.body.dataset.stale === 'false'", timeout=15_000)
-    return page
 
 
 def expected_texts(doc: dict[str, Any], window: str, queues: set[str] | None = None) -> dict[str, str]:

@@ -10,20 +10,14 @@ and a word beside the colour. A board of some queues counts only those; a versio
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
-import orjson
 import pytest
-import yaml
 
-from cxpulse.sinks.redis_sink import Keys
-from test_wallboard_board import browser, open_page  # noqa: F401 - the fixture
-from test_wallboard_browser import Wallboard
+from browser_harness import browser  # noqa: F401 - the fixture
+from browser_harness import Wallboard, fed_redis, open_page, wait_for, wallboard_env
 
 pytestmark = pytest.mark.integration
 
@@ -54,39 +48,18 @@ CENTRE = [entry("billing", "voice", 3, 1200.0), entry("vip", "voice", 1, 360.0),
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> AsyncIterator[dict[str, Any]]:
     """``cxpulse wallboard`` under a Redis prefix of its own; a task writes the current document every 0.5 s."""
-    import redis.asyncio as aioredis
-
     tmp = tmp_path_factory.mktemp("feedback-board")
     prefix = f"t-wbf-{uuid.uuid4().hex[:10]}"
     config = {"redis": {"url": redis_url, "key_prefix": prefix}, "kpi": KPI,
               "wallboard": {"boards": {"billing-only": {"queues": ["billing"], "title": "Billing"}}}}
-    path = tmp / "cxpulse.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXPULSE_")}
-    env["CXPULSE_CONFIG"] = str(path)
-    wallboard = Wallboard(env, tmp / "wallboard.log")
-    client = aioredis.Redis.from_url(redis_url)
-    keys = Keys(prefix)
+    wallboard = Wallboard(wallboard_env(tmp / "cxpulse.yaml", config), tmp / "wallboard.log")
     state: dict[str, Any] = {"entries": list(CENTRE)}
-
-    async def feed() -> None:
-        while True:
-            raw = orjson.dumps(document(state["entries"]))
-            await client.set(keys.kpis, raw, ex=15)
-            await client.publish(keys.updates, raw)
-            await asyncio.sleep(0.5)
-
-    feeder = asyncio.create_task(feed())
-    try:
-        await wallboard.start()
-        yield {"wallboard": wallboard, "state": state}
-    finally:
-        feeder.cancel()
-        wallboard.stop()
-        found = await client.keys(f"{prefix}:*")
-        if found:
-            await client.delete(*found)
-        await client.aclose()
+    async with fed_redis(redis_url, prefix, lambda: document(state["entries"])):
+        try:
+            await wallboard.start()
+            yield {"wallboard": wallboard, "state": state}
+        finally:
+            wallboard.stop()
 
 
 TILE = """() => {
@@ -106,14 +79,13 @@ TILE = """() => {
 
 async def wait_tile(page: Any, want: dict[str, Any] | None, timeout: float = 10.0) -> dict[str, Any] | None:
     """Poll the tile until every field of ``want`` matches (None: until there is no tile)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await page.evaluate(TILE)
-        if (want is None and got is None) or (want is not None and got is not None
-                                              and all(got.get(k) == v for k, v in want.items())):
-            return got
-        assert time.monotonic() < deadline, f"feedback tile: got {got}, want {want}"
-        await asyncio.sleep(0.2)
+    def matches(got: dict[str, Any] | None) -> bool:
+        return (want is None and got is None) or (want is not None and got is not None
+                                                  and all(got.get(k) == v for k, v in want.items()))
+
+    got: dict[str, Any] | None = await wait_for(page, TILE, matches, lambda got: f"feedback tile: got {got}, want {want}",
+                                                timeout)
+    return got
 
 
 async def test_feedback_tile_awaiting_and_oldest_coloured_against_each_queues_target(
