@@ -17,7 +17,7 @@ state cannot be stored stops the worker before its offsets are committed (:func:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -25,6 +25,7 @@ import orjson
 from faust.types import EventT
 
 from cxpulse.core.contact import Summary
+from cxpulse.core.live import LiveKpis
 from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.events import InvalidEvent
 from cxpulse.models.wire import decode_contact_event, decode_survey_response
@@ -43,6 +44,62 @@ BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long, so live figures
 def raw_value(event: EventT) -> bytes:
     """The record's value as bytes (Faust hands raw values over as bytes, or None for an empty record)."""
     return event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+
+
+async def apply_or_dead_letter(live: LiveKpis, dead_letters: DeadLetterOutbox, event: EventT,
+                              parse: Callable[[bytes], Any], handle: Callable[[Any, bytes], None]) -> bool:
+    """Record ``event``'s offset as consumed, validate it with ``parse`` and :meth:`LiveKpis.admit`, apply it
+    with ``handle(parsed, raw)``; True when applied. An invalid event goes to the dead-letter topic with its
+    reason, and one whose handling raised as ``internal error`` (logged).
+
+    Why one function: every event either counts, is a duplicate, or is dead-lettered, in the contacts agent
+    and the agent-states agent alike; a bug on one event must not stop the pipeline in either."""
+    message = event.message
+    raw = raw_value(event)
+    topic = message.topic
+    live.offsets[(topic, message.partition)] = message.offset  # consumed, whatever its fate
+    try:
+        parsed = parse(raw)
+        live.admit(parsed)
+    except InvalidEvent as exc:
+        live.note_invalid(topic, exc.kind)
+        await dead_letters.send(DeadLetter(raw, message.key, exc.reason, exc.kind, topic,
+                                           message.partition, message.offset))
+        return False
+    try:
+        handle(parsed, raw)
+    except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
+        log.exception("internal error on an event of %s[%d]", topic, message.partition)
+        live.note_invalid(topic, "internal_error")
+        await dead_letters.send(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}",
+                                           "internal_error", topic, message.partition, message.offset))
+        return False
+    return True
+
+
+async def dead_letter_unstored(live: LiveKpis, dead_letters: DeadLetterOutbox, partition: int,
+                               events: Sequence[EventT], id_field: str, ids: set[str], what: str) -> None:
+    """Send this batch's events on ``partition`` whose ``id_field`` is in ``ids`` (contacts or agents whose new
+    state could not be stored) to the dead-letter topic as ``internal error``, no longer counted as processed.
+
+    Why one function: the contacts and the agent-states agents roll back the same way, and a lost event must be
+    accounted for identically in both (events.md: never a silent loss)."""
+    for event in events:
+        message = event.message
+        if message.partition != partition:
+            continue
+        raw = raw_value(event)
+        try:
+            entity_id = orjson.loads(raw).get(id_field)
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if entity_id in ids:
+            live.topic_health(message.topic).processed -= 1
+            live.note_invalid(message.topic, "internal_error")
+            await dead_letters.send(DeadLetter(
+                raw, message.key, f"internal error: the {what}'s state could not be stored", "internal_error",
+                message.topic, message.partition, message.offset,
+            ))
 
 
 class ContactBatches:
@@ -68,26 +125,11 @@ class ContactBatches:
         touched: dict[int, EventT] = {}
         for event in events:
             message = event.message
-            raw = raw_value(event)
-            topic = message.topic
-            live.offsets[(topic, message.partition)] = message.offset  # consumed, whatever its fate
-            try:
-                parsed = self.parse(topic, raw)
-                live.admit(parsed)
-            except InvalidEvent as exc:
-                live.note_invalid(topic, exc.kind)
-                await self.dead_letters.send(DeadLetter(raw, message.key, exc.reason, exc.kind, topic,
-                                                        message.partition, message.offset))
-                continue
-            try:
-                live.handle(topic, message.partition, parsed, raw, message.offset, message.key)
-            except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
-                log.exception("internal error on an event of %s[%d]", topic, message.partition)
-                live.note_invalid(topic, "internal_error")
-                await self.dead_letters.send(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}",
-                                                        "internal_error", topic, message.partition, message.offset))
-                continue
-            touched[message.partition] = event
+            if await apply_or_dead_letter(
+                    live, self.dead_letters, event, lambda raw: self.parse(message.topic, raw),
+                    lambda parsed, raw: live.handle(message.topic, message.partition, parsed, raw, message.offset,
+                                                    message.key)):
+                touched[message.partition] = event
         outgoing: dict[int, list[Summary]] = {}  # FCR summaries by target partition (customer)
         for partition in touched:
             for rejection in live.settle(partition):
@@ -115,23 +157,7 @@ class ContactBatches:
         proc = live.contacts(partition)
         for contact_id in contact_ids:
             proc.replace(contact_id, stored_contact(self.worker.contacts_table, partition, contact_id))
-        for event in events:
-            message = event.message
-            if message.partition != partition:
-                continue
-            raw = raw_value(event)
-            try:
-                contact_id = orjson.loads(raw).get("contact_id")
-            except (orjson.JSONDecodeError, AttributeError):
-                continue
-            if contact_id in contact_ids:
-                health = live.topic_health(message.topic)
-                health.processed -= 1
-                live.note_invalid(message.topic, "internal_error")
-                await self.dead_letters.send(DeadLetter(
-                    raw, message.key, "internal error: the contact's state could not be stored", "internal_error",
-                    message.topic, message.partition, message.offset,
-                ))
+        await dead_letter_unstored(live, self.dead_letters, partition, events, "contact_id", contact_ids, "contact")
         # the contacts put back are in step with the table already
         proc.dirty -= contact_ids
 
@@ -220,24 +246,9 @@ class AgentStateBatches:
         touched: set[int] = set()
         for event in events:
             message = event.message
-            raw = raw_value(event)
-            topic = message.topic
-            live.offsets[(topic, message.partition)] = message.offset
-            try:
-                parsed = parse_agent_event(raw)
-                live.admit(parsed)
-            except InvalidEvent as exc:
-                live.note_invalid(topic, exc.kind)
-                await self.dead_letters.send(DeadLetter(raw, message.key, exc.reason, exc.kind, topic,
-                                                        message.partition, message.offset))
-                continue
-            try:
-                live.handle_agent(topic, message.partition, parsed, message.offset)
-            except Exception as exc:  # a bug must not stop the pipeline: the event is kept in the DLQ
-                log.exception("internal error on an event of %s[%d]", topic, message.partition)
-                live.note_invalid(topic, "internal_error")
-                await self.dead_letters.send(DeadLetter(raw, message.key, f"internal error: {type(exc).__name__}",
-                                                        "internal_error", topic, message.partition, message.offset))
+            if not await apply_or_dead_letter(
+                    live, self.dead_letters, event, parse_agent_event,
+                    lambda parsed, raw: live.handle_agent(message.topic, message.partition, parsed, message.offset)):
                 continue
             touched.add(message.partition)
             self.since_prune[message.partition] = self.since_prune.get(message.partition, 0) + 1
@@ -260,22 +271,7 @@ class AgentStateBatches:
         proc = live.agents(partition)
         for agent_id in agent_ids:
             proc.replace(agent_id, stored_agent(table, partition, agent_id))
-        for event in events:
-            message = event.message
-            if message.partition != partition:
-                continue
-            raw = raw_value(event)
-            try:
-                agent_id = orjson.loads(raw).get("agent_id")
-            except (orjson.JSONDecodeError, AttributeError):
-                continue
-            if agent_id in agent_ids:
-                live.topic_health(message.topic).processed -= 1
-                live.note_invalid(message.topic, "internal_error")
-                await self.dead_letters.send(DeadLetter(
-                    raw, message.key, "internal error: the agent's state could not be stored", "internal_error",
-                    message.topic, message.partition, message.offset,
-                ))
+        await dead_letter_unstored(live, self.dead_letters, partition, events, "agent_id", agent_ids, "agent")
         proc.dirty -= agent_ids
 
 
