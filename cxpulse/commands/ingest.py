@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from cxpulse.commands import settings_or_exit, setup_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -24,14 +25,9 @@ def register(app: typer.Typer) -> None:
         the answer has a result per event. Tokens: ingest.tokens or ingest.token_file (Authorization: Bearer);
         without one it binds to loopback only."""
         from cxpulse.ingest.server import RefusedToStart, run
-        from cxpulse.settings import ConfigError, load_settings
 
-        try:
-            settings = load_settings(config)
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = settings_or_exit(config)
+        setup_logging(loglevel)
         try:
             run(settings, host, port, kafka)
         except RefusedToStart as exc:

@@ -10,13 +10,14 @@ the order of :data:`cxpulse.cli.COMMAND_ORDER`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+
+from cxpulse.commands import settings_or_exit, setup_logging
 
 if TYPE_CHECKING:
     from cxpulse.settings import Settings
@@ -125,7 +126,6 @@ def register(app: typer.Typer) -> None:
         from aiokafka.errors import KafkaError
 
         from cxpulse.kafka_io import KafkaUnavailable
-        from cxpulse.settings import ConfigError, load_settings
         from cxpulse.sources.position import PositionError
 
         if kind not in KINDS:
@@ -137,12 +137,8 @@ def register(app: typer.Typer) -> None:
             raise _fail("source asterisk-queue-log: FILE must be a file (its position is a byte offset)")
         if file != "-" and not follow and not Path(file).is_file():
             raise _fail(f"source: {file}: no such file")
-        try:
-            settings = load_settings(config)
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
-        logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = settings_or_exit(config)
+        setup_logging(loglevel)
         try:
             if kind == "asterisk-queue-log":
                 tally = asyncio.run(_queue_log(settings, Path(file), follow=follow, out=out, position=position,

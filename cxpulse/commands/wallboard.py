@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-
-def _settings(config: Optional[Path]) -> Any:
-    from cxpulse.settings import ConfigError, load_settings
-
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+from cxpulse.commands import settings_or_exit, setup_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -44,9 +35,9 @@ def register(app: typer.Typer) -> None:
         Works with any number of workers (they merge their counts in Redis) and can run on its own host.
         Open http://HOST:PORT/?board=NAME&window=15m (default: every queue, 15m); ?rotate=30s switches
         between the boards of wallboard.boards. Without a wallboard.token it binds to loopback only."""
-        settings = _settings(config)
+        settings = settings_or_exit(config)
         if action is None:
-            logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            setup_logging(loglevel)
 
             from cxpulse.wallboard.server import run
 
