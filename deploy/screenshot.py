@@ -7,8 +7,9 @@
 * Otherwise (or with ``--own``) the script starts what it needs and stops it afterwards: the local stack
   (``deploy/local/stack.sh up``; only the services it started are stopped again), a worker, the wallboard
   and the simulator, all under names of their own (app id, topics, Redis prefix: ``shot-<random>``) and on
-  free ports, so it never mixes with a running ``make run``. The simulator first writes the last hour at full
-  speed (``--fast``) so every window has data, then runs live at ``--speed 60``.
+  free ports, so it never mixes with a running ``make run``. It runs what ``make run`` runs: the example settings,
+  ``cxpulse simulate --demo --history 1h`` (the last hour at once, so every window has data, then real time;
+  the demo centre with agents, follow-ups and the app queue) and a wallboard with the agents panel on.
 
 Waits until the page is live (not stale) and the tiles show service levels (the totals' and at least 3 in 4
 queues'), then writes the PNG. Exit 0 when they did, 1 otherwise (the PNG is written anyway, to look at).
@@ -94,9 +95,12 @@ class OwnStack:
             "CXPULSE_WORKER__DATA_DIR": str(self.tmp / "worker"),
             "CXPULSE_REDIS__KEY_PREFIX": name,
             "CXPULSE_WALLBOARD__PORT": str(self.wallboard_port),
+            "CXPULSE_WALLBOARD__SHOW_AGENTS": "true",
+            "CXPULSE_CONFIG": self.env.get("CXPULSE_CONFIG") or str(ROOT / "config" / "cxpulse.example.yaml"),
             "PYTHONUNBUFFERED": "1",
         })
-        for topic in ("contact_events", "survey_responses", "contact_events_dlq", "survey_responses_dlq", "sla_breaches"):
+        for topic in ("contact_events", "survey_responses", "contact_events_dlq", "survey_responses_dlq", "sla_breaches",
+                      "agent_events", "agent_events_dlq", "feedback_breaches"):
             self.env[f"CXPULSE_KAFKA__TOPICS__{topic.upper()}"] = f"{name}-{topic.replace('_', '-')}"
         self.bootstrap = self.env.get("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 
@@ -126,23 +130,8 @@ class OwnStack:
                 time.sleep(0.5)
         board = self.spawn("wallboard", "wallboard")
         wait_http(self.url + "healthz", 30, board, self.tmp / "wallboard.log")
-        say("simulator: the last hour at full speed, then live at --speed 60")
-        count = self._backfill(3600)
-        say(f"backfill: {count} events of the last hour")
-        self.spawn("simulator", "simulate", "--speed", "60")
-
-    def _backfill(self, seconds: int) -> int:
-        """``cxpulse simulate --fast --start <now - seconds> --duration <seconds>s --out FILE`` then
-        ``cxpulse produce FILE`` (to our topics): every window has data from the first update on."""
-        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds))
-        path = self.tmp / "backfill.jsonl"
-        for args in (["simulate", "--fast", "--start", start, "--duration", f"{seconds}s", "--seed", "42",
-                      "--out", str(path)], ["produce", str(path)]):
-            done = subprocess.run([CXPULSE, *args], cwd=str(self.tmp), env=self.env, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"screenshot: cxpulse {args[0]} failed:\n{done.stderr[-3000:]}")
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
+        say("simulator: cxpulse simulate --demo --history 1h (the last hour at once, then real time), as make run")
+        self.spawn("simulator", "simulate", "--demo", "--history", "1h")
 
     def close(self) -> None:
         for name, proc in reversed(self.procs):
@@ -249,8 +238,8 @@ def main() -> int:
             own.close()
     if not ok:
         say("the tiles did not show values within the timeout (see the PNG); with `make run`, note that a "
-            "simulator running ahead of the wall clock (--speed 60 from now) writes future timestamps that no "
-            "window ending now contains yet")
+            "simulator running ahead of the wall clock (CXPULSE_RUN_SPEED above 1) writes future timestamps that "
+            "no window ending now contains yet")
     return 0 if ok else 1
 
 
