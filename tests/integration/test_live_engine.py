@@ -96,7 +96,10 @@ def _assert_window(got: dict[str, Any], expected: dict[str, Any], where: str) ->
     assert not problems, f"{where}:\n  " + "\n  ".join(problems)
 
 
-RATIOS = {"service_level", "abandon_rate", "asa_seconds", "aht_seconds", "fcr", "fcr_confirmed", "nps", "csat"}
+RATIOS = {"service_level", "abandon_rate", "asa_seconds", "aht_seconds", "fcr", "fcr_confirmed", "nps", "csat",
+          # contract v2: null when their denominator is 0, cost null where no cost is configured (the defaults)
+          "contacts_per_customer", "average_resolution_seconds", "cost", "cost_per_contact",
+          "average_feedback_response_seconds"}
 
 
 # ------------------------------------------------------------------------------------------------ scenario
@@ -225,6 +228,11 @@ EXPECTED_1H: dict[str, dict[str, Any]] = {
         nps=0.0,  # 100 * (1 - 1) / 2
         csat_responses=2, csat_satisfied=1,  # c1: 5, c2: 2
         csat=50.0,
+        # contract v2 (no cost configured: cost and cost per contact null; no follow-up: no response time)
+        contacts=7, customers=6, contacts_per_customer=7 / 6,  # c1..c7 first queued here; cu1 twice (c1, c7)
+        resolved=3,  # final ends resolved here: c1, c3, c7 (c6's final end is in loans)
+        average_resolution_seconds=800 / 3,  # (c1 400 + c3 200 + c7 200) / 3, from each contact's t0
+        detractor_feedback=1,  # c2's survey: nps 3, csat 2
     ),
     "loans": dict(
         offered=1, answered=1, answered_within_threshold=1,  # c6 after the transfer, wait 9 s
@@ -233,6 +241,7 @@ EXPECTED_1H: dict[str, dict[str, Any]] = {
         first_contacts=1, first_contacts_resolved=1, fcr=1.0,  # c6, attributed to its final end's queue
         nps_responses=1, passives=1, nps=0.0,  # c6's survey: 8
         csat_responses=1, csat_satisfied=1, csat=100.0,  # c6's survey: 4
+        resolved=1, average_resolution_seconds=300.0,  # c6: final end -1600, t0 -1900 (in cards, across the transfer)
     ),
     "webchat": dict(
         offered=3,  # c8, c9, c10
@@ -247,6 +256,8 @@ EXPECTED_1H: dict[str, dict[str, Any]] = {
         first_contacts=2, first_contacts_resolved=1, fcr=0.5,  # c8 resolved, c9 not
         nps_responses=1, promoters=1, nps=100.0,  # c9: 9
         csat_responses=1, csat=0.0,  # c8: 3
+        contacts=3, customers=3, contacts_per_customer=1.0,  # c8, c9, c10
+        resolved=1, average_resolution_seconds=200.0,  # c8: -1300 - (-1500)
     ),
     "mail": dict(
         offered=2,  # c11, c12 (still waiting)
@@ -254,10 +265,13 @@ EXPECTED_1H: dict[str, dict[str, Any]] = {
         service_level=1.0, abandon_rate=0.0, asa_seconds=700.0,
         handled=1, aht_seconds=120.0,
         first_contacts=1, first_contacts_resolved=1, fcr=1.0,  # c11
+        contacts=2, customers=2, contacts_per_customer=1.0,  # c11, c12
+        resolved=1, average_resolution_seconds=800.0,  # c11: -1000 - (-1800)
     ),
     "unknown": dict(
         nps_responses=1, detractors=1, nps=-100.0,  # the survey of the unknown contact: 0
         csat_responses=1, csat=0.0,  # ... and csat 1
+        detractor_feedback=1,  # nps 0
     ),
 }
 EXPECTED_15M: dict[str, dict[str, Any]] = {
@@ -267,6 +281,8 @@ EXPECTED_15M: dict[str, dict[str, Any]] = {
         handled=1, aht_seconds=200.0,  # c7
         repeat_contacts=1,  # c7 at -600
         # c7 is a repeat: no first contact, fcr null; c1/c2's surveys are older
+        contacts=1, customers=1, contacts_per_customer=1.0,  # c7 (t0 -600)
+        resolved=1, average_resolution_seconds=200.0,  # c7: -400 - (-600)
     ),
     "loans": dict(),  # all of loans is 25+ minutes old: every count 0, every ratio null
     "webchat": dict(
@@ -280,9 +296,11 @@ EXPECTED_15M: dict[str, dict[str, Any]] = {
         handled=1, aht_seconds=120.0,  # c9
         first_contacts=1, fcr=0.0,  # c9, unresolved
         nps_responses=1, promoters=1, nps=100.0,  # c9's survey at -300; csat: none -> null
+        contacts=2, customers=2, contacts_per_customer=1.0,  # c9 (t0 -700), c10 (-550); c9 unresolved
     ),
     "mail": dict(),  # c11 ended at -1000: nothing in 15m (c12 still waits: live, not a window count)
-    "unknown": dict(nps_responses=1, detractors=1, nps=-100.0, csat_responses=1, csat=0.0),  # at -400
+    "unknown": dict(nps_responses=1, detractors=1, nps=-100.0, csat_responses=1, csat=0.0,  # at -400
+                    detractor_feedback=1),
 }
 # totals over both halves (the -b copy doubles every count; "unknown" is shared by both halves)
 TOTALS_1H = dict(
@@ -299,6 +317,10 @@ TOTALS_1H = dict(
     first_contacts=14, first_contacts_resolved=10, fcr=10 / 14,  # 2 x (3 + 1 + 2 + 1), 2 x (2 + 1 + 1 + 1)
     nps_responses=10, promoters=4, passives=2, detractors=4, nps=0.0,  # 2 x (2 + 1 + 1 + 1) ...
     csat_responses=10, csat_satisfied=4, csat=40.0,  # 2 x (2 + 1 + 1 + 1), 2 x (1 + 1)
+    contacts=24, customers=22,  # 2 x (7 + 0 + 3 + 2); each customer once: 2 x (6 + 3 + 2) (cu6 is cards')
+    contacts_per_customer=24 / 22,
+    resolved=12, average_resolution_seconds=350.0,  # 2 x (3 + 1 + 1 + 1); 2 x (800 + 300 + 200 + 800) / 12
+    detractor_feedback=4,  # 2 x (c2, unknown)
 )
 TOTALS_15M = dict(
     offered=6,  # 2 x (c7 + c9 + c10)
@@ -312,6 +334,9 @@ TOTALS_15M = dict(
     first_contacts=2, fcr=0.0,  # 2 x c9, unresolved
     nps_responses=4, promoters=2, detractors=2, nps=0.0,  # 2 x (c9: 9, unknown: 0)
     csat_responses=2, csat=0.0,  # 2 x unknown: 1
+    contacts=6, customers=6, contacts_per_customer=1.0,  # 2 x (c7, c9, c10)
+    resolved=2, average_resolution_seconds=200.0,  # 2 x c7
+    detractor_feedback=2,  # 2 x unknown
 )
 QUEUES = ("cards", "loans", "webchat", "mail")
 
