@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from cxpulse.core import live as live_module
 from cxpulse.core import measures as m
 from cxpulse.core import processors as processors_module
 from cxpulse.core.aggregates import HOUR_US, Aggregates
+from cxpulse.core.contact import ContactState
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge
@@ -647,3 +649,38 @@ def test_a_validated_event_cannot_be_changed() -> None:
     with pytest.raises(ValidationError, match="frozen"):
         event.queue = "sales"  # type: ignore[misc]
     assert event.queue == "billing"
+
+
+def test_a_rebuild_with_a_table_loader_moves_settled_contacts_out_as_it_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery of a worker whose table holds every contact (``loader_for`` set) must not hold all of them as
+    objects at once (issue 9: a week is ~470k contacts). Six contacts, each queued and abandoned a minute apart
+    (10:00..10:05), c9 queued at 10:10 (so all six are settled: older than the 60 s allowance), restored with
+    ``RESTORE_EVICT_EVERY`` 2: no more than 2 + 1 contacts are in memory while the stored ones are read, only the
+    waiting c9 stays, and the counts are those of all seven (offered 7, abandoned 6)."""
+    clock = Clock(T0 + HOUR_US)
+    first = LiveKpis(KpiSettings(), clock=clock)
+    offset = 0
+    for k in range(6):
+        for event in (contact_event("queued", f"q{k}", T0 + k * 60 * US, f"c{k}"),
+                      contact_event("abandoned", f"x{k}", T0 + k * 60 * US + 2 * US, f"c{k}")):
+            assert feed(first, 0, event, offset)
+            offset += 1
+    assert feed(first, 0, contact_event("queued", "q9", T0 + 600 * US, "c9"), offset)
+    first.settle(0)  # as after every batch: the settled events' original bytes are dropped
+    stored = sorted((cid, 0, state) for cid, state in first.contacts(0).contacts.items())
+    monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
+    states = {cid: state for cid, _, state in stored}
+    second = LiveKpis(KpiSettings(), clock=clock, loader_for=lambda partition: states.get)
+    held: list[int] = []
+
+    def reading() -> Iterator[tuple[str, int, ContactState]]:
+        for item in stored:
+            proc = second.contact_parts.get(0)
+            held.append(len(proc.contacts) if proc is not None else 0)
+            yield item
+
+    assert second.rebuild_contacts(reading(), {0}) == 7
+    assert max(held) <= 3, held
+    assert set(second.contacts(0).contacts) == {"c9"}
+    totals = second.document(T0 + 700 * US, include_all=True)["totals"]["windows"]["all"]
+    assert (totals["offered"], totals["abandoned"]) == (7, 6)
