@@ -192,9 +192,10 @@ async def test_thresholds_follow_each_queue(served: dict[str, Any]) -> None:
     assert email["waiting"] == {"direction": "above", "warn": None, "critical": None}
     from cxpulse.wallboard.thresholds import states
 
+    # oldest_awaiting (the feedback tile's metric, issue 12): a document without feedback figures has no state
     assert states(entries["billing"], voice, "15m") == {"service_level": "warn", "waiting": "critical",
                                                        "longest_wait": "critical", "asa": "good",
-                                                       "abandon_rate": "good"}
+                                                       "abandon_rate": "good", "oldest_awaiting": "none"}
     assert states(entries["email-care"], email, "15m")["longest_wait"] == "good"
     listed = await (await http.get("/api/v1/thresholds")).json()
     assert {(q["queue"], q["channel"]): q["thresholds"] for q in listed["queues"]} == {
