@@ -13,9 +13,10 @@ and the distinct counts of several partitions (and workers) simply add up, like 
 
 Each contact is indexed once, under the (queue, channel) of its first queued event; when its summary moves
 (an earlier queued event arrived out of order) the old entry is replaced. Entries older than the pruning bound
-are dropped (the live worker keeps two days, like its buckets). A replay (``keep_all``) needs every customer for
-its ``all`` window, but not the contacts' times: what it prunes it keeps as sets of customer ids (per key and in
-total), a fraction of the index's entries (measured: a simulated week held 170 MiB of entries, Engine v2).
+are dropped after two days, like the buckets. The ``all`` window (a replay's, and a live worker's since its first
+event) needs every customer, but not the contacts' times: with ``keep_all`` (both use it) what is pruned stays as
+sets of customer ids (per key and in total), a fraction of the index's entries (measured: a simulated week held
+170 MiB of entries, Engine v2).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class DistinctCustomers:
     def count(self, key: Key | None, start_us: int, end_us: int) -> int:
         """Distinct customers with a contact whose t0 is in [start_us, end_us), in ``key`` (None: in total)."""
         entries = self.all if key is None else self.by_key.get(key)
-        if start_us < self.pruned_before:
-            if not self.keep_all or (self.gone_from is not None and start_us > self.gone_from):
+        if start_us < self.pruned_before and self.keep_all:
+            if self.gone_from is not None and start_us > self.gone_from:
                 raise ValueError("a distinct count over a window that starts among pruned contacts")
             gone = self.gone_all if key is None else self.gone_by_key.get(key, set())
             if not entries:

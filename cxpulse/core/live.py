@@ -88,7 +88,12 @@ class LiveKpis:
     def customers(self, partition: int) -> CustomerProcessor:
         proc = self.customer_parts.get(partition)
         if proc is None:
-            proc = self.customer_parts[partition] = CustomerProcessor(self.kpi, Aggregates(self.bucket_us, self.clock()))
+            proc = self.customer_parts[partition] = CustomerProcessor(
+                self.kpi, Aggregates(self.bucket_us, self.clock()),
+                # the all window counts every customer once, as a replay does: pruned contacts stay as customer
+                # ids (distinct.py); a set entry per customer, the price of an exact figure
+                keep_all_customers=True,
+            )
         return proc
 
     def rebuild_contacts(self, stored: Iterable[tuple[str, int, ContactState]], assigned: set[int]) -> int:
