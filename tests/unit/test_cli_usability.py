@@ -104,8 +104,10 @@ def test_replay_refuses_a_window_it_cannot_compute_in_one_line(
 # ------------------------------------------------------------------------------------------------ --config
 @pytest.mark.parametrize("command", ["produce", "simulate"])
 def test_produce_and_simulate_read_the_settings_file_given(runner: CliRunner, events: Path, tmp_path: Path,
-                                                            command: str) -> None:
-    """The file's Kafka address is the one tried: port 1 on the loopback refuses at once."""
+                                                            command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's Kafka address is the one tried: port 1 on the loopback refuses at once. (``make test`` exports
+    the local stack's address as CXPULSE_KAFKA__BOOTSTRAP_SERVERS, which outranks a file: not here.)"""
+    monkeypatch.delenv("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", raising=False)
     config = tmp_path / "centre.yaml"
     config.write_text("kafka:\n  bootstrap_servers: 127.0.0.1:1\n", encoding="utf-8")
     argv = [str(events)] if command == "produce" else ["--fast", "--duration", "1m", "--seed", "1", "--start", START]
