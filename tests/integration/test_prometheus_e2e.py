@@ -71,7 +71,9 @@ pytestmark = pytest.mark.integration
 
 S = 1_000_000
 FAST, STEADY = ("fast", "voice"), ("steady", "chat")
-KPI = {"queues": {"fast": {"sl_threshold_seconds": 3}}, "fcr_window": "20s"}
+# costs (contract v2) configured for both queues, so the cost panels have data
+KPI = {"queues": {"fast": {"sl_threshold_seconds": 3, "cost_per_hour": 30}, "steady": {"cost_per_hour": 24}},
+       "fcr_window": "20s"}
 EXPECTED_FAST_ALERTS = {
     "CxServiceLevelBelowTarget", "CxServiceLevelBurnRateFast", "CxSlaBreachBurst", "CxLongestWaitFarAboveThreshold",
 }
@@ -129,6 +131,11 @@ class Events:
     def survey(self, ts: int, contact: str, nps: int | None, csat: int | None) -> dict[str, Any]:
         event = self._base("survey.response", ts, contact)
         event.update(nps=nps, csat=csat, comment="free text")
+        return event
+
+    def followed_up(self, ts: int, contact: str, survey: dict[str, Any]) -> dict[str, Any]:
+        event = self._base("survey.followed_up", ts, contact)
+        event.update(survey_event_id=survey["event_id"], agent_id=None)
         return event
 
 
@@ -252,6 +259,9 @@ async def run_scenario(stack: Stack, producer: Producer) -> None:
         batch.append(ev.ended(t1, c, STEADY, 1 + i % 5, resolved=i % 4 != 0))
     for i, c in enumerate(steady[:12]):
         batch.append(ev.survey(t1, c, nps=(10, 9, 8)[i % 3], csat=(5, 4, 3)[i % 3]))
+    # one detractor in steady, followed up at once (the feedback panels of contract v2 have data in both queues)
+    unhappy = ev.survey(t1, steady[12], nps=2, csat=2)
+    batch += [unhappy, ev.followed_up(t1, steady[12], unhappy)]
     await send(batch)
 
     t6 = t0 + 6 * S
@@ -265,6 +275,7 @@ async def run_scenario(stack: Stack, producer: Producer) -> None:
         batch.append(ev.ended(t6, c, FAST, 6 + i % 5, resolved=i % 2 == 0))
     for i, c in enumerate(fast[:12]):
         batch.append(ev.survey(t6, c, nps=i % 7, csat=1 + i % 2))
+    batch.append(ev.followed_up(t6, fast[0], batch[-12]))  # fast[0]'s survey (a detractor: nps 0), answered
     missing = {"event_id": f"{ev.tag}-ev-bad", "type": "contact.queued", "ts": iso(t6),
                "contact_id": f"{ev.tag}-ct-bad", "customer_id": f"{ev.tag}-cu-bad"}  # no queue, no channel
     ev.all.append(missing)
