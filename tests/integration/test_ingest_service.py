@@ -53,7 +53,12 @@ class Service:
 
 
 @pytest.fixture
-async def start_service(kafka_bootstrap: str, unique_topic: Any) -> AsyncIterator[Callable[..., Any]]:
+async def start_service(kafka_bootstrap: str, unique_topic: Any,
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., Any]]:
+    # `make test` exports the stack's address as CXPULSE_KAFKA__BOOTSTRAP_SERVERS; pydantic-settings lets that
+    # environment rebuild the `kafka` section given here (topics back to their defaults, the outage test's dead
+    # port replaced by the live broker), so the service under test must not see it
+    monkeypatch.delenv("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", raising=False)
     runners: list[web.AppRunner] = []
 
     async def start(bootstrap: str | None = None, **ingest: Any) -> Service:
