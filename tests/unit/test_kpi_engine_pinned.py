@@ -1,0 +1,118 @@
+"""Rules of the engine's own files (aggregates.py, engine.py, live.py, partials.py) that the mutation run of
+issue 16 found unpinned, each computed by hand from kpis.md / events.md (docs/mutation.md).
+
+Why a file of its own: its name matches the mutation tool's ``tests/unit/test_kpi_*.py`` glob, so every run
+selects it. Live tests drive the wall clock through ``LiveKpis(clock=...)`` (a :class:`Clock` that moves only
+when the test sets it): no sleep, no timed assertion. Voice defaults: T = 20 s; the feedback response target
+is set to 1 h where used (kpis.md "Closed-loop feedback (v2)": a feedback breach is +1 for every detractor
+feedback not followed up by survey ts + target, once, at that moment; live, published when it passes, never
+twice).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from cxpulse.core import measures as m
+from cxpulse.core.live import LiveKpis
+from cxpulse.core.processors import FeedbackBreach
+from cxpulse.models.events import format_ts, parse_any_event, to_us
+from cxpulse.settings import KpiSettings
+
+US = 1_000_000
+MINUTE_US = 60 * US
+HOUR_US = 3600 * US
+T0 = to_us(datetime(2026, 5, 4, 10, 0, tzinfo=timezone.utc))  # 10:00:00 UTC
+KEY = ("billing", "voice")
+
+
+class Clock:
+    """A wall clock in microseconds that moves only when the test sets it."""
+
+    def __init__(self, now_us: int) -> None:
+        self.now_us = now_us
+
+    def __call__(self) -> int:
+        return self.now_us
+
+
+def contact_event(kind: str, eid: str, at_us: int, contact: str = "c1", **extra: Any) -> dict[str, Any]:
+    """A contact event of billing/voice for customer u1 at an exact microsecond."""
+    event: dict[str, Any] = {"event_id": eid, "type": f"contact.{kind}", "ts": format_ts(at_us),
+                             "contact_id": contact, "customer_id": "u1", "queue": "billing", "channel": "voice"}
+    if kind == "queued":
+        event["reason"] = None
+    elif kind == "answered":
+        event["agent_id"] = "a1"
+    event.update(extra)
+    return event
+
+
+def survey_event(eid: str, at_us: int, contact: str = "c1", **scores: int) -> dict[str, Any]:
+    return {"event_id": eid, "type": "survey.response", "ts": format_ts(at_us), "contact_id": contact,
+            "customer_id": "u1", **scores}
+
+
+def feed(live: LiveKpis, partition: int, event: dict[str, Any], offset: int = 0, topic: str = "contact-events") -> bool:
+    """Hand one event to the live engine as the Faust agent does (validated model plus its original bytes)."""
+    raw = orjson.dumps(event)
+    return live.handle(topic, partition, parse_any_event(raw), raw, offset)
+
+
+def one_hour_target() -> KpiSettings:
+    return KpiSettings(channels={"voice": {"feedback_response_target": "1h"}})
+
+
+def detractor_awaiting(live: LiveKpis) -> None:
+    """c1 queued 10:00:00, answered 10:00:10 (wait 10 s <= T: no SLA breach), survey s1 at 10:01:00 with nps 1
+    (a detractor: nps <= 6), never followed up: its target passes at 10:01:00 + 1 h = 11:01:00."""
+    assert feed(live, 0, contact_event("queued", "q1", T0), 0)
+    assert feed(live, 0, contact_event("answered", "a1", T0 + 10 * US), 1)
+    assert feed(live, 0, survey_event("s1", T0 + MINUTE_US, nps=1), 0, "survey-responses")
+
+
+def test_a_detractor_past_its_target_is_published_once_and_counted_in_the_live_totals() -> None:
+    """Target 1 h; s1 (detractor, 10:01:00) breaches at D = 11:01:00. Like an SLA breach, the moment must have
+    passed: at exactly D nothing is due (0 published); at D + 1 µs the breach goes out, once: (billing, voice,
+    c1, s1, survey 10:01:00, 3600 s, at D), published total 1; asked again at 12:00 nothing more, total still 1.
+    The Prometheus counters (``totals``) after the document at 12:00: detractor_feedback 1, feedback_breaches 1
+    (s1's breach lies before now and it still awaits), sla_breaches 0.
+
+    Kills ``LiveKpis.__init__`` ``feedback_breaches_published_total = 0 -> 1``, ``due_feedback_breaches``
+    ``not in -> in`` (nothing would ever be published) and ``+= len(out) -> -=`` (total -1), and ``totals``
+    adding open feedback breaches with ``-=`` (-1)."""
+    live = LiveKpis(one_hour_target(), clock=Clock(T0 + 30 * MINUTE_US))
+    assert live.feedback_breaches_published_total == 0
+    detractor_awaiting(live)
+    deadline = T0 + MINUTE_US + HOUR_US
+    assert live.due_feedback_breaches(deadline) == []
+    assert live.feedback_breaches_published_total == 0
+    published = live.due_feedback_breaches(deadline + 1)
+    assert published == [FeedbackBreach("billing", "voice", "c1", "s1", T0 + MINUTE_US, 3600, deadline)]
+    assert live.feedback_breaches_published_total == 1
+    assert live.due_feedback_breaches(T0 + 2 * HOUR_US) == []
+    assert live.feedback_breaches_published_total == 1
+    live.document(T0 + 2 * HOUR_US)
+    counts = live.totals()[KEY]
+    assert (counts[m.DETRACTOR_FEEDBACK], counts[m.FEEDBACK_BREACHES], counts[m.SLA_BREACHES]) == (1, 1, 0)
+
+
+def test_a_feedback_breach_published_before_a_restart_is_not_published_again() -> None:
+    """After a restart the worker fills ``published_feedback`` from what it had published: s1's breach (due at
+    11:01:00) is in it, so at 12:00 nothing goes out and the published total stays 0 (this process published
+    none). A second detractor s2 of c2 (survey 10:02:00, due 11:02:00), not in the set, goes out alone: total 1.
+
+    Kills ``due_feedback_breaches`` ``not in -> in`` (s1 published again, s2 never)."""
+    live = LiveKpis(one_hour_target(), clock=Clock(T0 + 30 * MINUTE_US))
+    detractor_awaiting(live)
+    live.published_feedback.add(("c1", "s1"))
+    assert live.due_feedback_breaches(T0 + 2 * HOUR_US) == []
+    assert live.feedback_breaches_published_total == 0
+    assert feed(live, 0, contact_event("queued", "q2", T0 + 90 * US, "c2"), 2)
+    assert feed(live, 0, survey_event("s2", T0 + 2 * MINUTE_US, "c2", csat=2), 1, "survey-responses")
+    assert [(b.contact_id, b.survey_event_id, b.breached_at_us) for b in live.due_feedback_breaches(T0 + 2 * HOUR_US)] \
+        == [("c2", "s2", T0 + 2 * MINUTE_US + HOUR_US)]
+    assert live.feedback_breaches_published_total == 1
