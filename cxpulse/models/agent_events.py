@@ -75,8 +75,9 @@ def parse_agent_event(raw: bytes | str | dict[str, Any]) -> AgentState:
     try:
         return _agent_adapter.validate_python(obj)
     except ValidationError as exc:
-        if exc.errors(include_url=False)[0]["type"] == "reason_not_away":
-            raise InvalidEvent("invalid_value", f"reason: {exc.errors(include_url=False)[0]['msg']}") from None
+        first = exc.errors()[0]  # only its type and message are read (no need to leave out the url)
+        if first["type"] == "reason_not_away":
+            raise InvalidEvent("invalid_value", f"reason: {first['msg']}") from None
         raise _describe_errors(exc) from None
 
 
