@@ -18,6 +18,7 @@ import orjson
 
 from cxpulse.core import measures as m
 from cxpulse.core.live import LiveKpis
+from cxpulse.core.partials import merge
 from cxpulse.core.processors import FeedbackBreach
 from cxpulse.models.events import format_ts, parse_any_event, to_us
 from cxpulse.settings import KpiSettings
@@ -116,3 +117,49 @@ def test_a_feedback_breach_published_before_a_restart_is_not_published_again() -
     assert [(b.contact_id, b.survey_event_id, b.breached_at_us) for b in live.due_feedback_breaches(T0 + 2 * HOUR_US)] \
         == [("c2", "s2", T0 + 2 * MINUTE_US + HOUR_US)]
     assert live.feedback_breaches_published_total == 1
+
+
+def answered_with_detractor(live: LiveKpis, contact: str, queued_us: int, survey_us: int, queue: str = "billing",
+                            **scores: int) -> None:
+    """``contact`` queued at ``queued_us`` in ``queue``, answered 10 s later, then a detractor survey."""
+    assert feed(live, 0, contact_event("queued", f"{contact}-q", queued_us, contact, queue=queue))
+    assert feed(live, 0, contact_event("answered", f"{contact}-a", queued_us + 10 * US, contact, queue=queue))
+    assert feed(live, 0, survey_event(f"{contact}-s", survey_us, contact, **scores), 0, "survey-responses")
+
+
+def test_merge_adds_awaiting_follow_ups_and_takes_the_oldest_over_workers() -> None:
+    """Three workers at 10:30:00, target 1 h (no feedback breach yet). A: billing, c1's detractor survey at
+    10:01:00 awaits (29 min = 1740 s old), c3 waits since 10:20:00 (600 s). B: billing, c2's survey at 10:05:00
+    (1500 s), c4 waits since 10:25:00 (300 s); sales, c6's survey at 10:10:00 (1200 s), c7 waits since 10:28:00
+    (120 s). C, a worker of before contract v2, sends billing's live block as two numbers, [2 waiting, 50 s].
+
+    Merged billing: waiting 1 + 1 + 2 = 4, longest max(600, 300, 50) = 600 s, awaiting 1 + 1 + 0 (C sent none)
+    = 2, oldest max(1740, 1500) = 1740 s; sales: 1, 120 s, 1, 1200 s. Totals: waiting 5, longest 600 s,
+    awaiting 3, oldest max(1740, 1200) = 1740 s (kpis.md: now - the earliest awaiting survey ts).
+
+    Kills ``merge``'s live bookkeeping: the two-number fallback (``== 2`` -> ``!=`` / ``== 1``, its default
+    count ``0 -> 1``), the initial ``[0, 0.0, 0, 0.0]`` (``0 -> 1``), ``+= -> -=`` and the index mutants of
+    ``held[0..3]``, ``max -> min`` per key and over keys (and for ``now``: ``generated_at`` would be None), and the totals'
+    ``v[0..3]`` index mutants."""
+    kpi = one_hour_target()
+    now = T0 + 30 * MINUTE_US
+    a = LiveKpis(kpi, clock=Clock(now))
+    answered_with_detractor(a, "c1", T0, T0 + MINUTE_US, nps=1)
+    assert feed(a, 0, contact_event("queued", "c3-q", T0 + 20 * MINUTE_US, "c3"))
+    b = LiveKpis(kpi, clock=Clock(now))
+    answered_with_detractor(b, "c2", T0 + 2 * MINUTE_US, T0 + 5 * MINUTE_US, csat=2)
+    assert feed(b, 0, contact_event("queued", "c4-q", T0 + 25 * MINUTE_US, "c4"))
+    answered_with_detractor(b, "c6", T0 + 3 * MINUTE_US, T0 + 10 * MINUTE_US, "sales", nps=0)
+    assert feed(b, 0, contact_event("queued", "c7-q", T0 + 28 * MINUTE_US, "c7", queue="sales"))
+    legacy = {"worker": "C", "now": now, "totals": {},
+              "queues": [{"queue": "billing", "channel": "voice", "windows": {}, "live": [2, 50.0]}]}
+    doc = merge(kpi, [a.partial("A", now), b.partial("B", now), legacy])
+    lives = {(q["queue"], q["channel"]): q["live"] for q in doc["queues"]}
+    assert lives == {
+        KEY: {"waiting": 4, "longest_wait_seconds": 600.0, "awaiting_follow_up": 2, "oldest_awaiting_seconds": 1740.0},
+        ("sales", "voice"): {"waiting": 1, "longest_wait_seconds": 120.0, "awaiting_follow_up": 1,
+                             "oldest_awaiting_seconds": 1200.0},
+    }
+    assert doc["totals"]["live"] == {"waiting": 5, "longest_wait_seconds": 600.0, "awaiting_follow_up": 3,
+                                     "oldest_awaiting_seconds": 1740.0}
+    assert doc["generated_at"] == "2026-05-04T10:30:00.000Z"
