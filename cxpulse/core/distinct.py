@@ -58,9 +58,7 @@ class DistinctCustomers:
     def _remove(self, contact_id: str, held: tuple[int, Key, str]) -> None:
         t0, key, customer_id = held
         entry = (t0, customer_id, contact_id)
-        for entries in (self.by_key.get(key), self.all):
-            if entries is None:
-                continue
+        for entries in (self.by_key[key], self.all):  # note() made the key's list before holding the contact
             index = bisect_left(entries, entry)
             if index < len(entries) and entries[index] == entry:
                 del entries[index]
@@ -80,8 +78,6 @@ class DistinctCustomers:
             return 0
         low = bisect_left(entries, (start_us,))
         high = bisect_left(entries, (end_us,))
-        if high - low < 2:
-            return high - low
         return len({entry[1] for entry in entries[low:high]})
 
     def keys(self) -> list[Key]:
@@ -102,10 +98,8 @@ class DistinctCustomers:
                 if high:
                     self.gone_by_key.setdefault(key, set()).update(entry[1] for entry in entries[:high])
         contacts = self.contacts
-        for t0, _, contact_id in self.all[:cut]:
-            held = contacts.get(contact_id)
-            if held is not None and held[0] == t0:
-                del contacts[contact_id]
+        for entry in self.all[:cut]:  # each held contact has exactly its one entry (note() removes the old one)
+            contacts.pop(entry[2], None)
         del self.all[:cut]
         for entries in self.by_key.values():
             del entries[:bisect_left(entries, (before_us,))]
