@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+import pytest
 
 from cxpulse.core import measures as m
+from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge
 from cxpulse.core.processors import FeedbackBreach
@@ -163,3 +165,23 @@ def test_merge_adds_awaiting_follow_ups_and_takes_the_oldest_over_workers() -> N
     assert doc["totals"]["live"] == {"waiting": 5, "longest_wait_seconds": 600.0, "awaiting_follow_up": 3,
                                      "oldest_awaiting_seconds": 1740.0}
     assert doc["generated_at"] == "2026-05-04T10:30:00.000Z"
+
+
+def test_future_facts_have_room_for_two_to_the_twentieth_combinations() -> None:
+    """A future fact is one int: its time shifted left by 20 bits, plus the id of its (measure, queue, channel)
+    (``Aggregates._code``), so 2**20 = 1 048 576 combinations fit (ids 0 .. 1 048 575) and the next is refused
+    with "more than 1048576". The first 1 048 575 ids are taken here by filling the combination table directly
+    (a million real facts would cost seconds); then offered +1 at 10:01:30 on billing/voice gets the last id,
+    1 048 575, waits in the future, and joins the 10:01 bucket once now passes it, read back as billing/voice;
+    a further combination (offered on sales/voice at 10:05:00, after now) is refused.
+
+    Kills ``_COMBO_BITS = 20 -> 19`` (the last id would already be refused: 1 048 575 >= 2**19)."""
+    agg = Aggregates(60 * US, T0)
+    agg._combos.extend([(m.OFFERED, "filler", "voice")] * ((1 << 20) - 1))
+    at = T0 + 90 * US
+    agg.apply([(m.OFFERED, at, "billing", "voice", 1)])
+    assert agg.future == {(at << 20) | ((1 << 20) - 1): 1}
+    agg.advance(T0 + 2 * MINUTE_US)
+    assert agg.window(T0 + MINUTE_US, T0 + 2 * MINUTE_US, [KEY])[KEY][m.OFFERED] == 1
+    with pytest.raises(ValueError, match="more than 1048576 .measure, queue, channel. combinations in the future"):
+        agg.apply([(m.OFFERED, T0 + 5 * MINUTE_US, "sales", "voice", 1)])
