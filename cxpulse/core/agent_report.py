@@ -138,11 +138,8 @@ def _live_doc(counts: Counter[str] | None) -> dict[str, Any]:
 
 def _windows_doc(windows: dict[str, Window], names: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in names:
-        held = windows.get(name)
-        if held is None:
-            continue
-        start, end, values = held
+    for name in names:  # every name is in ``windows``: the caller lays the figures over _empty_windows
+        start, end, values = windows[name]
         doc: dict[str, Any] = {"start": format_ts(start), "end": format_ts(end)}
         for state, value in zip(TIMED_STATES, values):
             doc[f"{state}_seconds"] = value / US_PER_SECOND
@@ -193,7 +190,7 @@ def section(kpi: KpiSettings, fig: AgentFigures) -> dict[str, Any]:
     }
     if fig.listing is not None:
         out["listed"] = [_listed(item, fig.now) for item in sorted(
-            fig.listing, key=lambda i: (i["state"], i["since_us"] or 0, i["agent_name"] or ""))]
+            fig.listing, key=lambda i: (i["state"], i["since_us"], i["agent_name"] or ""))]
     return out
 
 
@@ -207,6 +204,7 @@ def _empty_windows(kpi: KpiSettings, now_us: int) -> dict[str, Window]:
 
 
 def _listed(item: dict[str, Any], now_us: int) -> dict[str, Any]:
+    # a listed agent has a current state, so ``since_us`` is an int, at or before every part's now (<= now_us)
     since = item["since_us"]
     return {
         "agent_name": item["agent_name"],
@@ -214,8 +212,8 @@ def _listed(item: dict[str, Any], now_us: int) -> dict[str, Any]:
         "reason": item["reason"],
         "team": item["team"],
         "queues": item["queues"],
-        "since": format_ts(since) if since is not None else None,
-        "seconds_in_state": max(0, now_us - since) / US_PER_SECOND if since is not None else 0.0,
+        "since": format_ts(since),
+        "seconds_in_state": (now_us - since) / US_PER_SECOND,
     }
 
 

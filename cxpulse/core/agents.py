@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -83,10 +84,6 @@ class AgentTimeline:
             bisect.insort(records, rec)
         return True
 
-    @property
-    def last_ts(self) -> int:
-        return self.records[-1][TS] if self.records else 0
-
     def current(self, now_us: int) -> Record | None:
         """The record in force at ``now_us`` (the last with ``ts <= now``), or None: logged out (never seen)."""
         records = self.records
@@ -94,7 +91,8 @@ class AgentTimeline:
             return None
         if records[-1][TS] <= now_us:
             return records[-1]
-        index = bisect.bisect_right(records, (now_us, "\U0010ffff")) - 1
+        # by ts alone: a sentinel event id would misplace ids that sort after it (one starting with U+10FFFF)
+        index = bisect.bisect_right(records, now_us, key=itemgetter(TS)) - 1
         return records[index] if index >= 0 else None
 
     def intervals(self, now_us: int) -> Iterator[tuple[int, int, Record]]:
@@ -261,9 +259,9 @@ class AgentProcessor:
         for timeline in self.agents.values():
             for start, end, rec in timeline.intervals(now_us):
                 index = _STATE_INDEX.get(rec[STATE])
-                if index is None or end <= start_us or start >= end_us:
+                if index is None:
                     continue
-                part = min(end, end_us) - max(start, start_us)
+                part = min(end, end_us) - max(start, start_us)  # <= 0 for an interval outside the window
                 if part > 0:
                     row = out.get(rec[TEAM])
                     if row is None:
@@ -274,7 +272,7 @@ class AgentProcessor:
     def cumulative(self, now_us: int) -> dict[str | None, list[int]]:
         """Microseconds in each timed state per team since this processor started (folded + kept), up to
         ``now_us``: what the Prometheus counters export."""
-        out = self.seconds(-(2**62), now_us, now_us)
+        out = self.seconds(0, now_us, now_us)  # no event time is before the epoch (events.md)
         for (team, state), value in self.folded.items():
             row = out.setdefault(team, [0] * len(TIMED_STATES))
             row[_STATE_INDEX[state]] += value

@@ -80,7 +80,7 @@ def agents_for_service_level(
     """The fewest agents whose Erlang C service level reaches ``target`` (the planner's staffing question)."""
     if not 0 < target < 1:
         raise ValueError(f"target must be in (0, 1), got {target}")
-    servers = max(1, math.floor(_load(arrival_rate, service_rate)) + 1)
+    servers = math.floor(_load(arrival_rate, service_rate)) + 1  # the load is >= 0: at least 1
     while service_level(arrival_rate, service_rate, servers, threshold) < target:
         servers += 1
         if servers > max_agents:

@@ -49,22 +49,16 @@ def agents_required(offered: int, window_seconds: float, aht_seconds: float | No
 
 @dataclass(frozen=True, slots=True)
 class StaffingInputs:
-    """What one part (a partition, a worker) knows of a queue: counts that add across parts.
+    """What a queue's staffing figure is computed from, once every part's (partition's, worker's) counts are added.
 
-    ``offered`` in the 15m window and its bounds (seconds), ``handled`` and ``handle_us`` over the 1h window, and
+    ``offered`` in the 15m window and its length (seconds), ``handled`` and ``handle_us`` over the 1h window, and
     the agents serving the queue now that are available, on a contact or in wrap-up (``staffed``)."""
 
-    offered: int = 0
-    window_seconds: float = 0.0
-    handled: int = 0
-    handle_us: int = 0
-    staffed: int = 0
-
-    def plus(self, other: "StaffingInputs") -> "StaffingInputs":
-        return StaffingInputs(
-            self.offered + other.offered, max(self.window_seconds, other.window_seconds),
-            self.handled + other.handled, self.handle_us + other.handle_us, self.staffed + other.staffed,
-        )
+    offered: int
+    window_seconds: float
+    handled: int
+    handle_us: int
+    staffed: int
 
 
 def staffing(inputs: StaffingInputs, threshold_seconds: float, target: float) -> dict[str, Any]:
