@@ -19,6 +19,7 @@ import pytest
 
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge
 from cxpulse.core.processors import FeedbackBreach
@@ -185,3 +186,52 @@ def test_future_facts_have_room_for_two_to_the_twentieth_combinations() -> None:
     assert agg.window(T0 + MINUTE_US, T0 + 2 * MINUTE_US, [KEY])[KEY][m.OFFERED] == 1
     with pytest.raises(ValueError, match="more than 1048576 .measure, queue, channel. combinations in the future"):
         agg.apply([(m.OFFERED, T0 + 5 * MINUTE_US, "sales", "voice", 1)])
+
+
+def fold_history() -> list[dict[str, Any]]:
+    """c1 (u1) queued 10:00:00, answered 10:00:10, ended resolved 10:05:00; its survey s1 at 10:10:00 with nps 3
+    (a detractor), followed up by f1 at 10:40:00; c2 (u1 again) queued 10:30:00, abandoned 10:30:30."""
+    ended = {"agent_id": "a1", "talk_seconds": 240, "hold_seconds": 0, "wrap_seconds": 50, "resolved": True,
+             "transferred": False}
+    return [
+        contact_event("queued", "q1", T0), contact_event("answered", "a1", T0 + 10 * US),
+        contact_event("ended", "e1", T0 + 5 * MINUTE_US, **ended),
+        survey_event("s1", T0 + 10 * MINUTE_US, nps=3),
+        contact_event("queued", "q2", T0 + 30 * MINUTE_US, "c2"),
+        contact_event("abandoned", "x2", T0 + 30 * MINUTE_US + 30 * US, "c2"),
+        {"event_id": "f1", "type": "survey.followed_up", "ts": format_ts(T0 + 40 * MINUTE_US), "contact_id": "c1",
+         "customer_id": "u1", "survey_event_id": "s1", "agent_id": "sup-1"},
+    ]
+
+
+def replay_document(kpi: KpiSettings) -> dict[str, Any]:
+    engine = KpiEngine(kpi)
+    for event in fold_history():
+        assert engine.process(event)
+    engine.finish()
+    return engine.snapshot(T0 + 2 * HOUR_US, include_all=True)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_folding_pending_facts_early_changes_no_figure(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
+    """Facts before now wait in ``Aggregates._pending`` until a read or ``FOLD_EVERY`` (65 536) of them; folding
+    after every 1 or 2 facts must give the very document of folding only at the read (sums commute). By hand
+    (F = 1 h, T = 20 s, S = 5 s), billing/voice over all: offered 2; answered 1; abandoned 1 (x2 after 30 s: not
+    short) and one SLA breach (30 s > T, at 10:30:20); handled 1 (AHT 240 + 50 = 290 s); c2 (u1 within 1 h of
+    c1, reasons null) a repeat; c1 a first contact, resolved, closed at t0 + F = 11:00, not confirmed (c2 came
+    within F); detractors 1, followed up 1 after 30 min (1800 s).
+
+    This is what argues ``FOLD_EVERY = 65536 -> 65535`` and the ``>= FOLD_EVERY -> >`` mutants of ``apply`` and
+    ``advance`` equivalent (docs/mutation-equivalent.txt): they only move when pending facts are folded."""
+    kpi = KpiSettings(fcr_window="1h")
+    monkeypatch.setattr(Aggregates, "FOLD_EVERY", 10**9)
+    lazy = replay_document(kpi)
+    monkeypatch.setattr(Aggregates, "FOLD_EVERY", every)
+    eager = replay_document(kpi)
+    assert eager == lazy
+    w = next(q for q in eager["queues"] if (q["queue"], q["channel"]) == KEY)["windows"]["all"]
+    assert (w["offered"], w["answered"], w["abandoned"], w["abandoned_short"], w["sla_breaches"]) == (1 + 1, 1, 1, 0, 1)
+    assert (w["handled"], w["aht_seconds"], w["repeat_contacts"]) == (1, 290.0, 1)
+    assert (w["first_contacts"], w["first_contacts_resolved"], w["first_contacts_closed"],
+            w["first_contacts_confirmed"]) == (1, 1, 1, 0)
+    assert (w["detractors"], w["followed_up"], w["average_feedback_response_seconds"]) == (1, 1, 1800.0)
