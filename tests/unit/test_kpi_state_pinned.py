@@ -16,10 +16,25 @@ Defaults (kpis.md): voice T = 20 s, allowed disorder 60 s, contact retention 31 
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
+from cxpulse.core import measures as m
+from cxpulse.core import processors as processors_module
+from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.contact import ContactState, Record, Summary
 from cxpulse.core.distinct import DistinctCustomers
+from cxpulse.core.processors import ContactProcessor, CustomerProcessor
+from cxpulse.models.events import format_ts, parse_any_event, to_us
+from cxpulse.settings import KpiSettings
+from test_kpi_edges import DAY, ev
 
+US = 1_000_000
+T0 = to_us(DAY)  # 2026-05-04T10:00:00Z
+BUCKET_US = 60 * US
+RETENTION_US = 31 * 86_400 * US  # contact_retention's default
 BILLING = ("billing", "voice")
 SALES = ("sales", "chat")
 EVERYTHING = -(2**63)  # the start of a replay's ``all`` window (Aggregates.customers_until)
@@ -155,3 +170,219 @@ def test_pruning_nothing_moves_no_bound() -> None:
     index.note("c2", "u2", 10, *BILLING)
     assert (index.count(None, 20, 200), index.count(None, 0, 200)) == (1, 2)
     assert index.gone_from is None and index.gone_all == set()
+
+
+# -- contacts (processors.py) ---------------------------------------------------------------------------------------
+def event(kind: str, eid: str, at_s: float, contact: str = "c1", **extra: Any) -> Any:
+    """A validated event ``at_s`` seconds after 10:00:00 (billing/voice, customer u1 unless said)."""
+    data = ev(kind, eid, DAY, contact, **extra) | {"ts": format_ts(T0 + int(at_s * US))}
+    return parse_any_event(orjson.dumps(data))
+
+
+def follow_up(eid: str, at_s: float, survey_id: str, contact: str = "c1") -> Any:
+    data = {"event_id": eid, "type": "survey.followed_up", "ts": format_ts(T0 + int(at_s * US)), "contact_id": contact,
+            "customer_id": "u1", "survey_event_id": survey_id, "agent_id": "sup-1"}
+    return parse_any_event(orjson.dumps(data))
+
+
+def contacts(*, loader: Any = None) -> ContactProcessor:
+    """A contact processor as a live worker has one per partition (breaches published), default settings."""
+    return ContactProcessor(KpiSettings(), Aggregates(BUCKET_US, T0), publish_breaches=True, loader=loader)
+
+
+def billing(proc: ContactProcessor, measure: int, now_s: float = 3600) -> int:
+    """One count of billing/voice over every fact before ``now_s`` seconds after 10:00:00."""
+    proc.aggregates.advance(T0 + int(now_s * US))
+    return proc.aggregates.totals.get(BILLING, [0] * m.N_MEASURES)[measure]
+
+
+def settled_history(proc: ContactProcessor) -> None:
+    """c1 queued 10:00:00 and still waiting; c3 queued 10:00:01 and abandoned 10:00:03; c2 queued 10:01:40 and
+    abandoned 10:01:42: stream time 10:01:42, allowed disorder 60 s, so the settle horizon is 10:00:42."""
+    for item in (event("queued", "q1", 0), event("queued", "q3", 1, "c3"), event("abandoned", "x3", 3, "c3"),
+                 event("queued", "q2", 100, "c2"), event("abandoned", "x2", 102, "c2")):
+        assert proc.handle(item)
+    assert proc.stream_time == T0 + 102 * US
+
+
+def test_a_settled_contact_is_packed_and_a_waiting_one_stays_for_its_breach() -> None:
+    """settle() marks as evictable the contacts with events before the horizon (10:00:42) that are settled:
+    nothing waiting, nothing that may still be refused, last event before the horizon. That is c3 (last event
+    10:00:03), not c1 (waiting) nor c2 (no event before the horizon). Once saved (dirty cleared), evict() packs
+    c3 only. c1 must stay an object: the breach timer finds its visit by it. due_breaches(10:01:42) then gives
+    c1's breach at queued + T = 10:00:00 + 20 s = 10:00:20, and nothing for c3 (abandoned after 2 s, not
+    waiting) nor c2 (deadline 10:02:00, after now).
+
+    Kills ``ContactProcessor.settle``'s evictable test with ``and -> or`` and ``waiting is None -> is not``
+    (c1 packed: its breach never published), either ``not`` removed (c3 never packed)."""
+    proc = contacts()
+    settled_history(proc)
+    assert proc.settle() == []
+    assert proc.evictable == {"c3"}
+    proc.dirty.clear()  # the worker saved them
+    assert proc.evict() == 1
+    assert (set(proc.settled), set(proc.contacts)) == ({"c3"}, {"c1", "c2"})
+    breaches = proc.due_breaches(T0 + 102 * US)
+    assert [(b.contact_id, b.queued_event_id, b.breached_at_us) for b in breaches] == [("c1", "q1", T0 + 20 * US)]
+
+
+def test_a_contact_not_yet_saved_is_never_dropped_and_a_saved_one_is_read_back_from_the_table() -> None:
+    """The live worker keeps settled contacts in its table only (``evict(keep_packed=False)``) and reads one back
+    through ``loader`` when an event of it arrives. Its table is a dict here, written as the worker does: after a
+    batch, every dirty contact is stored and ``dirty`` cleared.
+
+    c3 is settled after the history but not yet saved: evict() must keep it (0 moved), or its state would be
+    lost. Saved, it goes (1 moved: in neither ``contacts`` nor ``settled``). Then its abandon x3 re-delivered is
+    a duplicate (the table knows it), and a survey s3 at 10:05:00 (nps 10) is a promoter of billing/voice, the
+    queue of its queued q3 read back from the table; no survey counts under unknown/unknown.
+
+    Kills ``ContactProcessor.evict`` packing a dirty contact (``in dirty -> not in``, its ``continue``
+    removed) and ``_load`` ignoring the loader (``loader is not None -> is``, its ``return`` removed: x3 would
+    count as a new event of an unknown contact, s3 under unknown/unknown)."""
+    table: dict[str, ContactState] = {}
+    proc = contacts(loader=table.get)
+    settled_history(proc)
+    proc.settle()
+    assert proc.evict(keep_packed=False) == 0
+    assert "c3" in proc.contacts
+    for contact_id in proc.dirty:
+        table[contact_id] = ContactState.from_row(proc.contacts[contact_id].to_row())
+    proc.dirty.clear()
+    assert proc.evict(keep_packed=False) == 1
+    assert "c3" not in proc.contacts and proc.settled == {}
+    assert proc.handle(event("abandoned", "x3", 3, "c3")) is False
+    assert proc.handle(event("survey", "s3", 300, "c3", nps=10))
+    assert billing(proc, m.PROMOTERS) == 1
+    assert proc.aggregates.totals.get(("unknown", "unknown")) is None
+
+
+def test_replace_puts_a_contact_back_to_its_stored_state_or_forgets_it() -> None:
+    """When the worker cannot store a contact's new state, ``replace`` puts it back to what is stored, so the
+    counts never run ahead of what a restart rebuilds. c1 queued 10:00:00, answered 10:00:05 (stored so), then
+    ended 10:01:05 (handled 1) but not stored: replace(c1, stored) -> offered 1, answered 1, handled 0. Then
+    replace(c1, None) (nothing stored) -> 0, 0, 0. replace of a contact the processor does not hold (c7) changes
+    nothing.
+
+    Kills ``ContactProcessor.replace`` without retracting the current facts (``current is not None -> is``:
+    offered 2), retracting with sign ``-0``, ``state is not None -> is`` (nothing restored / None restored),
+    and ``current is not None and ... -> or`` (c7: None has no records)."""
+    proc = contacts()
+    proc.handle(event("queued", "q1", 0))
+    proc.handle(event("answered", "a1", 5))
+    stored = ContactState.from_row(proc.contacts["c1"].to_row())
+    proc.handle(event("ended", "e1", 65))
+    assert billing(proc, m.HANDLED) == 1
+    proc.replace("c1", stored)
+    assert [billing(proc, measure) for measure in (m.OFFERED, m.ANSWERED, m.HANDLED)] == [1, 1, 0]
+    assert "c1" in proc.contacts and "c1" not in proc.dirty
+    proc.replace("c1", None)
+    assert [billing(proc, measure) for measure in (m.OFFERED, m.ANSWERED, m.HANDLED)] == [0, 0, 0]
+    assert proc.contacts == {}
+    proc.replace("c7", None)
+    assert [billing(proc, measure) for measure in (m.OFFERED, m.ANSWERED, m.HANDLED)] == [0, 0, 0]
+
+
+def test_a_packed_contact_is_forgotten_only_after_the_retention() -> None:
+    """kpis.md: contacts are remembered for at least 30 days; the default retention is 31 days. c3 (last event
+    10:00:03) packed after the history: ``forget(now)`` drops contacts whose last event is before now - 31 d.
+    At now = 10:00:03 + 31 d: 10:00:03 < 10:00:03 is false -> kept; 1 µs later -> forgotten. c1 waits, never
+    forgotten; c2 (last event 10:01:42) is still young.
+
+    Kills ``ContactProcessor.forget`` ``packed_last_ts(packed) < limit -> <=`` (c3 dropped at exactly 31 d)."""
+    proc = contacts()
+    settled_history(proc)
+    proc.settle()
+    proc.dirty.clear()
+    proc.evict()
+    assert set(proc.settled) == {"c3"}
+    assert proc.forget(T0 + 3 * US + RETENTION_US) == []
+    assert proc.forget(T0 + 3 * US + RETENTION_US + 1) == ["c3"]
+    assert proc.settled == {} and set(proc.contacts) == {"c1", "c2"}
+
+
+def test_a_breach_already_published_is_not_published_again_after_a_recompute() -> None:
+    """due_breaches hands out each breach once. c1 queued 10:00:00 still waits at 10:00:21: its breach (at
+    10:00:20) goes out. Then a survey of c1 timed 09:59:59 arrives (before the queued: out of order, so the
+    contact is recomputed and its waiting visit scheduled again): at 10:00:22 nothing more is due.
+
+    Kills ``ContactProcessor.due_breaches``' ``continue`` for a visit already published."""
+    proc = contacts()
+    proc.handle(event("queued", "q1", 0))
+    assert [b.queued_event_id for b in proc.due_breaches(T0 + 21 * US)] == ["q1"]
+    assert proc.handle(event("survey", "s0", -1, nps=10))
+    assert proc.due_breaches(T0 + 22 * US) == []
+
+
+def test_events_in_order_take_one_step_each_never_the_full_recompute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Engine v2: an event that sorts after every record of its contact and can happen now is one step of the
+    lifecycle (``_step``), not a walk of all its events (``_recompute``): the hot path of a live worker. Spied:
+    the real ``_recompute`` runs, each call is recorded. c1 in order: queued 10:00:00, answered 10:00:05, ended
+    10:01:05, survey 10:02:00 (nps 3: detractor), its follow-up 10:03:00, queued again 10:04:00, answered
+    10:04:10, ended 10:05:10 -> no recompute; offered 2, answered 2, handled 2, detractor feedback 1, followed
+    up 1. Then a survey timed 10:00:30 (out of order) -> exactly one recompute.
+
+    Kills ``_step``'s ``in_service += 1`` on an answer (``-=``, ``+= 0``: the end would not fit, a recompute),
+    and ``handle``'s road test with ``not state.unfit`` negated or ``kind != FOLLOWED or ...`` -> ``and``
+    (every event recomputed)."""
+    recomputed: list[str | None] = []
+    real_recompute = ContactProcessor._recompute
+
+    def spy(self: ContactProcessor, contact_id: str, state: ContactState, rec: Record | None = None) -> Any:
+        recomputed.append(None if rec is None else rec[2])
+        return real_recompute(self, contact_id, state, rec)
+
+    monkeypatch.setattr(ContactProcessor, "_recompute", spy)
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65),
+                 event("survey", "s1", 120, nps=3), follow_up("f1", 180, "s1"), event("queued", "q2", 240),
+                 event("answered", "a2", 250), event("ended", "e2", 310)):
+        assert proc.handle(item)
+    assert recomputed == []
+    counts = [billing(proc, measure) for measure in (m.OFFERED, m.ANSWERED, m.HANDLED, m.DETRACTOR_FEEDBACK,
+                                                      m.FOLLOWED_UP)]
+    assert counts == [2, 2, 2, 1, 1]
+    assert proc.handle(event("survey", "s0", 30, nps=10))
+    assert recomputed == ["s0"]
+
+
+# -- customers (processors.py) -------------------------------------------------------------------------------------
+def summary(customer: str, contact: str, t0_s: float) -> Summary:
+    """An FCR summary: first queued ``t0_s`` seconds after 10:00:00 in billing/voice, no reason, not ended."""
+    return Summary(contact, customer, T0 + int(t0_s * US), None, "billing", "voice", None)
+
+
+def test_a_customer_not_yet_saved_is_never_packed_and_the_most_recent_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The customer side keeps the ``RECENT_CUSTOMERS`` most recently changed customers as objects (1 here) and
+    packs older ones, never one not yet saved (dirty). u1, u2, u3 changed in that order (10:00, 10:01, 10:02);
+    u2 and u3 saved, u1 not: evict() must pack neither u1 (dirty) nor u3 (the most recent), and keep the order
+    of change (u1 oldest). Once u1 is saved too, evict() packs u1 and u2 (2) and only u3 stays an object.
+
+    Kills ``CustomerProcessor.evict`` packing a dirty customer (``in dirty -> not in``, its ``continue``
+    removed), ``len(customers) - len(keep) -> +`` (the loop would run on through u3) and putting the kept
+    customers back at the newest end (``move_to_end(last=False) -> True``: u3 packed next)."""
+    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)
+    proc = CustomerProcessor(KpiSettings(fcr_window="1h"), Aggregates(BUCKET_US, T0))
+    for index, customer in enumerate(("u1", "u2", "u3")):
+        proc.update(summary(customer, f"c{index + 1}", 60 * index))
+    proc.dirty = {"u1"}
+    proc.evict()
+    assert "u1" not in proc.packed and "u3" not in proc.packed
+    assert list(proc.customers)[0] == "u1" and list(proc.customers)[-1] == "u3"
+    proc.dirty.clear()
+    assert proc.evict() == 2
+    assert (list(proc.customers), sorted(proc.packed)) == (["u3"], ["u1", "u2"])
+
+
+def test_a_summary_sent_again_unchanged_leaves_its_customer_saved() -> None:
+    """A contact's summary is sent again unchanged after a re-delivered duplicate (live.py): the customer's state
+    does not change, so it must not be marked for saving again (``dirty`` is what the worker writes).
+
+    Kills ``CustomerProcessor.update``'s early ``return`` removed for an unchanged summary."""
+    proc = CustomerProcessor(KpiSettings(fcr_window="1h"), Aggregates(BUCKET_US, T0))
+    proc.update(summary("u1", "c1", 0))
+    assert proc.dirty == {"u1"}
+    proc.dirty.clear()
+    proc.update(summary("u1", "c1", 0))
+    assert proc.dirty == set()
+    proc.update(summary("u1", "c1", 10))  # t0 10:00:10 instead of 10:00:00: a change, to be saved
+    assert proc.dirty == {"u1"}
