@@ -176,7 +176,8 @@ def test_future_facts_have_room_for_two_to_the_twentieth_combinations() -> None:
     1 048 575, waits in the future, and joins the 10:01 bucket once now passes it, read back as billing/voice;
     a further combination (offered on sales/voice at 10:05:00, after now) is refused.
 
-    Kills ``_COMBO_BITS = 20 -> 19`` (the last id would already be refused: 1 048 575 >= 2**19)."""
+    Kills ``_COMBO_BITS = 20 -> 19`` (the last id would already be refused: 1 048 575 >= 2**19) and ``_code``'s
+    ``combo_id >= _COMBOS -> >`` (id 1 048 576 would be accepted, its code spilling into the time bits)."""
     agg = Aggregates(60 * US, T0)
     agg._combos.extend([(m.OFFERED, "filler", "voice")] * ((1 << 20) - 1))
     at = T0 + 90 * US
