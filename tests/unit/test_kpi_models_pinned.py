@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.agent_kpis import AgentsSection
-from cxpulse.models.events import InvalidEvent
+from cxpulse.models.events import InvalidEvent, SurveyFollowedUp, parse_any_event, parse_survey_response, topic_of
 
 # -- agent.state (events.md, topic agent-events) ------------------------------------------------------------------------
 AWAY: dict[str, Any] = {"event_id": "e-1", "type": "agent.state", "ts": "2026-11-23T08:00:00Z", "agent_id": "ag-7",
@@ -87,6 +87,35 @@ def test_an_agent_event_is_frozen() -> None:
     with pytest.raises(ValidationError, match="Instance is frozen"):
         event.state = "available"  # type: ignore[misc]
     assert event.state == "away"
+
+
+# -- the survey topic (events.md, topic survey-responses; survey.followed_up is contract v2) ----------------------------
+FOLLOW_UP: dict[str, Any] = {"event_id": "f-1", "type": "survey.followed_up", "ts": "2026-11-23T08:00:00Z",
+                             "contact_id": "c-1", "customer_id": "u-1", "survey_event_id": "s-1"}
+
+
+def test_a_survey_topic_event_without_type_is_told_missing() -> None:
+    """On the survey topic as on the others, an event without ``type`` misses a required field; one whose
+    type belongs to the contact topic is an unknown type *on this topic*.
+
+    Kills: ``models/events.py::parse_survey_response`` ``"type" not in obj`` -> ``in`` (6af4f695#3)."""
+    with pytest.raises(InvalidEvent, match="^type: field required$") as caught:
+        parse_survey_response({k: v for k, v in FOLLOW_UP.items() if k != "type"})
+    assert caught.value.kind == "missing_field"
+    with pytest.raises(InvalidEvent, match="^type: unknown event type 'contact.queued' on the survey topic$") as caught:
+        parse_survey_response({**FOLLOW_UP, "type": "contact.queued"})
+    assert caught.value.kind == "unknown_type"
+
+
+def test_a_follow_up_in_a_mixed_file_is_a_survey_topic_event() -> None:
+    """A JSON Lines file mixes both topics (``parse_any_event``): a ``survey.followed_up`` is read as the
+    follow-up it is (``agent_id`` left out: null) and belongs on ``survey-responses``, never on contact-events.
+
+    Kills: ``models/events.py::parse_any_event`` ``in SURVEY_EVENT_TYPES`` -> ``not in`` (cea248a7#0) and its
+    early return removed (cea248a7#1), which send it to the contact parser."""
+    event = parse_any_event(FOLLOW_UP)
+    assert isinstance(event, SurveyFollowedUp)
+    assert (event.survey_event_id, event.agent_id, topic_of(event)) == ("s-1", None, "survey-responses")
 
 
 # -- the agents section of the KPI document (kpis.md "Agents (v2)", "Staffing (v2)") ----------------------------------
