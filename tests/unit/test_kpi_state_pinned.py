@@ -305,12 +305,14 @@ def test_a_breach_already_published_is_not_published_again_after_a_recompute() -
     10:00:20) goes out. Then a survey of c1 timed 09:59:59 arrives (before the queued: out of order, so the
     contact is recomputed and its waiting visit scheduled again): at 10:00:22 nothing more is due.
 
-    Kills ``ContactProcessor.due_breaches``' ``continue`` for a visit already published."""
+    Kills ``ContactProcessor.due_breaches``' ``continue`` for a visit already published, and ``_note_time``'s
+    ``first_ts is None or ts < first_ts`` with ``or -> and`` (the earliest time would stay 10:00:00)."""
     proc = contacts()
     proc.handle(event("queued", "q1", 0))
     assert [b.queued_event_id for b in proc.due_breaches(T0 + 21 * US)] == ["q1"]
     assert proc.handle(event("survey", "s0", -1, nps=10))
     assert proc.due_breaches(T0 + 22 * US) == []
+    assert proc.first_ts == T0 - US  # the earliest event is now s0 (09:59:59): where an "all" window starts
 
 
 def test_events_in_order_take_one_step_each_never_the_full_recompute(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,6 +345,153 @@ def test_events_in_order_take_one_step_each_never_the_full_recompute(monkeypatch
     assert counts == [2, 2, 2, 1, 1]
     assert proc.handle(event("survey", "s0", 30, nps=10))
     assert recomputed == ["s0"]
+
+
+def test_a_settled_contact_that_gets_a_new_event_is_no_longer_evictable() -> None:
+    """After the history c3 is settled (evictable). Then c3 queues again (q3b at 10:01:45, a new visit, still
+    waiting): it is no longer settled, so evict() must leave it (0 moved), and its new visit's breach comes at
+    10:01:45 + T = 10:02:05; due at 10:02:06 with c1's (10:00:20), in deadline order.
+
+    Kills ``ContactProcessor.handle``'s ``contact_id in self.evictable -> not in`` (c3 would stay evictable, be
+    packed while waiting, and its breach never found)."""
+    proc = contacts()
+    settled_history(proc)
+    proc.settle()
+    assert proc.evictable == {"c3"}
+    assert proc.handle(event("queued", "q3b", 105, "c3"))
+    assert proc.evictable == set()
+    proc.dirty.clear()
+    assert proc.evict() == 0
+    breaches = proc.due_breaches(T0 + 126 * US)
+    assert [(b.contact_id, b.queued_event_id, b.breached_at_us) for b in breaches] == [
+        ("c1", "q1", T0 + 20 * US), ("c3", "q3b", T0 + 125 * US)]
+
+
+def test_a_breach_is_due_only_once_the_wait_exceeds_t() -> None:
+    """kpis.md: a breach is a wait that *exceeds* T (20 s). c1 queued 10:00:00 still waits: at exactly 10:00:20
+    nothing is due; 1 µs later its breach is (at 10:00:20).
+
+    Kills ``ContactProcessor.due_breaches`` ``heap[0][0] < now_us -> <=``."""
+    proc = contacts()
+    proc.handle(event("queued", "q1", 0))
+    assert proc.due_breaches(T0 + 20 * US) == []
+    assert [(b.queued_event_id, b.breached_at_us) for b in proc.due_breaches(T0 + 20 * US + 1)] == [("q1", T0 + 20 * US)]
+
+
+def test_an_impossible_event_exactly_at_the_horizon_is_refused_at_the_next_settle() -> None:
+    """events.md: an impossible event is refused once the allowed disorder (60 s) has passed. c1 queued 10:00:00
+    and ended e1 at 10:00:05 with no answer. c9 queued 10:01:05: the horizon is 10:01:05 - 60 s = 10:00:05, e1
+    is not older than it: settle() refuses nothing. c9 answered 10:01:06: horizon 10:00:06, e1 is older: it is
+    refused now ("lifecycle").
+
+    Kills ``ContactProcessor.settle`` ``heap[0][0] < horizon -> <=`` (e1's entry would be taken at exactly the
+    horizon, when it cannot be refused yet, and c1 never looked at again: e1 never refused)."""
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("ended", "e1", 5), event("queued", "q9", 65, "c9")):
+        assert proc.handle(item)
+    assert proc.settle() == []
+    assert proc.handle(event("answered", "a9", 66, "c9"))
+    assert [(r.kind, r.event_id) for r in proc.settle()] == [("lifecycle", "e1")]
+
+
+def test_an_impossible_event_is_refused_with_what_was_given_of_it() -> None:
+    """events.md: an impossible event goes to the DLQ with its original bytes. Three contacts, each queued at
+    10:00:00 and ended at 10:00:05 with no answer: e1 handed over with its bytes only (a replay has no Kafka
+    source), e2 with its source only, e3 with neither (nothing is kept for it: its stored form has no pending
+    bytes). c9 queued 10:01:10 (horizon 10:00:10): settle() refuses all three, each with what it was given.
+
+    Kills ``ContactProcessor.handle``'s ``raw is not None or source is not None`` with ``or -> and`` and either
+    ``is not -> is`` (bytes or source lost, or an empty entry kept for e3)."""
+    proc = contacts()
+    raw = b'{"event_id": "e1"}'
+    source = ("contact-events", 3, 17)
+    for contact in ("c1", "c2", "c3"):
+        proc.handle(event("queued", f"q-{contact}", 0, contact))
+    proc.handle(event("ended", "e1", 5, "c1"), raw, None)
+    proc.handle(event("ended", "e2", 5, "c2"), None, source)
+    proc.handle(event("ended", "e3", 5, "c3"))
+    assert proc.contacts["c3"].to_row()[4] is None
+    proc.handle(event("queued", "q9", 70, "c9"))
+    refused = sorted((r.event_id, r.raw, r.source) for r in proc.settle())
+    assert refused == [("e1", raw, None), ("e2", None, source), ("e3", None, None)]
+
+
+def test_surveys_ahead_of_the_contact_events_do_not_move_the_lifecycle_clock() -> None:
+    """Surveys and follow-ups come on their own topic and may run ahead of the contact events; the allowed
+    disorder of a contact is judged against the time contact events have reached (events.md). c1 queued
+    10:00:00 and ended e1 10:00:05 before its answer arrived (not possible yet: it waits). Then, from the survey
+    topic: s9 of c2 at 10:02:00 (the newest event), s8 of c2 at 10:01:00 and its follow-up f8 at 10:01:30. The
+    contact clock stays 10:00:05 (horizon 09:59:05): settle() refuses nothing. c1's answer a1 at 10:00:03 then
+    arrives, 2 s out of order: e1 is possible after all, handled 1, and nothing is refused later (c3 queued
+    10:01:10, horizon 10:00:10).
+
+    Kills ``ContactProcessor.handle``'s ``rec[RANK] < SURVEY_RANK -> <=`` (the newest survey would move the
+    clock to 10:02:00, horizon 10:01:00: e1 refused before a1 came, handled 0) and ``_note_time``'s
+    ``kind != SURVEY -> ==`` / ``kind != FOLLOWED -> ==`` (s8 or f8 would move it to 10:01:00 or 10:01:30).
+    The earliest event time stays q1's 10:00:00 (kills ``handle``'s ``first_ts is None -> is not``: never set
+    by the newest event, and ``_note_time``'s ``first_ts is None -> is not``: moved to each later event)."""
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("ended", "e1", 5), event("survey", "s9", 120, "c2", nps=10),
+                 event("survey", "s8", 60, "c2", nps=10), follow_up("f8", 90, "s8", "c2")):
+        assert proc.handle(item)
+    assert (proc.stream_time, proc.latest_ts) == (T0 + 5 * US, T0 + 120 * US)
+    assert proc.settle() == []
+    assert proc.handle(event("answered", "a1", 3))
+    assert proc.handle(event("queued", "q3", 70, "c3"))
+    assert proc.settle() == []
+    assert billing(proc, m.HANDLED, 130) == 1
+    assert proc.first_ts == T0  # the earliest event of all (q1): where an "all" window starts
+
+
+def test_a_visit_answered_late_publishes_its_breach_once() -> None:
+    """A visit answered after T whose breach no timer published yet goes out with the answer; one the timer
+    already published does not go out again. c1 queued 10:00:00, answered 10:00:30 (no timer call between):
+    due at 10:00:30 -> c1's breach at 10:00:20. c2 queued 10:00:40; the timer at 10:01:01 publishes its breach
+    (10:01:00); c2 answered 10:01:10: nothing more. Both count: sla_breaches 2.
+
+    Kills ``_step``'s ``publish_breaches and queued[ID] not in state.breaches_published`` with ``not in -> in``
+    (c1's breach never published) and ``and -> or`` (c2's breach, already published by the timer, would go
+    out again with its answer)."""
+    proc = contacts()
+    proc.handle(event("queued", "q1", 0))
+    proc.handle(event("answered", "a1", 30))
+    assert [(b.contact_id, b.breached_at_us) for b in proc.due_breaches(T0 + 30 * US)] == [("c1", T0 + 20 * US)]
+    proc.handle(event("queued", "q2", 40, "c2"))
+    assert [(b.contact_id, b.breached_at_us) for b in proc.due_breaches(T0 + 61 * US)] == [("c2", T0 + 60 * US)]
+    proc.handle(event("answered", "a2", 70, "c2"))
+    assert proc.due_breaches(T0 + 70 * US) == []
+    assert billing(proc, m.SLA_BREACHES, 71) == 2
+
+
+def test_a_second_end_without_a_new_answer_is_refused() -> None:
+    """events.md: a ``contact.ended`` needs an answered visit before it. c1 queued 10:00:00, answered 10:00:05,
+    ended e1 10:01:05, then ended e2 10:01:10 with no new answer (in order, so one step each until e2): e2 cannot
+    happen; once the allowed disorder has passed (c9 queued 10:02:11, horizon 10:01:11) it is refused, and c1
+    was handled once (handle time 60 s talk + 10 s wrap = 70 s).
+
+    Kills ``_step``'s ``in_service -= 1`` at an end (``+=``, ``-= 0``: e2 would fit, be counted and never
+    refused)."""
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65),
+                 event("ended", "e2", 70), event("queued", "q9", 131, "c9")):
+        assert proc.handle(item)
+    assert [(r.kind, r.event_id) for r in proc.settle()] == [("lifecycle", "e2")]
+    assert (billing(proc, m.HANDLED, 132), billing(proc, m.HANDLE, 132)) == (1, 70 * US)
+
+
+def test_an_unresolved_final_end_replaced_by_a_resolved_one_retracts_nothing() -> None:
+    """kpis.md: only the final (non-transferred) ``contact.ended`` decides resolution. c1 queued 10:00:00,
+    answered 10:00:05, ended unresolved 10:01:05; queued again 10:02:00, answered 10:02:05, ended resolved
+    10:03:00 (in order: one step each). Resolved 1, resolution time 10:03:00 - t0 10:00:00 = 180 s: the earlier
+    end resolved nothing, so nothing is taken back.
+
+    Kills ``_step``'s ``previous[1]`` (resolved) -> ``previous[0]`` (its ts, always true: a resolution never
+    counted would be retracted, resolved 0)."""
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65, resolved=False),
+                 event("queued", "q2", 120), event("answered", "a2", 125), event("ended", "e2", 180, resolved=True)):
+        assert proc.handle(item)
+    assert (billing(proc, m.RESOLVED, 181), billing(proc, m.RESOLUTION, 181)) == (1, 180 * US)
 
 
 # -- customers (processors.py) -------------------------------------------------------------------------------------
