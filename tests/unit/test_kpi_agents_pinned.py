@@ -12,15 +12,18 @@ centres), never from the code under test. The file runs in well under a second o
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from datetime import datetime, timezone
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
 from cxpulse.core.agent_report import AgentFigures, figures, merge_agents, section
 from cxpulse.core.agents import AgentProcessor, AgentTimeline, Record, keep_us
+from cxpulse.core.engine import KpiEngine
 from cxpulse.core.erlang import agents_for_service_level, average_speed_of_answer, erlang_b, erlang_c, service_level
 from cxpulse.core.staffing import StaffingInputs, agents_required, erlang_service_level, staffing
 from cxpulse.models.events import to_us
@@ -566,3 +569,66 @@ def test_the_planner_searches_up_to_a_million_agents_by_default() -> None:
     load = 999_998.5
     assert 1 - _erlang_c_by_sum(999_999, load) * math.exp(-1.0) < 0.8 <= 1 - _erlang_c_by_sum(1_000_000, load) * math.exp(-3.0)
     assert agents_for_service_level(load, 1.0, 2.0, 0.8) == 1_000_000
+
+
+def test_a_merge_at_the_epoch_is_evaluated_at_the_epoch() -> None:
+    """A worker's partial at now = 1970-01-01T00:00:00Z with an agent available since then: the merged section
+    is evaluated at that instant, so the agent has been in its state for 0 s (not 1 µs).
+
+    Kills ``AgentFigures.now`` defaulting to 1 (the merge starts from ``AgentFigures()`` and takes the largest
+    now)."""
+    kpi = KpiSettings()
+    proc = AgentProcessor(kpi)
+    proc.add("A", _rec(0, "e", "available", name="Ann"))
+    merged = merge_agents(kpi, [{"agents": figures(kpi, [proc], [], 0, listing=True).to_json()}])
+    assert merged is not None
+    assert [(i["since"], i["seconds_in_state"]) for i in merged["listed"]] == [("1970-01-01T00:00:00.000Z", 0.0)]
+
+
+def _contact_events(queue: str, n: int) -> list[dict[str, object]]:
+    """``n`` voice contacts of ``queue`` queued at 09:10 + i minutes, answered at once, ended 2 min later with
+    100 s talk, 10 s hold and 5 s wrap: 115 s of handling each."""
+    out: list[dict[str, object]] = []
+    for i in range(n):
+        base = {"contact_id": f"{queue}-{i}", "customer_id": f"u{i}", "queue": queue, "channel": "voice"}
+        out.append({**base, "event_id": f"q{i}", "type": "contact.queued", "ts": f"2026-05-04T09:1{i}:00Z",
+                    "reason": None})
+        out.append({**base, "event_id": f"a{i}", "type": "contact.answered", "ts": f"2026-05-04T09:1{i}:00Z",
+                    "agent_id": "A"})
+        out.append({**base, "event_id": f"e{i}", "type": "contact.ended", "ts": f"2026-05-04T09:1{i + 2}:00Z",
+                    "agent_id": "A", "talk_seconds": 100, "hold_seconds": 10, "wrap_seconds": 5, "resolved": True})
+    return out
+
+
+def _agents_section(events: list[dict[str, object]]) -> dict[str, Any]:
+    engine = KpiEngine(KpiSettings())
+    agent = {"event_id": "s1", "type": "agent.state", "ts": "2026-05-04T09:00:00Z", "agent_id": "A",
+             "state": "available", "queues": ["billing"], "team": "red", "reason": None, "agent_name": None}
+    for event in [agent, *events]:
+        assert engine.process(json.dumps(event))
+    doc: dict[str, Any] = engine.snapshot(NOW)["agents"]
+    return doc
+
+
+def test_staffing_leaves_out_unattributed_surveys_but_not_a_queue_named_unknown() -> None:
+    """events.md: a survey of a contact the pipeline does not know goes to queue ``unknown``, channel
+    ``unknown``; that is no queue anybody staffs, so it brings no staffing entry. A real queue may still be
+    called ``unknown`` (any 1..64 characters), on a real channel: it is staffed like any other. Queue
+    ``unknown``, voice: 2 offered in the 15m window [09:05, 09:20) = 2/900 * 3600 = 8 per hour; AHT 115 s;
+    A = 2/900 * 115 = 0.2556 Erlang; T = 20 s, target 0.8. N = 1: C = A, SL = 1 - 0.2556 * exp(-0.7444 * 20/115)
+    = 1 - 0.2556 * 0.8786 = 0.7755 < 0.8; N = 2: C = (A^2/2 * 2/(2 - A)) / (1 + A + A^2/2 * 2/(2 - A)) = 0.03744 /
+    1.2930 = 0.02896, SL = 1 - 0.02896 * exp(-1.7444 * 20/115) = 1 - 0.02896 * 0.7383 = 0.9786 -> 2 required; no
+    agent serves it: 0 staffed, gap 2.
+
+    Kills ``figures``' ``continue`` for the ``unknown`` channel removed and ``== UNKNOWN`` -> ``!=``, and the
+    window loops' ``!= UNKNOWN`` -> ``==`` and ``key[1]`` -> ``key[0]`` (the queue ``unknown`` would lose its
+    offered, handled and handling)."""
+    survey = {"event_id": "v1", "type": "survey.response", "ts": "2026-05-04T09:15:00Z", "contact_id": "ghost",
+              "customer_id": "u9", "nps": 9, "csat": None, "comment": None}
+    assert [q["queue"] for q in _agents_section([survey])["queues"]] == ["billing"]
+    queues = {q["queue"]: q["staffing"] for q in _agents_section([*_contact_events("unknown", 2), survey])["queues"]}
+    assert sorted(queues) == ["billing", "unknown"]
+    unknown = queues["unknown"]
+    assert (unknown["offered_rate_per_hour"], unknown["aht_seconds"], unknown["sl_threshold_seconds"]) == (8.0, 115.0, 20)
+    assert unknown["traffic_erlangs"] == pytest.approx(2 / 900 * 115)
+    assert (unknown["agents_required"], unknown["agents_staffed"], unknown["gap"]) == (2, 0, 2)
