@@ -479,19 +479,75 @@ def test_a_second_end_without_a_new_answer_is_refused() -> None:
     assert (billing(proc, m.HANDLED, 132), billing(proc, m.HANDLE, 132)) == (1, 70 * US)
 
 
-def test_an_unresolved_final_end_replaced_by_a_resolved_one_retracts_nothing() -> None:
-    """kpis.md: only the final (non-transferred) ``contact.ended`` decides resolution. c1 queued 10:00:00,
-    answered 10:00:05, ended unresolved 10:01:05; queued again 10:02:00, answered 10:02:05, ended resolved
-    10:03:00 (in order: one step each). Resolved 1, resolution time 10:03:00 - t0 10:00:00 = 180 s: the earlier
-    end resolved nothing, so nothing is taken back.
+def test_a_later_final_end_replaces_the_earlier_one_one_step_at_a_time() -> None:
+    """kpis.md: only the final (non-transferred) ``contact.ended`` decides resolution, at its ts, with the
+    resolution time from t0. Both contacts in order (one step each), billing/voice:
 
-    Kills ``_step``'s ``previous[1]`` (resolved) -> ``previous[0]`` (its ts, always true: a resolution never
-    counted would be retracted, resolved 0)."""
+    - c1 queued 10:00:00, answered 10:00:05, ended *unresolved* 10:01:05; queued again 10:02:00, answered
+      10:02:05, ended resolved 10:03:00: resolved once, at 10:03:00, after 180 s (the earlier end resolved
+      nothing, so nothing is taken back);
+    - c2 queued 10:00:00, answered 10:00:05, ended *resolved* 10:01:05; queued again 10:02:00, answered
+      10:02:05, ended unresolved 10:03:00: the resolution at 10:01:05 is taken back, at 10:01:05 (the window
+      [10:00:00, 10:02:00) holds neither resolution).
+
+    Window [10:00:00, 10:05:00): contacts 2 (t0 once each), resolved 1, resolution 180 s. Window [10:00:00,
+    10:02:00): resolved 0.
+
+    Kills ``_step``'s retraction: ``previous[1]`` (resolved) -> ``previous[0]`` (always true: c1's unresolved
+    end retracted), its ts / queue / channel taken from the wrong field (retracted elsewhere), resolved
+    ``True -> False`` and sign ``-0`` (nothing retracted); and the contacts fact ``1 -> 0``."""
     proc = contacts()
-    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65, resolved=False),
-                 event("queued", "q2", 120), event("answered", "a2", 125), event("ended", "e2", 180, resolved=True)):
+    for contact, first, last in (("c1", False, True), ("c2", True, False)):
+        for item in (event("queued", f"{contact}q1", 0, contact), event("answered", f"{contact}a1", 5, contact),
+                     event("ended", f"{contact}e1", 65, contact, resolved=first),
+                     event("queued", f"{contact}q2", 120, contact), event("answered", f"{contact}a2", 125, contact),
+                     event("ended", f"{contact}e2", 180, contact, resolved=last)):
+            assert proc.handle(item)
+    proc.aggregates.advance(T0 + 300 * US)
+    whole = proc.aggregates.window(T0, T0 + 300 * US, [BILLING])[BILLING]
+    assert (whole[m.CONTACTS], whole[m.RESOLVED], whole[m.RESOLUTION]) == (2, 1, 180 * US)
+    assert proc.aggregates.window(T0, T0 + 120 * US, [BILLING])[BILLING][m.RESOLVED] == 0
+
+
+def test_the_clocks_start_at_the_epoch() -> None:
+    """events.md allows ``ts`` from 1970-01-01T00:00:00Z. A processor that has seen one ``contact.queued`` at
+    the epoch: the newest contact-event time (the lifecycle clock), the newest time of any event and the
+    earliest are all 0 (not 1 µs later: the allowed disorder and a live partition's breach clock count from it).
+
+    Kills ``ContactProcessor.__init__`` ``stream_time = 0 -> 1`` and ``latest_ts = 0 -> 1``."""
+    proc = contacts()
+    data = ev("queued", "q0", DAY) | {"ts": format_ts(0)}
+    assert proc.handle(parse_any_event(orjson.dumps(data)))
+    assert (proc.stream_time, proc.latest_ts, proc.first_ts) == (0, 0, 0)
+
+
+def test_detractor_feedback_awaits_until_followed_up_and_breaches_only_past_its_target() -> None:
+    """kpis.md "Closed-loop feedback (v2)", target 1 h here. c1 queued 10:00:00; detractor feedback s1 at
+    10:01:00 (nps 2) and s3 at 10:02:00 (csat 1), both billing/voice. At 10:03:00: 2 awaiting, the oldest
+    (s1) for 120 s. f1 follows s1 up at 11:01:00, exactly its target: in time; s3 still awaits, for 11:01:00 -
+    10:02:00 = 3540 s. f3 follows s3 up at 11:02:00.001, 1 ms past its target: nothing awaits, and one feedback
+    breach goes out, at 10:02:00 + 1 h = 11:02:00 (target 3600 s), once. Counts: detractor feedback 2, followed
+    up 2, feedback breaches 1, response 3600 s + 3600.001 s = 7200.001 s.
+
+    Kills ``_followed_up``'s late test (``rec[TS] > survey[TS] + target`` with ``>=``, ``-``, or ``and -> or``:
+    f1 would publish a breach), ``_not_awaiting``'s ``not mine`` removed (s3 lost from the contact's index
+    while it still awaits, so f3 leaves it awaiting), and ``awaiting_by_queue``'s ``min -> max`` (the oldest)."""
+    kpi = KpiSettings(channels={"voice": {"feedback_response_target": "1h"}})
+    proc = ContactProcessor(kpi, Aggregates(BUCKET_US, T0), publish_breaches=True)
+    for item in (event("queued", "q1", 0), event("survey", "s1", 60, nps=2), event("survey", "s3", 120, csat=1)):
         assert proc.handle(item)
-    assert (billing(proc, m.RESOLVED, 181), billing(proc, m.RESOLUTION, 181)) == (1, 180 * US)
+    assert proc.awaiting_by_queue(T0 + 180 * US) == {BILLING: (2, 120.0)}
+    assert proc.handle(follow_up("f1", 3660, "s1"))
+    assert proc.awaiting_by_queue(T0 + 3660 * US) == {BILLING: (1, 3540.0)}
+    assert proc.handle(follow_up("f3", 3720.001, "s3"))
+    assert proc.awaiting_by_queue(T0 + 3721 * US) == {}
+    breaches = proc.due_feedback_breaches(T0 + 3721 * US)
+    assert [(b.survey_event_id, b.survey_ts_us, b.target_seconds, b.breached_at_us) for b in breaches] == [
+        ("s3", T0 + 120 * US, 3600, T0 + 3720 * US)]
+    assert proc.due_feedback_breaches(T0 + 3722 * US) == []
+    counts = [billing(proc, measure, 3722) for measure in (m.DETRACTOR_FEEDBACK, m.FOLLOWED_UP, m.FEEDBACK_BREACHES,
+                                                            m.FEEDBACK_RESPONSE)]
+    assert counts == [2, 2, 1, 7_200_001_000]
 
 
 # -- customers (processors.py) -------------------------------------------------------------------------------------
