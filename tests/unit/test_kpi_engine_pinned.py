@@ -236,3 +236,28 @@ def test_folding_pending_facts_early_changes_no_figure(monkeypatch: pytest.Monke
     assert (w["first_contacts"], w["first_contacts_resolved"], w["first_contacts_closed"],
             w["first_contacts_confirmed"]) == (1, 1, 1, 0)
     assert (w["detractors"], w["followed_up"], w["average_feedback_response_seconds"]) == (1, 1, 1800.0)
+
+
+def test_a_future_fact_one_microsecond_after_now_waits_until_now_passes_it() -> None:
+    """kpis.md windows are [start, now): a fact at exactly now is not in them yet. Bucket 1 min, now = 0. Offered
+    +1 at F = 01:30:30 (the first future combination, id 0) and answered +1 at 01:30:20 (id 1), both in the future.
+    At now = F - 1 µs the answer is due and joins the 01:30 bucket, the offered (1 µs after now) is not; at now = F
+    the window [01:30:00, F) holds answered 1, offered 0; at now = F + 1 µs, [01:30:00, F + 1 µs) holds both.
+
+    Kills ``Aggregates.advance``'s loop ``heap[0] < limit -> <=`` (offered, whose code is exactly the limit at
+    F - 1 µs, would be taken out of the future too early and folded into its bucket at the next advance, where
+    the window up to F would count it)."""
+    agg = Aggregates(MINUTE_US)
+    f = 90 * MINUTE_US + 30 * US
+    start = 90 * MINUTE_US
+    agg.apply([(m.OFFERED, f, "billing", "voice", 1)])
+    agg.apply([(m.ANSWERED, f - 10 * US, "billing", "voice", 1)])
+    agg.advance(f - 1)
+    counts = agg.window(start, f - 1, [KEY])[KEY]
+    assert (counts[m.ANSWERED], counts[m.OFFERED]) == (1, 0)
+    agg.advance(f)
+    counts = agg.window(start, f, [KEY])[KEY]
+    assert (counts[m.ANSWERED], counts[m.OFFERED]) == (1, 0)
+    agg.advance(f + 1)
+    counts = agg.window(start, f + 1, [KEY])[KEY]
+    assert (counts[m.ANSWERED], counts[m.OFFERED]) == (1, 1)
