@@ -111,20 +111,17 @@ def figures(kpi: KpiSettings, agents: Iterable[AgentProcessor], contact_parts: I
     a_start, a_end = window_bounds(STAFFING_AHT_WINDOW, now_us, kpi.timezone, bucket_us)
     for part_agg in parts:
         part_agg.advance(now_us)
-        for key in part_agg.active_keys():
-            if key[1] == UNKNOWN:
-                continue
-            out.contacts.setdefault(key, [0, r_start, r_end, 0, 0])
-        rate = part_agg.window(r_start, r_end, None)
-        aht = part_agg.window(a_start, a_end, None)
-        for key, counts in rate.items():
-            if key[1] != UNKNOWN:
-                out.contacts.setdefault(key, [0, r_start, r_end, 0, 0])[0] += counts[OFFERED]
-        for key, counts in aht.items():
-            if key[1] != UNKNOWN:
-                held = out.contacts.setdefault(key, [0, r_start, r_end, 0, 0])
-                held[3] += counts[HANDLED]
-                held[4] += counts[HANDLE]
+        # the queues the contact side reports (its active keys, like the document's queue list), less the
+        # unattributed surveys' channel ``unknown``; a key whose every fact was retracted (its only event refused
+        # as impossible) is not one of them
+        keys = [key for key in part_agg.active_keys() if key[1] != UNKNOWN]
+        rate = part_agg.window(r_start, r_end, keys)
+        aht = part_agg.window(a_start, a_end, keys)
+        for key in keys:
+            held = out.contacts.setdefault(key, [0, r_start, r_end, 0, 0])
+            held[0] += rate[key][OFFERED]
+            held[3] += aht[key][HANDLED]
+            held[4] += aht[key][HANDLE]
     return out
 
 

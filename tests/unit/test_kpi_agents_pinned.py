@@ -632,3 +632,32 @@ def test_staffing_leaves_out_unattributed_surveys_but_not_a_queue_named_unknown(
     assert (unknown["offered_rate_per_hour"], unknown["aht_seconds"], unknown["sl_threshold_seconds"]) == (8.0, 115.0, 20)
     assert unknown["traffic_erlangs"] == pytest.approx(2 / 900 * 115)
     assert (unknown["agents_required"], unknown["agents_staffed"], unknown["gap"]) == (2, 0, 2)
+
+
+def test_a_queue_whose_only_event_was_refused_gets_no_staffing_entry() -> None:
+    """events.md: a contact has at most one open queue visit; refused events count for nothing. Contact c queued
+    in sales at 09:11 arrives first, then c queued in billing at 09:10:30 (30 s late): the sales visit is a
+    second open visit and is refused once the allowed disorder has passed (d queued in billing at 09:19). The
+    document's queues are billing only, and so are the staffed queues: sales' facts were all retracted. billing:
+    2 offered in [09:05, 09:20) = 8 per hour.
+
+    Fails on ``figures`` before commit "staffing lists the active queues only": it listed every key ever
+    bucketed, so sales appeared with 0 offered (and ``0 -> 1`` in the window loops' defaults, which only such a
+    key reached, showed it with 1)."""
+    def queued(eid: str, ts: str, contact: str, queue: str) -> dict[str, object]:
+        return {"event_id": eid, "type": "contact.queued", "ts": ts, "contact_id": contact, "customer_id": "u",
+                "queue": queue, "channel": "voice", "reason": None}
+
+    engine = KpiEngine(KpiSettings())
+    events = [{"event_id": "s1", "type": "agent.state", "ts": "2026-05-04T09:00:00Z", "agent_id": "A",
+               "state": "available", "queues": ["billing"], "team": "red", "reason": None, "agent_name": None},
+              queued("q2", "2026-05-04T09:11:00Z", "c", "sales"), queued("q1", "2026-05-04T09:10:30Z", "c", "billing"),
+              queued("q3", "2026-05-04T09:19:00Z", "d", "billing")]
+    for event in events:
+        assert engine.process(json.dumps(event))
+    engine.finish()
+    assert [r.event_id for r in engine.rejections] == ["q2"]
+    document = engine.snapshot(NOW)
+    assert [q["queue"] for q in document["queues"]] == ["billing"]
+    assert [(q["queue"], q["staffing"]["offered_rate_per_hour"]) for q in document["agents"]["queues"]] == [
+        ("billing", 8.0)]
