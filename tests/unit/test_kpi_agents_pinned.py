@@ -661,3 +661,25 @@ def test_a_queue_whose_only_event_was_refused_gets_no_staffing_entry() -> None:
     assert [q["queue"] for q in document["queues"]] == ["billing"]
     assert [(q["queue"], q["staffing"]["offered_rate_per_hour"]) for q in document["agents"]["queues"]] == [
         ("billing", 8.0)]
+
+
+def test_textbook_values_of_small_queues() -> None:
+    """No arrivals: nobody waits (SL 1 with 3 agents). M/M/1 at lambda = 0.5, mu = 1: C = rho = 0.5 and
+    ASA = C / (mu - lambda) = 0.5 / 0.5 = 1 s. Five agents at load exactly 5 (lambda 1, mu 0.2): the wait is
+    endless. No agent at all is refused. Staffing: 9 offered in 900 s with AHT 100 s (A = 1 Erlang, T = 20 s,
+    target 0.8): 3 required (worked out in the section test above); 1 staffed: gap 3 - 1 = 2. Nothing
+    offered, or an AHT of 0: null.
+
+    Kills ``erlang_c``'s ``servers < 1`` -> ``< 0``, ``_load``'s ``arrival_rate < 0`` -> ``<= 0``,
+    ``average_speed_of_answer``'s ``load >= servers`` -> ``>`` and ``mu c - lambda`` -> ``+``, ``staffing``'s
+    gap ``-`` -> ``+`` and ``agents_required``'s ``offered <= 0`` / ``aht_seconds <= 0`` -> ``< 0``."""
+    assert service_level(0.0, 1.0, 3, 20) == 1.0
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)
+    assert average_speed_of_answer(0.5, 1.0, 1) == pytest.approx(1.0)
+    assert average_speed_of_answer(1.0, 0.2, 5) == math.inf
+    with pytest.raises(ValueError, match=r"^servers must be >= 1, got 0$"):
+        erlang_c(0, 1.0)
+    figure = staffing(StaffingInputs(9, 900.0, 9, 900 * S, 1), 20, 0.8)
+    assert (figure["agents_required"], figure["agents_staffed"], figure["gap"]) == (3, 1, 2)
+    assert agents_required(0, 900.0, 180.0, 20, 0.8) is None
+    assert agents_required(10, 900.0, 0.0, 20, 0.8) is None
