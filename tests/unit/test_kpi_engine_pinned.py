@@ -19,6 +19,7 @@ import pytest
 
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge
@@ -261,3 +262,25 @@ def test_a_future_fact_one_microsecond_after_now_waits_until_now_passes_it() -> 
     agg.advance(f + 1)
     counts = agg.window(start, f + 1, [KEY])[KEY]
     assert (counts[m.ANSWERED], counts[m.OFFERED]) == (1, 1)
+
+
+def test_pruning_forgets_index_contacts_before_the_bound_and_a_key_only_they_held() -> None:
+    """``Aggregates.prune(B)`` forgets the buckets that end before B and, in the distinct-customer index, the
+    contacts whose t0 is before B (before every window still reported). Bucket 1 min, now 12:05, B = 12:00.
+    Index (kept as ids once pruned, like a replay's): c1 of u1 on sales/voice at 11:59:30 (30 s before B), c2 of u2
+    on billing/voice at exactly B. After prune(B): sales holds no contact any more and has no count of its own
+    here, so it is no longer an active key; billing is. The window [B, B + 1 min) counts 1 customer (u2); the
+    ``all`` window (from the first t0) still counts 2 (u1 kept as an id).
+
+    Kills ``prune``'s ``distinct.prune(limit + bucket) -> limit - bucket`` (the index pruned two buckets short of
+    B: c1 kept and sales still listed)."""
+    bound = T0 + 2 * HOUR_US
+    agg = Aggregates(MINUTE_US, bound + 5 * MINUTE_US)
+    agg.distinct = DistinctCustomers(keep_all=True)
+    agg.distinct.note("c1", "u1", bound - 30 * US, "sales", "voice")
+    agg.distinct.note("c2", "u2", bound, "billing", "voice")
+    assert agg.active_keys() == {("sales", "voice"), KEY}
+    agg.prune(bound)
+    assert agg.active_keys() == {KEY}
+    assert agg.customers_total(bound, bound + MINUTE_US) == 1
+    assert agg.customers_until(bound + MINUTE_US, None) == 2
