@@ -575,23 +575,20 @@ class ContactProcessor:
         old = [cid for cid, packed in self.settled.items() if packed_last_ts(packed) < limit]
         for contact_id in old:
             del self.settled[contact_id]
-        self._forget_awaiting(gone + old, limit)
+        self._forget_awaiting(limit)
         return gone + old
 
-    def _forget_awaiting(self, forgotten: list[str], limit: int) -> None:
-        """Detractor feedback of forgotten contacts, or older than the retention, stops awaiting. Its breach is
-        past by then: it becomes a fact, so no count changes (the contact's other counts stay too)."""
-        if not self.awaiting_by_contact:
-            return
-        expired = {cid for cid in forgotten if cid in self.awaiting_by_contact}
-        for key, entries in self.awaiting.items():
-            expired.update(cid for (cid, _), (survey_ts, _) in entries.items() if survey_ts < limit)
+    def _forget_awaiting(self, limit: int) -> None:
+        """Detractor feedback older than the retention stops awaiting (that of every forgotten contact among it:
+        no survey is newer than its contact's last event). Its breach is past by then: it becomes a fact, so no
+        count changes (the contact's other counts stay too). Newer feedback of the same contact still awaits:
+        it may yet be followed up in time."""
         facts: list[Fact] = []
-        for contact_id in expired:
-            for survey_id, key in list(self.awaiting_by_contact.get(contact_id, {}).items()):
-                _, deadline = self.awaiting[key][(contact_id, survey_id)]
-                facts.append((m.FEEDBACK_BREACHES, deadline, key[0], key[1], 1))
-                self._not_awaiting(contact_id, survey_id)
+        for key, entries in list(self.awaiting.items()):
+            for (contact_id, survey_id), (survey_ts, deadline) in list(entries.items()):
+                if survey_ts < limit:
+                    facts.append((m.FEEDBACK_BREACHES, deadline, key[0], key[1], 1))
+                    self._not_awaiting(contact_id, survey_id)
         if facts:
             self.aggregates.apply(facts, 1)
 

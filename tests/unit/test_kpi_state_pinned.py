@@ -550,6 +550,93 @@ def test_detractor_feedback_awaits_until_followed_up_and_breaches_only_past_its_
     assert counts == [2, 2, 1, 7_200_001_000]
 
 
+DAY_S = 86_400
+
+
+def test_detractor_feedback_older_than_the_retention_stops_awaiting_and_newer_feedback_still_awaits() -> None:
+    """Feedback target 1 h, retention 31 days. c1: queued day 0 10:00:00 (abandoned 2 s later), detractor s1
+    10:01:00; queued again day 30 10:00:00 (abandoned 2 s later), detractor s2 day 30 10:01:00. c2: queued day 0
+    10:00:00 (abandoned 2 s later), detractor s3 10:01:00. At now = day 31 10:01:00, s1 and s3 are exactly 31 days old: they still await (3 awaiting) and c2
+    (last event 10:01:00) is kept. 1 µs later c2 is forgotten, s1 and s3 stop awaiting and their breaches
+    become facts at 10:01:00 + 1 h = 11:01:00 of day 0; s2 (30 days old) still awaits. It is then followed up at
+    day 30 10:30:00, in time (target day 30 11:01:00): no breach for it (kpis.md: a breach is feedback *not*
+    followed up by survey ts + target). Feedback breaches 2 (both at day 0 11:01:00), followed up 1.
+
+    This was a bug (fixed with this test): every awaiting feedback of a contact with one expired feedback was
+    expired with it, so s2 counted a breach although followed up in time (3). Kills the expiry's ``survey_ts <
+    limit -> <=`` (s1, s3 gone at exactly 31 days) and its fact's ``key[0]`` / ``key[1]`` / value mutants."""
+    kpi = KpiSettings(channels={"voice": {"feedback_response_target": "1h"}})
+    proc = ContactProcessor(kpi, Aggregates(BUCKET_US, T0), publish_breaches=True)
+    for item in (event("queued", "q1", 0), event("abandoned", "x1", 2), event("survey", "s1", 60, nps=0),
+                 event("queued", "q3", 0, "c2"), event("abandoned", "x3", 2, "c2"), event("survey", "s3", 60, "c2", csat=2),
+                 event("queued", "q2", 30 * DAY_S), event("abandoned", "x2", 30 * DAY_S + 2),
+                 event("survey", "s2", 30 * DAY_S + 60, nps=6)):
+        assert proc.handle(item)
+    now = T0 + 60 * US + RETENTION_US  # day 31 10:01:00
+    assert proc.forget(now) == []
+    assert proc.awaiting_by_queue(now)[BILLING][0] == 3
+    assert proc.forget(now + 1) == ["c2"]
+    assert proc.awaiting_by_queue(now) == {BILLING: (1, float(DAY_S))}  # s2, day 30 10:01:00: one day before now
+    assert proc.handle(follow_up("f2", 30 * DAY_S + 1800, "s2"))
+    assert proc.awaiting_by_queue(now + 1) == {}
+    end_s = 31 * DAY_S + 3600
+    assert (billing(proc, m.FEEDBACK_BREACHES, end_s), billing(proc, m.FOLLOWED_UP, end_s)) == (2, 1)
+    day0 = proc.aggregates.window(T0 + 3660 * US, T0 + 3720 * US, [BILLING])[BILLING]
+    assert day0[m.FEEDBACK_BREACHES] == 2  # [11:01:00, 11:02:00) of day 0
+
+
+def test_settle_is_due_only_when_an_event_is_older_than_the_horizon() -> None:
+    """``settle_due`` tells the engine whether ``settle`` has work: an event older than stream time minus the
+    allowed disorder. After the history (stream time 10:01:42, horizon 10:00:42): due (c1's 10:00:00). After
+    settle(): not due (the oldest left is c2's 10:01:40). A processor whose oldest event is exactly at the
+    horizon (q1 10:00:00, e1 10:00:05, c9 queued 10:01:05 -> horizon 10:00:05; after settle() only e1's
+    10:00:05 and later are left): not due.
+
+    Kills ``ContactProcessor.settle_due``'s ``and -> or``, ``< -> <=`` and ``stream_time - disorder -> +``."""
+    proc = contacts()
+    settled_history(proc)
+    assert proc.settle_due() is True
+    proc.settle()
+    assert proc.settle_due() is False
+    edge = contacts()
+    for item in (event("queued", "q1", 0), event("ended", "e1", 5), event("queued", "q9", 65, "c9")):
+        edge.handle(item)
+    edge.settle()
+    assert edge.settle_due() is False
+
+
+def test_a_late_answer_or_follow_up_seen_again_in_a_recompute_is_published_once_and_only_when_late() -> None:
+    """Breaches found by a full recompute (events out of order) go out once, and only for a wait exceeding T
+    (20 s) or a follow-up after its target (1 h):
+
+    - c3's answer a3 10:02:20 arrives before its queued q3 10:02:00: waited exactly 20 s, no breach; c4's answer
+      a4 10:03:20.001 before its queued q4 10:03:00: 1 ms over T, its breach (at 10:03:20) goes out, once;
+    - c1: detractor s1 10:01:00 followed up by f1 exactly at 11:01:00 (in time), then a promoter s0 timed
+      10:00:30 arrives (out of order: c1 recomputed): no feedback breach; c2: detractor s2 10:01:00 followed up
+      1 ms late (11:01:00.001), published once, and again nothing when c2 is recomputed (a promoter s5 at
+      10:00:30).
+
+    Kills ``_late_breaches``' ``> -> >=`` and ``- -> +``, ``_sync_awaiting``'s late test (``>=``, ``-``) and
+    ``_late_feedback``'s early ``return`` removed (published again at each recompute)."""
+    kpi = KpiSettings(channels={"voice": {"feedback_response_target": "1h"}})
+    proc = ContactProcessor(kpi, Aggregates(BUCKET_US, T0), publish_breaches=True)
+    for item in (event("answered", "a3", 140, "c3"), event("queued", "q3", 120, "c3"),
+                 event("answered", "a4", 200.001, "c4"), event("queued", "q4", 180, "c4")):
+        assert proc.handle(item)
+    breaches = proc.due_breaches(T0 + 200 * US)
+    assert [(b.contact_id, b.breached_at_us) for b in breaches] == [("c4", T0 + 200 * US)]
+    assert proc.due_breaches(T0 + 201 * US) == []
+    for contact, late in (("c1", 0), ("c2", 0.001)):
+        for item in (event("queued", f"{contact}q", 0, contact), event("survey", f"{contact}s", 60, contact, nps=1),
+                     follow_up(f"{contact}f", 3660 + late, f"{contact}s", contact),
+                     event("survey", f"{contact}p", 30, contact, nps=10)):
+            assert proc.handle(item)
+    found = proc.due_feedback_breaches(T0 + 3700 * US)
+    assert [(b.contact_id, b.breached_at_us) for b in found] == [("c2", T0 + 3660 * US)]
+    proc.handle(event("survey", "c2p2", 31, "c2", nps=10))  # c2 recomputed once more
+    assert proc.due_feedback_breaches(T0 + 3701 * US) == []
+
+
 # -- customers (processors.py) -------------------------------------------------------------------------------------
 def summary(customer: str, contact: str, t0_s: float) -> Summary:
     """An FCR summary: first queued ``t0_s`` seconds after 10:00:00 in billing/voice, no reason, not ended."""
