@@ -637,6 +637,40 @@ def test_a_late_answer_or_follow_up_seen_again_in_a_recompute_is_published_once_
     assert proc.due_feedback_breaches(T0 + 3701 * US) == []
 
 
+def test_the_feedback_timer_publishes_past_the_target_of_the_queue_the_feedback_is_attributed_to_now() -> None:
+    """Targets: voice 1 h, queue sales 2 h (a queue's setting overrides its channel's). c1 queued 10:00:00
+    (billing/voice, abandoned 2 s later), detractor s1 10:01:00: due at 10:01:00 + 1 h = 11:01:00. c2 queued
+    10:00:00 (billing/voice, abandoned 2 s later), detractor s2 10:05:00: attributed to billing/voice, due
+    11:05:00; then c2's queued q2b at 10:03:00 in sales arrives late: s2 is re-attributed to sales/voice (the
+    latest queued not after it), due 10:05:00 + 2 h = 12:05:00.
+
+    At 11:00:00: billing 1 awaiting for 59 min (3540 s), sales 1 for 55 min (3300 s). The timer at exactly
+    11:01:00 publishes nothing (not yet past the target); 1 µs later s1's breach (billing/voice, survey
+    10:01:00, target 3600 s, at 11:01:00). At 11:05:00.000001 nothing: s2's first deadline no longer holds. At
+    12:05:00.000001 s2's (sales/voice, target 7200 s, at 12:05:00).
+
+    Kills ``due_feedback_breaches``' ``< -> <=``, its ``key[0]`` / ``key[1]`` mutants, the target ``at -
+    survey_ts -> +``, and the re-attribution check (``at != deadline -> ==``, its ``continue`` removed)."""
+    kpi = KpiSettings(channels={"voice": {"feedback_response_target": "1h"}},
+                      queues={"sales": {"feedback_response_target": "2h"}})
+    proc = ContactProcessor(kpi, Aggregates(BUCKET_US, T0), publish_breaches=True)
+    for item in (event("queued", "q1", 0), event("abandoned", "x1", 2), event("survey", "s1", 60, nps=0),
+                 event("queued", "q2", 0, "c2"), event("abandoned", "x2", 2, "c2"),
+                 event("survey", "s2", 300, "c2", nps=0), event("queued", "q2b", 180, "c2", queue="sales")):
+        assert proc.handle(item)
+    sales = ("sales", "voice")
+    assert proc.awaiting_by_queue(T0 + 3600 * US) == {BILLING: (1, 3540.0), sales: (1, 3300.0)}
+
+    def published(now_us: int) -> list[tuple[str, str, str, str, int, int, int]]:
+        return [(b.queue, b.channel, b.contact_id, b.survey_event_id, b.survey_ts_us, b.target_seconds,
+                 b.breached_at_us) for b in proc.due_feedback_breaches(now_us)]
+
+    assert published(T0 + 3660 * US) == []
+    assert published(T0 + 3660 * US + 1) == [("billing", "voice", "c1", "s1", T0 + 60 * US, 3600, T0 + 3660 * US)]
+    assert published(T0 + 3900 * US + 1) == []
+    assert published(T0 + 7500 * US + 1) == [("sales", "voice", "c2", "s2", T0 + 300 * US, 7200, T0 + 7500 * US)]
+
+
 # -- customers (processors.py) -------------------------------------------------------------------------------------
 def summary(customer: str, contact: str, t0_s: float) -> Summary:
     """An FCR summary: first queued ``t0_s`` seconds after 10:00:00 in billing/voice, no reason, not ended."""
