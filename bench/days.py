@@ -240,7 +240,8 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
     from worker_harness import produce_file
 
     empty = bench_worker(work, args.kafka, f"{prefix}-empty", (f"{prefix}-empty-contact-events",
-                                                               f"{prefix}-empty-survey-responses"), args.partitions)
+                                                               f"{prefix}-empty-survey-responses"), args.partitions,
+                         extra_env=args.worker_env)
     await prepare_worker_topics(empty)
     try:
         empty.start()
@@ -253,7 +254,7 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
 
     app_id = f"{prefix}-w"
     worker = bench_worker(work, args.kafka, app_id, (f"{app_id}-contact-events", f"{app_id}-survey-responses"),
-                          args.partitions)
+                          args.partitions, extra_env=args.worker_env)
     await prepare_worker_topics(worker)
     began = time.monotonic()
     produced = await produce_file(args.kafka, worker.topics, sim.path)
@@ -298,6 +299,8 @@ async def main(args: argparse.Namespace) -> None:
     prefix = f"bench-days-{uuid.uuid4().hex[:8]}"
     say(f"days: {code}, {args.days:g} days at ~{args.contacts_per_day:,} contacts/day, {args.partitions} partitions, "
         f"prefix {prefix}, load average {load_before[0]:.2f}")
+    if args.worker_env:
+        say(f"worker settings: {' '.join(f'{k}={v}' for k, v in args.worker_env.items())}")
     replay: ReplayRun | None = None
     replay_empty: ReplayRun | None = None
     worker: WorkerDays | None = None
@@ -365,7 +368,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=900.0, help="give up waiting for /readyz after this")
     parser.add_argument("--rev", help="measure this commit (git archive) instead of the working tree")
     parser.add_argument("--keep", action="store_true", help="keep the topics, Redis keys and temporary files")
-    return parser.parse_args()
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment variable for the worker (repeatable), e.g. "
+                             "CXPULSE_WORKER__ROCKSDB_BLOCK_CACHE_MIB=1 or MALLOC_ARENA_MAX=2")
+    args = parser.parse_args()
+    pairs = [item.partition("=") for item in args.worker_env]
+    bad = [key for key, eq, _ in pairs if not eq or not key.replace("_", "").isalnum()]
+    if bad:
+        parser.error(f"--worker-env wants KEY=VALUE, got {bad[0]!r}")
+    args.worker_env = {key: value for key, _, value in pairs}
+    return args
 
 
 if __name__ == "__main__":

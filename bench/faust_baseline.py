@@ -136,7 +136,7 @@ def scaled_flat_file(path: Path, events: int, hours: float, seed: int = 1) -> in
 
 
 def bench_worker(work: Path, bootstrap: str, app_id: str, source: tuple[str, str], partitions: int,
-                 store: str = "rocksdb://") -> WorkerProcess:
+                 store: str = "rocksdb://", extra_env: dict[str, str] | None = None) -> WorkerProcess:
     """A ``WorkerProcess`` (not started) reading the given source topics with its own app id, data dir, port,
     DLQ / breach topics (``<app id>-...``, so a second worker on the same source starts from an empty breach
     log and does the same work as the first) and partition count."""
@@ -153,6 +153,7 @@ def bench_worker(work: Path, bootstrap: str, app_id: str, source: tuple[str, str
     data_dir.mkdir(parents=True, exist_ok=True)
     env = worker_env(bootstrap, app_id, topics, free_port(), data_dir, store, None)
     env["CXPULSE_KAFKA__PARTITIONS"] = str(partitions)
+    env.update(extra_env or {})  # e.g. CXPULSE_WORKER__ROCKSDB_BLOCK_CACHE_MIB=1: settings compared in one run
     port = int(env["CXPULSE_WORKER__WEB_PORT"])
     return WorkerProcess(app_id, topics, port, data_dir, work / f"{app_id}.log", env, bootstrap)
 

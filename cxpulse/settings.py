@@ -304,7 +304,12 @@ class WorkerSettings(_Strict):
         default=300.0, ge=0, description="stalled this long: the worker exits (code 75) for its supervisor to restart it; 0 = never"
     )
     rocksdb_write_buffer_mib: int = Field(default=4, ge=1, description="RocksDB write buffer per table partition")
-    rocksdb_block_cache_mib: int = Field(default=8, ge=1, description="RocksDB block cache per table partition")
+    rocksdb_block_cache_mib: int = Field(
+        default=32, ge=1, description="RocksDB block cache shared by all the worker's tables and partitions"
+    )
+    rocksdb_memtables_mib: int = Field(
+        default=32, ge=1, description="RocksDB write buffers of all the worker's tables and partitions together"
+    )
     broker_unreachable_seconds: float = Field(
         default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
     )

@@ -36,6 +36,7 @@ from cxpulse.sinks.redis_sink import attach_redis_sink
 from cxpulse.streams import agents, recovery, timers
 from cxpulse.streams.dead_letters import DeadLetterOutbox
 from cxpulse.streams.liveness import Liveness
+from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget, share_budget
 from cxpulse.streams.runner import MAX_RECORD_BYTES
 from cxpulse.streams.storage import contact_loader, save_changed, stored_value
 from cxpulse.streams.table_writer import BulkTableWriter
@@ -98,18 +99,18 @@ def worker_topics(app: faust.App, settings: Settings) -> WorkerTopics:
 
 
 def rocksdb_options(settings: Settings) -> dict[str, int]:
-    """RocksDB sizes per database (one per table and partition: 2 x ``kafka.partitions`` of them).
+    """RocksDB sizes per database (one per table and partition: 3 x ``kafka.partitions`` of them); the block
+    cache and the total of the write buffers are shared by all of them (:mod:`cxpulse.streams.rocksdb_budget`).
 
     Why not Faust's defaults: 64 MiB write buffers (up to 3) and a 2 GiB block cache *per database* let a
     worker's memory grow by hundreds of MiB as the tables fill, although the settled contacts they hold are
     read back rarely (one get per late event); small buffers flush more often, which RocksDB does in the
     background."""
-    mib = 1024 * 1024
     ws = settings.worker
     return {
-        "write_buffer_size": ws.rocksdb_write_buffer_mib * mib,
+        "write_buffer_size": ws.rocksdb_write_buffer_mib * MIB,
         "max_write_buffer_number": 2,
-        "block_cache_size": ws.rocksdb_block_cache_mib * mib,
+        "block_cache_size": ws.rocksdb_block_cache_mib * MIB,
     }
 
 
@@ -130,12 +131,19 @@ def create_worker(settings: Settings) -> Worker:
                                 options=store_options)
     agents_table = app.Table("agents", partitions=kafka.partitions, key_type=bytes, value_type=bytes,
                              options=store_options)
+    budget = RocksDBBudget(ws.rocksdb_block_cache_mib * MIB, ws.rocksdb_memtables_mib * MIB)
+    if not all([share_budget(table, budget) for table in (contacts_table, customers_table, agents_table)]):
+        budget = None  # memory:// (tests): no RocksDB
     live = LiveKpis(settings.kpi, observer=histograms, loader_for=contact_loader(contacts_table))
     live.agent_listing = settings.wallboard.show_agents  # names reach the document only where a board shows them
     worker = Worker(settings=settings, app=app, live=live, liveness=liveness, topics=worker_topics(app, settings),
-                    contacts_table=contacts_table, customers_table=customers_table, agents_table=agents_table)
+                    contacts_table=contacts_table, customers_table=customers_table, agents_table=agents_table,
+                    rocksdb_budget=budget)
     registry = worker.registry = registry_for(KpiCollector(settings, live, histograms, worker.lag, liveness,
                                                           worker.is_ready))
+
+    if budget is not None:
+        registry.register(BudgetCollector(budget))
 
     dead_letters = DeadLetterOutbox(worker.topics.dead_letters, default_source=kafka.topics.contact_events)
     agents.install(worker, BulkTableWriter(app, contacts_table, stop_now), BulkTableWriter(app, customers_table, stop_now),

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from cxpulse.core.live import LiveKpis
 from cxpulse.settings import Settings
 from cxpulse.streams.liveness import Liveness
+from cxpulse.streams.rocksdb_budget import RocksDBBudget
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -57,6 +58,7 @@ class Worker:
     breach_listeners: list[BreachListener] = field(default_factory=list)  # called with each published breach's dict
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records not yet processed
     agents_table: TableT | None = None  # key agent_id: each agent's recent states (contract v2)
+    rocksdb_budget: RocksDBBudget | None = None  # the tables' shared RocksDB memory (None on memory://)
 
     def live_problems(self) -> list[str]:
         """Why this worker cannot be trusted to be current, for /readyz (empty: fine)."""

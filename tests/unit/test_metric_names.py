@@ -21,6 +21,7 @@ from cxpulse.models.events import format_ts, parse_any_event
 from cxpulse.settings import Settings, WorkerSettings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, QueueLabels, exposition, registry_for, wait_buckets
 from cxpulse.streams.liveness import Liveness
+from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_795_338_000_000_000
@@ -43,7 +44,9 @@ def _exported(max_queues: int = 200, queues: tuple[str, ...] = ("billing",), eve
     live.settle(0)
     collector = KpiCollector(settings, live, histograms, {("contact-events", 0): 0},
                              liveness=Liveness(stall_after_us=30_000_000, exit_after_us=0, broker_after_us=15_000_000), ready=lambda: True)
-    text = exposition(registry_for(collector)).decode()
+    registry = registry_for(collector)
+    registry.register(BudgetCollector(RocksDBBudget(MIB, MIB)))  # as create_worker does on rocksdb://
+    text = exposition(registry).decode()
     return {family.name: family for family in text_string_to_metric_families(text)}
 
 
@@ -63,7 +66,7 @@ def test_the_pipelines_own_metrics_are_prefixed_cxpulse() -> None:
         "cxpulse_last_event_timestamp_seconds", "cxpulse_last_processed_timestamp_seconds", "cxpulse_consumer_lag",
         "cxpulse_consumer_stalled", "cxpulse_broker_reachable", "cxpulse_consumer_stalls", "cxpulse_ready",
         "cxpulse_sla_breaches_published", "cxpulse_queues_folded_into_other", "cxpulse_build_info",
-        "cxpulse_feedback_breaches_published",
+        "cxpulse_feedback_breaches_published", "cxpulse_rocksdb_memory_bytes",
     }
     assert not any("pipeline" in name for name in ours)
     assert "contactcenter_contacts_offered" in ours and "contactcenter_sl_formula_info" in ours
