@@ -671,6 +671,23 @@ def test_the_feedback_timer_publishes_past_the_target_of_the_queue_the_feedback_
     assert published(T0 + 7500 * US + 1) == [("sales", "voice", "c2", "s2", T0 + 300 * US, 7200, T0 + 7500 * US)]
 
 
+def test_a_contact_processor_publishes_no_breach_unless_asked() -> None:
+    """A processor made without ``publish_breaches`` (a replay's) counts breaches but hands none out: c1 queued
+    10:00:00 and answered 10:00:30 (a breach at 10:00:20, counted), c2 queued 10:00:40 still waiting at 10:02:00
+    (its breach at 10:01:00 counts live): due_breaches(10:02:00) gives nothing. Likewise c1's detractor feedback
+    s1 at 10:01:00 never followed up: no feedback breach is handed out three days later (past any target).
+
+    Kills ``ContactProcessor.__init__`` ``publish_breaches=False -> True``, and ``_now_waiting`` /
+    ``_now_awaiting`` scheduling a timer without ``publish_breaches`` (``and -> or``)."""
+    proc = ContactProcessor(KpiSettings(), Aggregates(BUCKET_US, T0))
+    for item in (event("queued", "q1", 0), event("answered", "a1", 30), event("queued", "q2", 40, "c2"),
+                 event("survey", "s1", 60, nps=0)):
+        assert proc.handle(item)
+    assert proc.due_breaches(T0 + 120 * US) == []
+    assert billing(proc, m.SLA_BREACHES, 120) == 1
+    assert proc.due_feedback_breaches(T0 + 3 * DAY_S * US) == []
+
+
 # -- customers (processors.py) -------------------------------------------------------------------------------------
 def summary(customer: str, contact: str, t0_s: float) -> Summary:
     """An FCR summary: first queued ``t0_s`` seconds after 10:00:00 in billing/voice, no reason, not ended."""
