@@ -284,3 +284,40 @@ def test_pruning_forgets_index_contacts_before_the_bound_and_a_key_only_they_hel
     assert agg.active_keys() == {KEY}
     assert agg.customers_total(bound, bound + MINUTE_US) == 1
     assert agg.customers_until(bound + MINUTE_US, None) == 2
+
+
+def test_a_feedback_breach_counts_from_its_moment_in_windows_that_contain_it() -> None:
+    """kpis.md: a feedback breach is +1 for detractor feedback not followed up by survey ts + target, at that
+    moment D; windows are [start, now). Target 1 h; c1's survey s1 (nps 1) at 10:01:00, so D = 11:01:00. A replay
+    evaluated at exactly D: not yet (it could still be followed up at D itself): 0 in 15m [10:46, 11:01) and in
+    ``all``. At D + 1 µs: 1 in 15m [10:46, 11:01:00.000001) and in ``all``. At 11:16:00: the 15m window
+    [11:01, 11:16) starts exactly at D: 1. At 11:17:00: 15m [11:02, 11:17) 0, 1h [10:17, 11:17) 1.
+
+    Kills ``Aggregates.window``'s feedback ``start_us <= at -> <`` and ``at < high -> <=``, and
+    ``awaiting_breaches_before`` ``at < high -> <=`` (the ``all`` window at D)."""
+    engine = KpiEngine(one_hour_target())
+    for event in [contact_event("queued", "q1", T0), contact_event("answered", "a1", T0 + 10 * US),
+                  survey_event("s1", T0 + MINUTE_US, nps=1)]:
+        assert engine.process(event)
+    deadline = T0 + MINUTE_US + HOUR_US
+
+    def breaches(now: int) -> dict[str, int]:
+        totals = engine.snapshot(now, include_all=True)["totals"]["windows"]
+        return {name: totals[name]["feedback_breaches"] for name in ("15m", "1h", "all")}
+
+    assert breaches(deadline) == {"15m": 0, "1h": 0, "all": 0}
+    assert breaches(deadline + 1) == {"15m": 1, "1h": 1, "all": 1}
+    assert breaches(deadline + 15 * MINUTE_US) == {"15m": 1, "1h": 1, "all": 1}
+    assert breaches(deadline + 16 * MINUTE_US) == {"15m": 0, "1h": 1, "all": 1}
+
+
+def test_a_feedback_breach_counts_only_before_the_window_end() -> None:
+    """``Aggregates.window`` of a window ending before now counts awaiting feedback's breach only when its moment
+    is before the window's end: moment 10:05:00, now 10:10:00; [10:00, 10:05) -> 0, [10:00, 10:06) -> 1.
+
+    Kills ``Aggregates.window``'s feedback ``min(end_us, now) -> max``."""
+    agg = Aggregates(MINUTE_US, T0 + 10 * MINUTE_US)
+    agg.ensure_key(KEY)
+    agg.awaiting[KEY] = {("c1", "s1"): (T0 - 55 * MINUTE_US, T0 + 5 * MINUTE_US)}
+    assert agg.window(T0, T0 + 5 * MINUTE_US, [KEY])[KEY][m.FEEDBACK_BREACHES] == 0
+    assert agg.window(T0, T0 + 6 * MINUTE_US, [KEY])[KEY][m.FEEDBACK_BREACHES] == 1
