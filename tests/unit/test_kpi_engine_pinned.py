@@ -321,3 +321,25 @@ def test_a_feedback_breach_counts_only_before_the_window_end() -> None:
     agg.awaiting[KEY] = {("c1", "s1"): (T0 - 55 * MINUTE_US, T0 + 5 * MINUTE_US)}
     assert agg.window(T0, T0 + 5 * MINUTE_US, [KEY])[KEY][m.FEEDBACK_BREACHES] == 0
     assert agg.window(T0, T0 + 6 * MINUTE_US, [KEY])[KEY][m.FEEDBACK_BREACHES] == 1
+
+
+def test_future_until_sums_the_facts_from_now_up_to_before_its_end() -> None:
+    """``Aggregates.future_until(end)``: the facts not yet in a bucket (at now or later) whose time is before
+    ``end`` (a replay's ``all`` window ends 1 µs after now). Bucket 1 min, now 01:29:00: offered +1 at 01:30:00
+    (future), answered +1 at exactly now. Up to 01:29:00: nothing ([now, now) is empty); up to 01:30:00:
+    answered 1 only (01:30:00 is not before it); up to 01:30:00.000001: answered 1 and offered 1, every other
+    count 0.
+
+    Kills ``future_until``'s ``at < end_us -> <=`` for future facts and for facts at now, and its at-now sums
+    starting at 1 or subtracting."""
+    agg = Aggregates(MINUTE_US)
+    agg.apply([(m.OFFERED, 90 * MINUTE_US, "billing", "voice", 1)])
+    agg.advance(89 * MINUTE_US)
+    agg.apply([(m.ANSWERED, 89 * MINUTE_US, "billing", "voice", 1)])
+    answered = [0] * m.N_MEASURES
+    answered[m.ANSWERED] = 1
+    both = list(answered)
+    both[m.OFFERED] = 1
+    assert agg.future_until(89 * MINUTE_US) == {}
+    assert agg.future_until(90 * MINUTE_US) == {KEY: answered}
+    assert agg.future_until(90 * MINUTE_US + 1) == {KEY: both}
