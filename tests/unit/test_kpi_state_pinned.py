@@ -592,7 +592,10 @@ def test_settle_is_due_only_when_an_event_is_older_than_the_horizon() -> None:
     horizon (q1 10:00:00, e1 10:00:05, c9 queued 10:01:05 -> horizon 10:00:05; after settle() only e1's
     10:00:05 and later are left): not due.
 
-    Kills ``ContactProcessor.settle_due``'s ``and -> or``, ``< -> <=`` and ``stream_time - disorder -> +``."""
+    With two events, q1 10:00:00 and q9 10:01:10 (horizon 10:00:10), only the oldest is due: due.
+
+    Kills ``ContactProcessor.settle_due``'s ``and -> or``, ``< -> <=``, ``stream_time - disorder -> +`` and
+    ``heap[0] -> heap[1]`` (the second entry is not due)."""
     proc = contacts()
     settled_history(proc)
     assert proc.settle_due() is True
@@ -603,6 +606,10 @@ def test_settle_is_due_only_when_an_event_is_older_than_the_horizon() -> None:
         edge.handle(item)
     edge.settle()
     assert edge.settle_due() is False
+    two = contacts()  # q1 10:00:00, q9 10:01:10 (horizon 10:00:10): the oldest is due, the other not
+    for item in (event("queued", "q1", 0), event("queued", "q9", 70, "c9")):
+        two.handle(item)
+    assert two.settle_due() is True
 
 
 def test_a_late_answer_or_follow_up_seen_again_in_a_recompute_is_published_once_and_only_when_late() -> None:
@@ -729,3 +736,36 @@ def test_a_summary_sent_again_unchanged_leaves_its_customer_saved() -> None:
     assert proc.dirty == set()
     proc.update(summary("u1", "c1", 10))  # t0 10:00:10 instead of 10:00:00: a change, to be saved
     assert proc.dirty == {"u1"}
+
+
+def test_forgetting_old_contacts_of_customers_marks_changed_customers_for_saving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The customer side drops contacts older than 2 F + the allowed disorder (F = 1 h: 2 h 1 min) that no
+    remaining contact looks back to. u1: c1 t0 10:00:00 (day 0), c2 t0 day 1 10:00:00 (more than F after c1, so
+    c2 does not need c1). u2: c3 t0 day 1 10:00:00.
+
+    - now = day 0 12:01:00: limit = now - 2 h - 60 s = day 0 10:00:00; c1 is not older: nothing changes,
+      nothing to save (dirty empty);
+    - 1 µs later c1 goes: u1 changed (dirty, to be saved), u2 not; no customer is gone.
+
+    Packed (RECENT_CUSTOMERS 0, so every saved customer is packed), a customer goes whole once its newest t0 is
+    older than the limit: u1 and u2 (newest t0 both day 1 10:00:00) stay at now = day 1 12:01:00 and go 1 µs
+    later.
+
+    Kills ``CustomerProcessor.forget``'s limit mutants (``2 * F -> 1 *``, either sign flipped), ``len(contacts)
+    != before -> ==`` (the changed customer not saved, the unchanged one saved), ``not state.contacts``
+    removed, and the packed ``_prefix(packed) < limit -> <=``."""
+    kpi = KpiSettings(fcr_window="1h")
+    proc = CustomerProcessor(kpi, Aggregates(BUCKET_US, T0))
+    for item in (summary("u1", "c1", 0), summary("u1", "c2", DAY_S), summary("u2", "c3", DAY_S)):
+        proc.update(item)
+    proc.dirty.clear()
+    now = T0 + (2 * 3600 + 60) * US
+    assert proc.forget(now) == [] and proc.dirty == set()
+    assert proc.forget(now + 1) == [] and proc.dirty == {"u1"}
+    assert sorted(proc.customers["u1"].contacts) == ["c2"]
+    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 0)
+    proc.dirty.clear()
+    assert proc.evict() == 2 and sorted(proc.packed) == ["u1", "u2"]
+    later = now + DAY_S * US
+    assert proc.forget(later) == []
+    assert sorted(proc.forget(later + 1)) == ["u1", "u2"]
