@@ -695,6 +695,21 @@ def test_a_contact_processor_publishes_no_breach_unless_asked() -> None:
     assert proc.due_feedback_breaches(T0 + 3 * DAY_S * US) == []
 
 
+def test_a_second_identical_survey_arriving_out_of_order_counts_twice() -> None:
+    """Two survey responses of c1 at the same instant with the same scores (nps 10, csat 5) are two responses
+    (distinct event ids): 2 promoters, csat_5 2. s1 arrives first (in order: one step); s0, whose id sorts
+    before s1's, arrives second and is placed before it (a recompute): the facts before hold s1's once, the
+    facts after hold the same facts twice, and the difference must add the second copy.
+
+    Kills ``_diff``'s exact-set shortcut taken for a list with repeats (``and -> or``, the second ``== ->
+    !=``): the second copy is in the set already, so it would never be added (promoters 1)."""
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("abandoned", "x1", 2), event("survey", "s1", 60, nps=10, csat=5),
+                 event("survey", "s0", 60, nps=10, csat=5)):
+        assert proc.handle(item)
+    assert (billing(proc, m.PROMOTERS), billing(proc, m.CSAT_1 + 4)) == (2, 2)
+
+
 # -- customers (processors.py) -------------------------------------------------------------------------------------
 def summary(customer: str, contact: str, t0_s: float) -> Summary:
     """An FCR summary: first queued ``t0_s`` seconds after 10:00:00 in billing/voice, no reason, not ended."""
