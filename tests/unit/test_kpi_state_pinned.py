@@ -784,3 +784,20 @@ def test_forgetting_old_contacts_of_customers_marks_changed_customers_for_saving
     later = now + DAY_S * US
     assert proc.forget(later) == []
     assert sorted(proc.forget(later + 1)) == ["u1", "u2"]
+
+
+def test_a_customer_processor_keeps_no_pruned_customers_unless_asked() -> None:
+    """``keep_all_customers`` (a replay's and a live worker's ``all`` window) is asked for explicitly; without it
+    the distinct index forgets pruned contacts whole. u1 with t0 day 0 10:00:00, u2 with t0 day 3 10:00:00;
+    the aggregates pruned before day 2: customers with a contact before day 3 10:01:00 counted from the start
+    of time -> only u2 (1); the index keeps no customer ids of pruned contacts.
+
+    Kills ``CustomerProcessor.__init__`` ``keep_all_customers=False -> True`` (u1 would stay counted: 2)."""
+    aggregates = Aggregates(BUCKET_US, T0)
+    proc = CustomerProcessor(KpiSettings(fcr_window="1h"), aggregates)
+    proc.update(summary("u1", "c1", 0))
+    proc.update(summary("u2", "c2", 3 * DAY_S))
+    aggregates.advance(T0 + (3 * DAY_S + 60) * US)
+    aggregates.prune(T0 + 2 * DAY_S * US)
+    assert aggregates.customers_until(T0 + (3 * DAY_S + 60) * US, None) == 1
+    assert proc.distinct.gone_all == set()
