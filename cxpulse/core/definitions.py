@@ -164,10 +164,11 @@ class Amount:
     present: Sum
 
     def evaluate(self, counts: Sequence[int]) -> float | None:
+        """``value * scale``, rounded once: an int by int true division is the correctly rounded quotient (for
+        cost, millionths / 1_000_000), whatever the scale."""
         if self.present.evaluate(counts) == 0:
             return None
-        return self.value.evaluate(counts) / int(1 / self.scale) if self.scale < 1 else float(
-            self.scale * self.value.evaluate(counts))
+        return self.value.evaluate(counts) * self.scale.numerator / self.scale.denominator
 
 
 @dataclass(frozen=True)
