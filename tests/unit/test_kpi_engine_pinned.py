@@ -343,3 +343,37 @@ def test_future_until_sums_the_facts_from_now_up_to_before_its_end() -> None:
     assert agg.future_until(89 * MINUTE_US) == {}
     assert agg.future_until(90 * MINUTE_US) == {KEY: answered}
     assert agg.future_until(90 * MINUTE_US + 1) == {KEY: both}
+
+
+def test_distinct_customers_of_a_window_ending_before_now_stop_at_its_end() -> None:
+    """kpis.md *customers*: distinct customers with a contact whose t0 lies in the window [start, end). Now
+    10:10:00; u2's c2 at 10:01:00, u1's c1 at 10:05:00, both billing/voice. [10:00, 10:05) holds only c2: 1
+    customer, per key and in total; [10:00, 10:06) both: 2.
+
+    Kills ``Aggregates.window``'s and ``customers_total``'s ``min(end_us, now) -> max`` (c1 counted up to now)."""
+    agg = Aggregates(MINUTE_US, T0 + 10 * MINUTE_US)
+    agg.distinct = DistinctCustomers(keep_all=True)
+    agg.distinct.note("c2", "u2", T0 + MINUTE_US, "billing", "voice")
+    agg.distinct.note("c1", "u1", T0 + 5 * MINUTE_US, "billing", "voice")
+    agg.ensure_key(KEY)
+    end = T0 + 5 * MINUTE_US
+    assert (agg.window(T0, end, [KEY])[KEY][m.CUSTOMERS], agg.customers_total(T0, end)) == (1, 1)
+    end = T0 + 6 * MINUTE_US
+    assert (agg.window(T0, end, [KEY])[KEY][m.CUSTOMERS], agg.customers_total(T0, end)) == (2, 2)
+
+
+def test_live_all_window_counts_each_customer_once_over_contact_and_customer_partitions() -> None:
+    """A live worker's ``all`` window: distinct customers come from its customer partitions only (the contact
+    partitions hold no index). u1's c1 queued 10:00:00 on contact partition 0, its summary on customer partition
+    1; at 10:30: customers 1 for billing/voice and in total, contacts 1.
+
+    Kills ``customers_until`` returning 1 instead of 0 for an aggregates without an index (each contact
+    partition would add a customer)."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0 + 30 * MINUTE_US))
+    assert feed(live, 0, contact_event("queued", "q1", T0))
+    for summary in live.contacts(0).drain_summaries():
+        live.customers(1).update(summary)
+    doc = live.document(T0 + 30 * MINUTE_US, include_all=True)
+    everything = doc["totals"]["windows"]["all"]
+    billing = next(q for q in doc["queues"] if (q["queue"], q["channel"]) == KEY)["windows"]["all"]
+    assert (everything["customers"], everything["contacts"], billing["customers"]) == (1, 1, 1)
