@@ -300,11 +300,13 @@ def test_the_listing_orders_by_state_then_since_then_name_and_gives_reasons_of_a
     away without a reason since 09:05, D (Bob) away on a break since 09:05; E logged out at 09:02 and F, whose
     only event (09:22) is ahead of now, are not listed. Order: state, then since (Zed before Amy), then name
     ("" before "Bob"). Reasons only for away, "unspecified" when none was given; seconds in state = now - since.
-    Without ``listing=True`` the figures carry no listing and the section no ``listed``.
+    Without ``listing=True`` the figures carry no listing and the section no ``listed``. Live: 4 logged in,
+    2 available, 2 away, by reason break 1 and unspecified 1.
 
     Kills ``AgentProcessor.listing``'s ``or`` -> ``and`` and ``continue`` removed (E listed, or F raising),
     ``state == "away"`` -> ``!=`` and ``reason or NO_REASON`` -> ``and``, ``section``'s name key ``or ""`` ->
-    ``and`` (None compared with a name), and ``figures``' default ``listing=False`` -> ``True``."""
+    ``and`` (None compared with a name), ``figures``' default ``listing=False`` -> ``True`` and ``_live_doc``'s
+    reason ``key[5:]`` -> ``key[4:]``."""
     kpi = KpiSettings()
     proc = AgentProcessor(kpi)
     proc.add("A", _rec(_at(9, 0), "a", "available", name="Zed"))
@@ -313,7 +315,10 @@ def test_the_listing_orders_by_state_then_since_then_name_and_gives_reasons_of_a
     proc.add("D", _rec(_at(9, 5), "d", "away", reason="break", team="blue", name="Bob"))
     proc.add("E", _rec(_at(9, 2), "e", "logged_out", queues=(), name="Eve"))
     proc.add("F", _rec(_at(9, 22), "f", "available", name="Fay"))
-    listed = section(kpi, figures(kpi, [proc], [], NOW, listing=True))["listed"]
+    doc = section(kpi, figures(kpi, [proc], [], NOW, listing=True))
+    assert doc["live"] == {"logged_in": 4, "available": 2, "on_contact": 0, "wrap_up": 0, "away": 2,
+                           "away_by_reason": {"break": 1, "unspecified": 1}}
+    listed = doc["listed"]
     rows = [(i["agent_name"], i["state"], i["reason"], i["team"], i["since"], i["seconds_in_state"]) for i in listed]
     assert rows == [
         ("Zed", "available", None, "red", "2026-05-04T09:00:00.000Z", 1200.0),
@@ -331,7 +336,8 @@ def test_teams_are_sorted_with_no_team_first_and_empty_windows_are_zero() -> Non
     (zero denominator), while its 1h window [08:20, 09:20) holds 1200 s available (occupancy 0/1200 = 0).
 
     Kills ``section``'s team sort key ``t or ""`` -> ``and`` (every named team ties; caught unless the set
-    happens to iterate in name order, 1 in 720) and ``_empty_windows`` starting at ``[1] * 4``."""
+    happens to iterate in name order, 1 in 720), ``_empty_windows`` starting at ``[1] * 4`` and ``figures``'
+    total starting at ``[1] * 4`` or subtracting the teams."""
     kpi = KpiSettings()
     proc = AgentProcessor(kpi)
     for n, team in enumerate(["teal", "red", None, "plum", "green", "blue", "amber"]):
@@ -339,6 +345,8 @@ def test_teams_are_sorted_with_no_team_first_and_empty_windows_are_zero() -> Non
     proc.add("A3", _rec(_at(8, 50), "out", "logged_out", queues=(), team="plum"))
     doc = section(kpi, figures(kpi, [proc], [], NOW))
     assert [t["team"] for t in doc["teams"]] == [None, "amber", "blue", "green", "plum", "red", "teal"]
+    # in total: six agents available 08:30-09:20 and plum 08:30-08:50: 15m 6 * 900 s; 1h 6 * 3000 s + 1200 s
+    assert (doc["windows"]["15m"]["available_seconds"], doc["windows"]["1h"]["available_seconds"]) == (5400.0, 19200.0)
     plum = doc["teams"][4]
     assert plum["live"]["logged_in"] == 0
     assert plum["windows"]["15m"] == {"start": "2026-05-04T09:05:00.000Z", "end": "2026-05-04T09:20:00.000Z",
