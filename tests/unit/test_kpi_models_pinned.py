@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from cxpulse.models import wire
 from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.agent_kpis import AgentsSection
 from cxpulse.models.events import InvalidEvent, SurveyFollowedUp, parse_any_event, parse_survey_response, topic_of
@@ -116,6 +117,32 @@ def test_a_follow_up_in_a_mixed_file_is_a_survey_topic_event() -> None:
     event = parse_any_event(FOLLOW_UP)
     assert isinstance(event, SurveyFollowedUp)
     assert (event.survey_event_id, event.agent_id, topic_of(event)) == ("s-1", None, "survey-responses")
+
+
+# -- the msgspec decoder (models/wire.py) judges text as it judges bytes -----------------------------------------------
+ESCAPED_NEWLINE = ('{"event_id":"e","type":"contact.queued","ts":"2026-11-23T06:00:02Z","contact_id":"c",'
+                   '"customer_id":"u","channel":"voice","queue":"care\\nteam"}')
+RAW_DEL = ESCAPED_NEWLINE.replace("\\n", "\x7f")
+
+
+@pytest.mark.parametrize(
+    "raw", [ESCAPED_NEWLINE, ESCAPED_NEWLINE.encode(), RAW_DEL, RAW_DEL.encode()],
+    ids=["escape-str", "escape-bytes", "del-str", "del-bytes"],
+)
+def test_a_control_character_in_a_name_is_refused_from_text_and_bytes(raw: str | bytes) -> None:
+    """events.md "Plausibility": a queue name holds no control character (U+0000-U+001F, U+007F). In JSON such
+    a character can only arrive escaped (``\\n`` here, decoded to U+000A) or, for DEL, raw; so the fast road
+    checks the names exactly when the message holds a backslash or a DEL. ``decode_contact_event`` takes
+    ``str`` as well as ``bytes``: all four messages are refused alike, kind control_character, worded as the
+    pydantic path words it.
+
+    Kills: ``models/wire.py::_may_hide_control`` ``"\\\\" in raw`` -> ``not in`` for text (c6f65271#8), under
+    which a ``str`` with a backslash skips the check and the newline reaches the wallboard; also the DEL
+    checks (#5, #6, #9), which test_wire's generator kills too."""
+    assert "\n" not in raw if isinstance(raw, str) else b"\n" not in raw  # the JSON escape, not a raw newline
+    with pytest.raises(InvalidEvent, match=r"^queue: contains a control character \(U\+0000-U\+001F or U\+007F\)$") as caught:
+        wire.decode_contact_event(raw)
+    assert caught.value.kind == "control_character"
 
 
 # -- the agents section of the KPI document (kpis.md "Agents (v2)", "Staffing (v2)") ----------------------------------
