@@ -377,3 +377,34 @@ def test_live_all_window_counts_each_customer_once_over_contact_and_customer_par
     everything = doc["totals"]["windows"]["all"]
     billing = next(q for q in doc["queues"] if (q["queue"], q["channel"]) == KEY)["windows"]["all"]
     assert (everything["customers"], everything["contacts"], billing["customers"]) == (1, 1, 1)
+
+
+def agent_event(eid: str, at_us: int, state: str) -> dict[str, Any]:
+    return {"event_id": eid, "type": "agent.state", "ts": format_ts(at_us), "agent_id": "A", "state": state,
+            "queues": ["billing"], "team": "red"}
+
+
+def test_the_replay_reads_agent_events_by_topic_and_refuses_an_unknown_type_once() -> None:
+    """``KpiEngine.process``: an ``agent.state`` given with topic ``agent-events`` is an agent event (accepted,
+    processed 1); one JSONL of every topic (no topic) tells an
+    agent event by its type (a second one, on_contact at 10:01, accepted: processed 2; at 10:05 the agent is
+    logged in and on a contact). An event of a type no topic has
+    (``contact.teleported``) is refused once, kind ``unknown_type``, with the contact side's reason (events.md:
+    refused events go to the DLQ with their reason), not re-read as an agent event.
+
+    Kills ``process``'s early ``return`` of the agent topic removed (the contact road would then run on an
+    unbound event) and ``exc.kind != "unknown_type" or ...`` -> ``and`` (the unknown type would be re-read by
+    the agent parser and refused with its reason, "... on the agent topic")."""
+    engine = KpiEngine()
+    assert engine.process(orjson.dumps(agent_event("g1", T0, "available")), topic="agent-events")
+    assert engine.health.processed == 1
+    assert engine.process(orjson.dumps(agent_event("g2", T0 + MINUTE_US, "on_contact")))
+    assert engine.health.processed == 2
+    unknown = {"event_id": "x1", "type": "contact.teleported", "ts": format_ts(T0), "contact_id": "c1",
+               "customer_id": "u1"}
+    assert not engine.process(orjson.dumps(unknown))
+    assert [(r.kind, r.reason) for r in engine.rejections] == [
+        ("unknown_type", "type: unknown event type 'contact.teleported'")]
+    assert engine.health.invalid == {"unknown_type": 1}
+    live = engine.snapshot(T0 + 5 * MINUTE_US)["agents"]["live"]
+    assert (live["logged_in"], live["available"], live["on_contact"]) == (1, 0, 1)
