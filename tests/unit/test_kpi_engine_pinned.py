@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from cxpulse.core import engine as engine_module
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.distinct import DistinctCustomers
@@ -388,11 +389,13 @@ def test_the_replay_reads_agent_events_by_topic_and_refuses_an_unknown_type_once
     """``KpiEngine.process``: an ``agent.state`` given with topic ``agent-events`` is an agent event (accepted,
     processed 1); one JSONL of every topic (no topic) tells an
     agent event by its type (a second one, on_contact at 10:01, accepted: processed 2; at 10:05 the agent is
-    logged in and on a contact). An event of a type no topic has
+    logged in and on a contact). g1 again is a duplicate (kpis.md: same id for the same agent counts once): not
+    accepted, duplicates 1, processed still 2. An event of a type no topic has
     (``contact.teleported``) is refused once, kind ``unknown_type``, with the contact side's reason (events.md:
     refused events go to the DLQ with their reason), not re-read as an agent event.
 
-    Kills ``process``'s early ``return`` of the agent topic removed (the contact road would then run on an
+    Kills ``process_agent_event``'s ``not`` removed, its duplicate branch's ``return False`` -> ``True`` or
+    removed, ``processed += 1 -> -=``; ``process``'s early ``return`` of the agent topic removed (the contact road would then run on an
     unbound event) and ``exc.kind != "unknown_type" or ...`` -> ``and`` (the unknown type would be re-read by
     the agent parser and refused with its reason, "... on the agent topic")."""
     engine = KpiEngine()
@@ -400,6 +403,8 @@ def test_the_replay_reads_agent_events_by_topic_and_refuses_an_unknown_type_once
     assert engine.health.processed == 1
     assert engine.process(orjson.dumps(agent_event("g2", T0 + MINUTE_US, "on_contact")))
     assert engine.health.processed == 2
+    assert not engine.process(orjson.dumps(agent_event("g1", T0, "available")), topic="agent-events")
+    assert (engine.health.processed, engine.health.duplicates) == (2, 1)
     unknown = {"event_id": "x1", "type": "contact.teleported", "ts": format_ts(T0), "contact_id": "c1",
                "customer_id": "u1"}
     assert not engine.process(orjson.dumps(unknown))
@@ -408,3 +413,26 @@ def test_the_replay_reads_agent_events_by_topic_and_refuses_an_unknown_type_once
     assert engine.health.invalid == {"unknown_type": 1}
     live = engine.snapshot(T0 + 5 * MINUTE_US)["agents"]["live"]
     assert (live["logged_in"], live["available"], live["on_contact"]) == (1, 0, 1)
+
+
+def test_a_replay_prunes_agent_timelines_every_evict_every_agent_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay memory stays bounded (issue 9): every ``EVICT_EVERY`` accepted agent events (3 here) the agent side
+    drops the records whose interval ended before stream time - keep (agents.py: the longest window, a day, plus
+    a bucket, the disorder and the skew: far less than 3 days). Agent A: e0 available at day 0 10:00, e1
+    on_contact at 10:01, e2 available at day 3 10:00 (third event: pruned, e0's interval [10:00, 10:01) is 3 days
+    old and goes; e1's runs up to e2: kept): 2 records. e3 at day 3 10:01, e4 at day 6 10:00 (two events since the
+    prune: nothing dropped): 4 records. e5 at day 6 10:01 (third since: pruned; e1 and e2 ended at day 3 10:00 and
+    10:01, 3 days old): e3, e4, e5 remain.
+
+    Kills ``process_agent_event``'s ``_agent_events += 1`` -> ``-=`` / ``+= 0`` (never pruned), ``>= EVICT_EVERY
+    -> >`` (pruned one event late) and the reset ``= 0 -> 1`` (the next prune one event early)."""
+    monkeypatch.setattr(engine_module, "EVICT_EVERY", 3)
+    engine = KpiEngine()
+    day = 24 * HOUR_US
+    counts = []
+    for i, (at, state) in enumerate([(T0, "available"), (T0 + MINUTE_US, "on_contact"), (T0 + 3 * day, "available"),
+                                     (T0 + 3 * day + MINUTE_US, "on_contact"), (T0 + 6 * day, "available"),
+                                     (T0 + 6 * day + MINUTE_US, "on_contact")]):
+        assert engine.process(orjson.dumps(agent_event(f"e{i}", at, state)))
+        counts.append(len(engine.agents.agents["A"].records))
+    assert counts == [1, 2, 2, 3, 4, 3]
