@@ -695,3 +695,21 @@ def test_textbook_values_of_small_queues() -> None:
     assert (figure["agents_required"], figure["agents_staffed"], figure["gap"]) == (3, 1, 2)
     assert agents_required(0, 900.0, 180.0, 20, 0.8) is None
     assert agents_required(10, 900.0, 0.0, 20, 0.8) is None
+
+
+def test_occupancy_is_handling_time_over_staffed_time() -> None:
+    """kpis.md: occupancy = (on_contact + wrap_up seconds) / (available + on_contact + wrap_up seconds); away is
+    in neither. One agent in the 15m window [09:05, 09:20): available 09:05-09:10 (300 s), on_contact
+    09:10-09:15 (300 s), wrap-up 09:15-09:17 (120 s), away 09:17 to now (180 s): (300 + 120) / (300 + 300 + 120)
+    = 420 / 720 = 7/12.
+
+    Kills ``_windows_doc``'s ``+`` -> ``-`` in the staffed time (twice) and in the handling time."""
+    kpi = KpiSettings()
+    proc = AgentProcessor(kpi)
+    for ts, eid, state, reason in [(_at(9, 5), "e1", "available", None), (_at(9, 10), "e2", "on_contact", None),
+                                   (_at(9, 15), "e3", "wrap_up", None), (_at(9, 17), "e4", "away", "meeting")]:
+        proc.add("A", _rec(ts, eid, state, reason=reason))
+    window = section(kpi, figures(kpi, [proc], [], NOW))["windows"]["15m"]
+    assert [window[f"{s}_seconds"] for s in ("available", "on_contact", "wrap_up", "away")] == [300.0, 300.0,
+                                                                                                 120.0, 180.0]
+    assert window["occupancy"] == pytest.approx(7 / 12, rel=1e-15)
