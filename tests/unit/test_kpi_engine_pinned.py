@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from cxpulse.core import engine as engine_module
+from cxpulse.core import live as live_module
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.distinct import DistinctCustomers
@@ -436,3 +437,36 @@ def test_a_replay_prunes_agent_timelines_every_evict_every_agent_events(monkeypa
         assert engine.process(orjson.dumps(agent_event(f"e{i}", at, state)))
         counts.append(len(engine.agents.agents["A"].records))
     assert counts == [1, 2, 2, 3, 4, 3]
+
+
+def test_a_rebuild_with_a_table_loader_keeps_no_settled_contact_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery of a worker whose table holds every contact (``loader_for`` set): settled contacts leave memory
+    altogether, not even packed (issue 9: a week is ~470k contacts; the table holds them), and one touched again
+    is read back from the table. Six contacts c0..c5 queued at 10:00..10:05 and abandoned 2 s later, c9 queued
+    10:10 (the six are settled: older than the 60 s allowance); restored with ``RESTORE_EVICT_EVERY`` 2 (so the
+    periodic move runs too): only the waiting c9 stays, nothing is packed. c0's abandon re-delivered is read back
+    from the table and is a duplicate (kpis.md: remembered at least 24 h): offered 7, abandoned 6.
+
+    Kills ``rebuild_contacts``' ``keep_packed=False -> True`` (periodic and final: the six would stay packed in
+    memory, and be forgotten from the table past the retention, which a loader-less keep would not) and
+    ``contacts``' ``loader_for is not None -> is`` (no loader: c0's abandon would count as a new event)."""
+    clock = Clock(T0 + HOUR_US)
+    first = LiveKpis(KpiSettings(), clock=clock)
+    offset = 0
+    for k in range(6):
+        for event in (contact_event("queued", f"q{k}", T0 + k * MINUTE_US, f"c{k}"),
+                      contact_event("abandoned", f"x{k}", T0 + k * MINUTE_US + 2 * US, f"c{k}")):
+            assert feed(first, 0, event, offset)
+            offset += 1
+    assert feed(first, 0, contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9"), offset)
+    first.settle(0)
+    states = dict(first.contacts(0).contacts)
+    assert len(states) == 7
+    monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
+    second = LiveKpis(KpiSettings(), clock=clock, loader_for=lambda partition: states.get)
+    assert second.rebuild_contacts(sorted((cid, 0, state) for cid, state in states.items()), {0}) == 7
+    proc = second.contacts(0)
+    assert (set(proc.contacts), dict(proc.settled)) == ({"c9"}, {})
+    assert not feed(second, 0, contact_event("abandoned", "x0", T0 + 2 * US, "c0"), offset + 1)
+    totals = second.document(T0 + 11 * MINUTE_US, include_all=True)["totals"]["windows"]["all"]
+    assert (totals["offered"], totals["abandoned"]) == (7, 6)
