@@ -265,7 +265,8 @@ def test_replace_puts_a_contact_back_to_its_stored_state_or_forgets_it() -> None
 
     Kills ``ContactProcessor.replace`` without retracting the current facts (``current is not None -> is``:
     offered 2), retracting with sign ``-0``, ``state is not None -> is`` (nothing restored / None restored),
-    and ``current is not None and ... -> or`` (c7: None has no records)."""
+    and ``current is not None and ... -> or`` (c7: None has no records); and ``settle``'s ``continue`` for a
+    contact no longer held (c1's events still on its timer)."""
     proc = contacts()
     proc.handle(event("queued", "q1", 0))
     proc.handle(event("answered", "a1", 5))
@@ -280,6 +281,10 @@ def test_replace_puts_a_contact_back_to_its_stored_state_or_forgets_it() -> None
     assert proc.contacts == {}
     proc.replace("c7", None)
     assert [billing(proc, measure) for measure in (m.OFFERED, m.ANSWERED, m.HANDLED)] == [0, 0, 0]
+    # c1's events are still on the settle timer: once past the allowance (c9 queued 10:02:06, horizon
+    # 10:01:06) settle() finds no contact for them and refuses nothing
+    assert proc.handle(event("queued", "q9", 126, "c9"))
+    assert proc.settle() == []
 
 
 def test_a_packed_contact_is_forgotten_only_after_the_retention() -> None:
