@@ -470,3 +470,49 @@ def test_a_rebuild_with_a_table_loader_keeps_no_settled_contact_in_memory(monkey
     assert not feed(second, 0, contact_event("abandoned", "x0", T0 + 2 * US, "c0"), offset + 1)
     totals = second.document(T0 + 11 * MINUTE_US, include_all=True)["totals"]["windows"]["all"]
     assert (totals["offered"], totals["abandoned"]) == (7, 6)
+
+
+def test_a_rebuild_without_a_table_loader_moves_nothing_out_at_the_restore_cadence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a table loader (``loader_for`` None) nothing could be read back, so recovery keeps every restored
+    contact, also at the periodic moves (``RESTORE_EVICT_EVERY`` 2 here): the six settled contacts c0..c5 (queued
+    10:00..10:05, abandoned 2 s later) and the waiting c9 (10:10) are all still known; c0's abandon re-delivered
+    is a duplicate (kpis.md: remembered at least 24 h): offered 7, abandoned 6.
+
+    Kills ``rebuild_contacts``' ``loader_for is not None and ...`` -> ``or`` (settled contacts dropped every
+    second restored contact with no copy anywhere: c0's abandon would count again)."""
+    clock = Clock(T0 + HOUR_US)
+    first = LiveKpis(KpiSettings(), clock=clock)
+    offset = 0
+    for k in range(6):
+        for event in (contact_event("queued", f"q{k}", T0 + k * MINUTE_US, f"c{k}"),
+                      contact_event("abandoned", f"x{k}", T0 + k * MINUTE_US + 2 * US, f"c{k}")):
+            assert feed(first, 0, event, offset)
+            offset += 1
+    assert feed(first, 0, contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9"), offset)
+    first.settle(0)
+    stored = sorted((cid, 0, state) for cid, state in first.contacts(0).contacts.items())
+    monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
+    second = LiveKpis(KpiSettings(), clock=clock)
+    assert second.rebuild_contacts(stored, {0}) == 7
+    assert len(second.contacts(0).contacts) + len(second.contacts(0).settled) == 7
+    assert not feed(second, 0, contact_event("abandoned", "x0", T0 + 2 * US, "c0"), offset + 1)
+    totals = second.document(T0 + 11 * MINUTE_US, include_all=True)["totals"]["windows"]["all"]
+    assert (totals["offered"], totals["abandoned"]) == (7, 6)
+
+
+def test_a_live_all_window_counts_customers_whose_contacts_were_pruned() -> None:
+    """The ``all`` window of a live worker counts every customer since its first event once, like a replay,
+    although the distinct-customer index forgets contacts older than two days (the document prunes them): u1's
+    c1 queued at day 0 10:00, u2's c2 at day 3 10:00; the document at day 3 10:30 (c1 pruned): customers 2,
+    contacts 2 in ``all``; the 24h window [day 2 10:30, day 3 10:30): 1 (u2).
+
+    Kills ``LiveKpis.customers``' ``keep_all_customers=True -> False`` (u1 would be forgotten: 1)."""
+    day = 24 * HOUR_US
+    now = T0 + 3 * day + 30 * MINUTE_US
+    live = LiveKpis(KpiSettings(), clock=Clock(now))
+    assert feed(live, 0, contact_event("queued", "q1", T0), 0)
+    assert feed(live, 0, contact_event("queued", "q2", T0 + 3 * day, "c2", customer_id="u2"), 1)
+    for summary in live.contacts(0).drain_summaries():
+        live.customers(1).update(summary)
+    windows = live.document(now, include_all=True)["totals"]["windows"]
+    assert (windows["all"]["customers"], windows["all"]["contacts"], windows["24h"]["customers"]) == (2, 2, 1)
