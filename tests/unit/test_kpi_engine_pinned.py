@@ -516,3 +516,71 @@ def test_a_live_all_window_counts_customers_whose_contacts_were_pruned() -> None
         live.customers(1).update(summary)
     windows = live.document(now, include_all=True)["totals"]["windows"]
     assert (windows["all"]["customers"], windows["all"]["contacts"], windows["24h"]["customers"]) == (2, 2, 1)
+
+
+def test_a_key_whose_facts_at_now_were_all_retracted_is_not_active() -> None:
+    """``Aggregates.active_keys``: a survey first attributed to unknown/unknown (its queued not read yet), then to
+    its queue, at exactly now: +1 promoter on unknown, -1 promoter on unknown, +1 promoter on billing/voice. Only
+    billing/voice has a count: unknown/unknown is not an active key.
+
+    Kills ``active_keys``' at-now sums starting at 1 (unknown would hold 1 + 1 - 1 = 1)."""
+    agg = Aggregates(MINUTE_US, T0)
+    unknown = (m.PROMOTERS, T0, "unknown", "unknown", 1)
+    agg.apply([unknown])
+    agg.apply([unknown], -1)
+    agg.apply([(m.PROMOTERS, T0, "billing", "voice", 1)])
+    assert agg.active_keys() == {KEY}
+
+
+def test_finish_refuses_a_follow_up_of_no_survey_read_after_the_last_contact_event() -> None:
+    """End of a replay: every event is in, so what still waits for a missing event is refused, also when it came
+    after the last contact event (surveys and follow-ups do not move the contacts' lifecycle clock). c1 queued
+    10:00:00; its survey s1 (nps 9) at 10:30:00; f9 at 10:40:00 follows up a survey c1 never had. Before
+    ``finish`` nothing is refused (the clock is still 10:00:00); after it, f9 once, kind lifecycle, "no such
+    survey" (events.md / kpis.md v2: a follow-up of no such survey goes to the DLQ once the disorder has passed).
+
+    Kills ``finish``'s ``max(stream_time, latest_ts)`` -> ``min`` (the clock would only pass 10:00:00 + 60 s)."""
+    engine = KpiEngine()
+    assert engine.process(contact_event("queued", "q1", T0))
+    assert engine.process(survey_event("s1", T0 + 30 * MINUTE_US, nps=9))
+    assert engine.process({"event_id": "f9", "type": "survey.followed_up", "ts": format_ts(T0 + 40 * MINUTE_US),
+                           "contact_id": "c1", "customer_id": "u1", "survey_event_id": "s-none", "agent_id": "sup-1"})
+    assert engine.rejections == []
+    engine.finish()
+    assert [(r.kind, r.event_id) for r in engine.rejections] == [("lifecycle", "f9")]
+    assert engine.rejections[0].reason.startswith("no such survey")
+
+
+def test_live_awaiting_follow_ups_add_over_partitions_and_the_oldest_is_the_largest_age() -> None:
+    """kpis.md v2 live: awaiting_follow_up = detractor feedback not yet followed up; oldest_awaiting_seconds = now
+    - the earliest such survey ts. One worker, two contact partitions, both billing/voice, target 1 h: c1 on
+    partition 0 with a detractor survey at 10:01:00, c2 on partition 1 with one at 10:05:00. At 10:30:00:
+    awaiting 1 + 1 = 2, oldest 10:30 - 10:01 = 1740 s (not 1500 s).
+
+    Kills ``merge_live``'s ``held[0] + count`` -> ``held[1] + count`` (2 would become 1741) and
+    ``max(held[1], oldest)`` -> ``max(held[0], oldest)`` (1500)."""
+    now = T0 + 30 * MINUTE_US
+    live = LiveKpis(one_hour_target(), clock=Clock(now))
+    for partition, (contact, survey_at) in enumerate([("c1", T0 + MINUTE_US), ("c2", T0 + 5 * MINUTE_US)]):
+        assert feed(live, partition, contact_event("queued", f"{contact}-q", T0, contact))
+        assert feed(live, partition, survey_event(f"{contact}-s", survey_at, contact, nps=2), 0, "survey-responses")
+    doc = live.document(now)
+    row_live = next(q for q in doc["queues"] if (q["queue"], q["channel"]) == KEY)["live"]
+    assert (row_live["awaiting_follow_up"], row_live["oldest_awaiting_seconds"]) == (2, 1740.0)
+
+
+def test_the_all_window_of_a_queue_counts_only_its_own_feedback_breaches() -> None:
+    """A replay's ``all`` window per (queue, channel): c1 on billing/voice with a detractor survey at 10:01:00
+    (target 1 h: breach at 11:01:00, still awaiting), c2 on sales/voice answered with no survey. At 11:30:00:
+    billing all feedback_breaches 1, sales 0, total 1.
+
+    Kills ``_sum_all``'s feedback ``k == key`` -> ``!=`` (billing would get sales' 0 and sales billing's 1)."""
+    engine = KpiEngine(one_hour_target())
+    for event in [contact_event("queued", "q1", T0), survey_event("s1", T0 + MINUTE_US, nps=1),
+                  contact_event("queued", "q2", T0 + 2 * MINUTE_US, "c2", queue="sales"),
+                  contact_event("answered", "a2", T0 + 2 * MINUTE_US + 5 * US, "c2", queue="sales")]:
+        assert engine.process(event)
+    doc = engine.snapshot(T0 + 90 * MINUTE_US, include_all=True)
+    alls = {(q["queue"], q["channel"]): q["windows"]["all"]["feedback_breaches"] for q in doc["queues"]}
+    assert alls == {KEY: 1, ("sales", "voice"): 0}
+    assert doc["totals"]["windows"]["all"]["feedback_breaches"] == 1
