@@ -1,5 +1,7 @@
 """Rules of the engine's own files (aggregates.py, engine.py, live.py, partials.py) that the mutation run of
-issue 16 found unpinned, each computed by hand from kpis.md / events.md (docs/mutation.md).
+issue 16 found unpinned, each computed by hand from kpis.md / events.md (docs/mutation.md), and the tests
+that equivalence arguments of docs/mutation-equivalent.txt rely on (folding pending facts early changes no
+figure). Each docstring names the mutants it kills.
 
 Why a file of its own: its name matches the mutation tool's ``tests/unit/test_kpi_*.py`` glob, so every run
 selects it. Live tests drive the wall clock through ``LiveKpis(clock=...)`` (a :class:`Clock` that moves only
