@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.aggregates import Aggregates, Key
 from cxpulse.core.contact import (
     ANSWERED,
     CHANNEL,
@@ -210,6 +210,10 @@ class ContactProcessor:
         self._feedback_heap: list[tuple[int, str, str]] = []
         self.feedback_published: set[tuple[str, str]] = set()
         self.late_feedback_breaches: list[FeedbackBreach] = []
+        # feedback that stopped awaiting because it passed the retention (_forget_awaiting), by contact then
+        # survey id: its breach is a fact of its own in the buckets, which a follow-up arriving after all must
+        # take back (the contact's own facts then hold the outcome), and a recompute must not make it await again
+        self.expired_feedback: dict[str, dict[str, tuple[Key, int]]] = {}
 
     # -- events ---------------------------------------------------------------------------------------
     def handle(self, event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None,
@@ -345,6 +349,7 @@ class ContactProcessor:
         target = self.queue_settings(queue, channel).feedback_target_us
         followed_up_facts(survey, rec, queue, channel, target, add)
         self._not_awaiting(contact_id, survey_id)
+        self._unexpire(contact_id, survey_id)
         if self.publish_breaches and rec[TS] > survey[TS] + target:
             self._late_feedback(contact_id, survey, queue, channel, target)
 
@@ -378,10 +383,14 @@ class ContactProcessor:
             self._not_awaiting(contact_id, survey_id)
         if not lifecycle.surveys:
             return
+        expired = self.expired_feedback.get(contact_id, {})
         for survey, queue, channel, first in feedback_of(lifecycle):
             if first is None:
-                self._now_awaiting(contact_id, survey, queue, channel)
-            elif self.publish_breaches:
+                if survey[ID] not in expired:  # past the retention: its breach stands as a fact already
+                    self._now_awaiting(contact_id, survey, queue, channel)
+                continue
+            self._unexpire(contact_id, survey[ID])
+            if self.publish_breaches:
                 target = self.queue_settings(queue, channel).feedback_target_us
                 if first[TS] > survey[TS] + target:
                     self._late_feedback(contact_id, survey, queue, channel, target)
@@ -575,6 +584,8 @@ class ContactProcessor:
         old = [cid for cid, packed in self.settled.items() if packed_last_ts(packed) < limit]
         for contact_id in old:
             del self.settled[contact_id]
+        for contact_id in gone + old:  # no event can reach their expired feedback any more
+            self.expired_feedback.pop(contact_id, None)
         self._forget_awaiting(limit)
         return gone + old
 
@@ -589,8 +600,21 @@ class ContactProcessor:
                 if survey_ts < limit:
                     facts.append((m.FEEDBACK_BREACHES, deadline, key[0], key[1], 1))
                     self._not_awaiting(contact_id, survey_id)
+                    if contact_id in self.contacts or contact_id in self.settled or self.loader is not None:
+                        self.expired_feedback.setdefault(contact_id, {})[survey_id] = (key, deadline)
         if facts:
             self.aggregates.apply(facts, 1)
+
+    def _unexpire(self, contact_id: str, survey_id: str) -> None:
+        """A follow-up of feedback that expired (see ``expired_feedback``): take its breach fact back, the
+        contact's own facts count the outcome from now on (a breach if late, none if in time)."""
+        mine = self.expired_feedback.get(contact_id)
+        if mine is None or survey_id not in mine:
+            return
+        key, deadline = mine.pop(survey_id)
+        if not mine:
+            del self.expired_feedback[contact_id]
+        self.aggregates.apply([(m.FEEDBACK_BREACHES, deadline, key[0], key[1], 1)], -1)
 
     # -- state -----------------------------------------------------------------------------------------
     def restore(self, contact_id: str, state: ContactState) -> None:

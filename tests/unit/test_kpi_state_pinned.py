@@ -589,11 +589,42 @@ def test_detractor_feedback_older_than_the_retention_stops_awaiting_and_newer_fe
     day0 = proc.aggregates.window(T0 + 3660 * US, T0 + 3720 * US, [BILLING])[BILLING]
     assert day0[m.FEEDBACK_BREACHES] == 2  # [11:01:00, 11:02:00) of day 0
     # a follow-up of the expired s1 (day 31 10:30:00) still counts as followed up (kpis.md: at its ts); nothing
-    # of c1 awaits any more (kills ``_not_awaiting``'s early ``return`` for a contact awaiting nothing). Its
-    # breach count is not asserted here: reported open in issue 16 (feedback expired by forget() and then
-    # followed up late counts its breach a second time)
+    # of c1 awaits any more (kills ``_not_awaiting``'s early ``return`` for a contact awaiting nothing). s1 was
+    # followed up 30 days late: still one breach (at day 0 11:01:00), not a second one beside its expiry's
+    # (this was a bug: 3 breaches; the expiry's fact is taken back when the follow-up's own facts count it)
     assert proc.handle(follow_up("f1", 31 * DAY_S + 1800, "s1"))
     assert billing(proc, m.FOLLOWED_UP, end_s) == 2
+    assert billing(proc, m.FEEDBACK_BREACHES, end_s) == 2
+    assert proc.aggregates.window(T0 + 3660 * US, T0 + 3720 * US, [BILLING])[BILLING][m.FEEDBACK_BREACHES] == 2
+    assert proc.expired_feedback == {}
+
+
+def test_expired_feedback_does_not_await_again_after_a_recompute_and_an_in_time_follow_up_takes_its_breach_back() -> None:
+    """Feedback target 1 h, retention 31 days. c1: queued day 0 10:00:00, abandoned 10:00:02, detractor s1
+    10:01:00 (breach due 11:01:00), queued again day 30 10:00:00 and abandoned 10:00:02. At day 31 10:01:00 + 1
+    µs s1 is past the retention: it expires, its breach a fact at day 0 11:01:00 (1 breach, nothing awaits).
+
+    A late event of c1 from day 0 (an ended? no: a second survey s9 at 10:00:30, CSAT 5, not a detractor) makes
+    the contact recompute: s1 has no follow-up, but it must not await again (that would count its breach twice:
+    2). Then a follow-up f1 of s1 stamped day 0 10:30:00 (in time: before 11:01:00) arrives out of order: s1 was
+    followed up in time after all, so no breach (0), followed up 1, response 29 min = 1740 s."""
+    kpi = KpiSettings(channels={"voice": {"feedback_response_target": "1h"}})
+    proc = ContactProcessor(kpi, Aggregates(BUCKET_US, T0), publish_breaches=True)
+    for item in (event("queued", "q1", 0), event("abandoned", "x1", 2), event("survey", "s1", 60, nps=0),
+                 event("queued", "q2", 30 * DAY_S), event("abandoned", "x2", 30 * DAY_S + 2)):
+        assert proc.handle(item)
+    now = T0 + 60 * US + RETENTION_US + 1
+    assert proc.forget(now) == []
+    end_s = 31 * DAY_S + 3600
+    assert proc.awaiting_by_queue(now) == {}
+    assert billing(proc, m.FEEDBACK_BREACHES, end_s) == 1
+    assert proc.handle(event("survey", "s9", 30, csat=5))
+    assert proc.awaiting_by_queue(now) == {}
+    assert billing(proc, m.FEEDBACK_BREACHES, end_s) == 1
+    assert proc.handle(follow_up("f1", 1800, "s1"))
+    assert (billing(proc, m.FEEDBACK_BREACHES, end_s), billing(proc, m.FOLLOWED_UP, end_s)) == (0, 1)
+    assert billing(proc, m.FEEDBACK_RESPONSE, end_s) == 1_740_000_000
+    assert proc.expired_feedback == {}
 
 
 def test_settle_is_due_only_when_an_event_is_older_than_the_horizon() -> None:
