@@ -84,6 +84,7 @@ TEST_FILES = (
 )
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout=0", "--hypothesis-seed=0",
                "-W", "ignore::pytest.PytestAssertRewriteWarning")
+RETRY_SLACK = 4.0  # a timed-out mutant runs once more with this many times its time budget
 SANITY_MARK = "cxpulse-mutants sanity check: the broken copy is the one imported"
 # imported by the fork server before it forks; never a module under cxpulse/core or cxpulse/models (those must
 # come from the copy, mutated). cxpulse.settings imports neither and costs ~0.15 s per run, so it is preloaded.
@@ -752,6 +753,18 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
             while any(t.is_alive() for t in threads):
                 for t in threads:
                     t.join(timeout=0.5)
+            # a mutant that merely ran slowly (a module-level one runs every selected test; a loaded machine) is
+            # not detected: each timed-out one runs again with RETRY_SLACK times the time; one that loops for
+            # ever still times out
+            slow = [m for m in mutants if m.status == "timeout"]
+            if slow:
+                print(f"re-running {len(slow)} timed-out mutant(s) with {RETRY_SLACK:g}x the time", flush=True)
+            for mutant in slow:
+                _one(mutant, runners[0], copies[0], sources[mutant.file], base, mutant.id in module_level,
+                     args.timeout, slack=RETRY_SLACK)
+                if mutant.status in ("survived", "error") and mutant.id not in equivalent:
+                    print(f"  {mutant.status} (on retry): {mutant.file}:{mutant.line} {mutant.change}  [{mutant.id}]",
+                          flush=True)
         except KeyboardInterrupt:
             print("interrupted: stopping the runs", flush=True)
             stopping.set()
@@ -764,7 +777,8 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
     return _summary(args, mutants, equivalent, base, started)
 
 
-def _one(mutant: Mutant, runner: Any, copy_dir: Path, source: str, base: Baseline, module_level: bool, timeout: float) -> None:
+def _one(mutant: Mutant, runner: Any, copy_dir: Path, source: str, base: Baseline, module_level: bool, timeout: float,
+         slack: float = 1.0) -> None:
     tests = select_tests(base, mutant, module_level)
     mutant.tests = len(tests)
     if not tests:
@@ -776,7 +790,7 @@ def _one(mutant: Mutant, runner: Any, copy_dir: Path, source: str, base: Baselin
         _drop_pyc(target)
         # traced times are 5-20 times the real ones: a third of them is still generous, and a mutant that loops
         # forever (a `-=` in a while loop) does not cost minutes
-        budget = timeout + 0.3 * sum(base.tests[t] for t in tests)
+        budget = slack * (timeout + 0.3 * sum(base.tests[t] for t in tests))
         result = runner.run([*PYTEST_ARGS, *tests], budget)
     finally:
         target.write_text(source, encoding="utf-8")
