@@ -441,6 +441,21 @@ def test_a_replay_prunes_agent_timelines_every_evict_every_agent_events(monkeypa
     assert counts == [1, 2, 2, 3, 4, 3]
 
 
+def _six_settled_and_one_waiting(clock: Clock) -> tuple[LiveKpis, int]:
+    """Partition 0 of a live state: c0..c5 queued 10:00..10:05 and abandoned 2 s later (settled), c9 queued
+    10:10 (waiting); and the offset of its last event."""
+    first = LiveKpis(KpiSettings(), clock=clock)
+    offset = 0
+    for k in range(6):
+        for event in (contact_event("queued", f"q{k}", T0 + k * MINUTE_US, f"c{k}"),
+                      contact_event("abandoned", f"x{k}", T0 + k * MINUTE_US + 2 * US, f"c{k}")):
+            assert feed(first, 0, event, offset)
+            offset += 1
+    assert feed(first, 0, contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9"), offset)
+    first.settle(0)
+    return first, offset
+
+
 def test_a_rebuild_with_a_table_loader_keeps_no_settled_contact_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """Recovery of a worker whose table holds every contact (``loader_for`` set): settled contacts leave memory
     altogether, not even packed (issue 9: a week is ~470k contacts; the table holds them), and one touched again
@@ -453,15 +468,7 @@ def test_a_rebuild_with_a_table_loader_keeps_no_settled_contact_in_memory(monkey
     memory, and be forgotten from the table past the retention, which a loader-less keep would not) and
     ``contacts``' ``loader_for is not None -> is`` (no loader: c0's abandon would count as a new event)."""
     clock = Clock(T0 + HOUR_US)
-    first = LiveKpis(KpiSettings(), clock=clock)
-    offset = 0
-    for k in range(6):
-        for event in (contact_event("queued", f"q{k}", T0 + k * MINUTE_US, f"c{k}"),
-                      contact_event("abandoned", f"x{k}", T0 + k * MINUTE_US + 2 * US, f"c{k}")):
-            assert feed(first, 0, event, offset)
-            offset += 1
-    assert feed(first, 0, contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9"), offset)
-    first.settle(0)
+    first, offset = _six_settled_and_one_waiting(clock)
     states = dict(first.contacts(0).contacts)
     assert len(states) == 7
     monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
@@ -483,15 +490,7 @@ def test_a_rebuild_without_a_table_loader_moves_nothing_out_at_the_restore_caden
     Kills ``rebuild_contacts``' ``loader_for is not None and ...`` -> ``or`` (settled contacts dropped every
     second restored contact with no copy anywhere: c0's abandon would count again)."""
     clock = Clock(T0 + HOUR_US)
-    first = LiveKpis(KpiSettings(), clock=clock)
-    offset = 0
-    for k in range(6):
-        for event in (contact_event("queued", f"q{k}", T0 + k * MINUTE_US, f"c{k}"),
-                      contact_event("abandoned", f"x{k}", T0 + k * MINUTE_US + 2 * US, f"c{k}")):
-            assert feed(first, 0, event, offset)
-            offset += 1
-    assert feed(first, 0, contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9"), offset)
-    first.settle(0)
+    first, offset = _six_settled_and_one_waiting(clock)
     stored = sorted((cid, 0, state) for cid, state in first.contacts(0).contacts.items())
     monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
     second = LiveKpis(KpiSettings(), clock=clock)
