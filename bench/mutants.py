@@ -724,6 +724,7 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
             else:
                 todo.put(m)
         done_count = [0]
+        slack = [1.0]  # RETRY_SLACK while timed-out mutants run again
         lock = threading.Lock()
         stopping = threading.Event()
 
@@ -734,7 +735,8 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
                 except queue.Empty:
                     return
                 try:
-                    _one(mutant, runner, copy_dir, sources[mutant.file], base, mutant.id in module_level, args.timeout)
+                    _one(mutant, runner, copy_dir, sources[mutant.file], base, mutant.id in module_level, args.timeout,
+                         slack=slack[0])
                 except Exception as exc:  # noqa: BLE001 - a runner gone (interrupted) or broken: stop this worker
                     if stopping.is_set():
                         return
@@ -746,25 +748,27 @@ def _run(args: argparse.Namespace, tmp: Path, started: float) -> int:
                     if done_count[0] % 50 == 0:
                         print(f"[{done_count[0]}/{len(mutants)}] {time.monotonic() - started:.0f} s", flush=True)
 
-        threads = [threading.Thread(target=work, args=(r, c), daemon=True) for r, c in zip(runners, copies)]
-        for t in threads:
-            t.start()
-        try:
+        def run_all() -> None:
+            threads = [threading.Thread(target=work, args=(r, c), daemon=True) for r, c in zip(runners, copies)]
+            for t in threads:
+                t.start()
             while any(t.is_alive() for t in threads):
                 for t in threads:
                     t.join(timeout=0.5)
+
+        try:
+            run_all()
             # a mutant that merely ran slowly (a module-level one runs every selected test; a loaded machine) is
-            # not detected: each timed-out one runs again with RETRY_SLACK times the time; one that loops for
-            # ever still times out
+            # not detected: each timed-out one runs again, on every worker, with RETRY_SLACK times the time; one
+            # that loops for ever still times out
             slow = [m for m in mutants if m.status == "timeout"]
             if slow:
                 print(f"re-running {len(slow)} timed-out mutant(s) with {RETRY_SLACK:g}x the time", flush=True)
-            for mutant in slow:
-                _one(mutant, runners[0], copies[0], sources[mutant.file], base, mutant.id in module_level,
-                     args.timeout, slack=RETRY_SLACK)
-                if mutant.status in ("survived", "error") and mutant.id not in equivalent:
-                    print(f"  {mutant.status} (on retry): {mutant.file}:{mutant.line} {mutant.change}  [{mutant.id}]",
-                          flush=True)
+                slack[0] = RETRY_SLACK
+                done_count[0] = 0
+                for mutant in slow:
+                    todo.put(mutant)
+                run_all()
         except KeyboardInterrupt:
             print("interrupted: stopping the runs", flush=True)
             stopping.set()
