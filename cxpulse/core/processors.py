@@ -584,9 +584,9 @@ class ContactProcessor:
         old = [cid for cid, packed in self.settled.items() if packed_last_ts(packed) < limit]
         for contact_id in old:
             del self.settled[contact_id]
+        self._forget_awaiting(limit)
         for contact_id in gone + old:  # no event can reach their expired feedback any more
             self.expired_feedback.pop(contact_id, None)
-        self._forget_awaiting(limit)
         return gone + old
 
     def _forget_awaiting(self, limit: int) -> None:
@@ -600,8 +600,7 @@ class ContactProcessor:
                 if survey_ts < limit:
                     facts.append((m.FEEDBACK_BREACHES, deadline, key[0], key[1], 1))
                     self._not_awaiting(contact_id, survey_id)
-                    if contact_id in self.contacts or contact_id in self.settled or self.loader is not None:
-                        self.expired_feedback.setdefault(contact_id, {})[survey_id] = (key, deadline)
+                    self.expired_feedback.setdefault(contact_id, {})[survey_id] = (key, deadline)
         if facts:
             self.aggregates.apply(facts, 1)
 
