@@ -103,6 +103,15 @@ class Histograms:
         self.wait.clear()
         self.handle.clear()
 
+    def state(self) -> tuple[dict[tuple[str, str, str], list[int]], dict[tuple[str, str], list[int]]]:
+        """The sums, for a checkpoint of the live state (see :meth:`LiveKpis.checkpoint`)."""
+        return self.wait, self.handle
+
+    def load_state(self, state: Any) -> None:
+        """The sums a checkpoint saved, in place of a rebuild's re-observation of every contact."""
+        wait, handle = state
+        self.wait, self.handle = dict(wait), dict(handle)
+
     def __call__(self, facts: list[Any], sign: int) -> None:
         self.observe(facts, sign)
 

@@ -1,0 +1,66 @@
+"""A side of the live state (every partition's processor and aggregates) as bytes, and back.
+
+Why: rebuilding the counts from the stored contacts walks every contact the tables hold (a week: 465k contacts,
+80 s and 2.6 GB, measured), although a cleanly stopped worker had all of it in memory a moment before. A
+worker that stops cleanly writes what it holds (:mod:`cxpulse.streams.checkpoint` decides when it is still
+valid), and the next start reads it back instead of walking the tables: the restored objects are exactly the
+ones the worker held, so every figure, pending breach and timer carries on as if it had never stopped.
+
+What is *not* in it: what the new process supplies itself (the settings, the queue-settings cache, the loader
+of evicted contacts, the observer of facts). Pickle, because the state is plain dicts, lists, tuples and
+slotted objects of this package, and pickle reads them back an order of magnitude faster than a rebuild
+(protocol 5); the bytes never leave the worker's own data directory, which is trusted like its RocksDB files.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from cxpulse.core.aggregates import Aggregates
+
+FORMAT = 1  # bumped when what is saved changes shape
+
+# attributes a new process supplies itself (settings, closures over them, the loader of evicted contacts)
+_SUPPLIED = frozenset({"kpi", "queue_settings", "intern", "loader"})
+_AGGREGATE_SLOTS = tuple(slot for slot in Aggregates.__slots__ if slot != "observer")
+
+
+def processor_state(processor: Any) -> dict[str, Any]:
+    """A processor's own attributes, its aggregates as their slots (without the observer)."""
+    state: dict[str, Any] = {}
+    for name, value in vars(processor).items():
+        if name in _SUPPLIED:
+            continue
+        if isinstance(value, Aggregates):
+            value = {slot: getattr(value, slot) for slot in _AGGREGATE_SLOTS}
+        state[name] = value
+    return state
+
+
+def load_processor(processor: Any, state: dict[str, Any]) -> None:
+    """Put ``state`` (:func:`processor_state`) into a processor just built for the same settings: its aggregates
+    keep their observer, everything else is the saved state."""
+    for name, value in state.items():
+        if name == "aggregates":
+            aggregates = processor.aggregates
+            for slot, saved in value.items():
+                setattr(aggregates, slot, saved)
+            continue
+        setattr(processor, name, value)
+
+
+def dumps(parts: dict[int, Any], extra: Any = None) -> bytes:
+    """Every partition's processor of one side (``{partition: processor}``) and ``extra`` (e.g. the observer's
+    sums), in one pickle: objects the processors share with their aggregates (the open visits, the awaiting
+    feedback, the index of distinct customers) stay shared when read back."""
+    saved = {partition: processor_state(proc) for partition, proc in parts.items()}
+    return pickle.dumps((FORMAT, saved, extra), protocol=5)
+
+
+def loads(data: bytes) -> tuple[dict[int, dict[str, Any]], Any]:
+    """``({partition: state}, extra)`` of :func:`dumps`; ValueError for another format."""
+    found, saved, extra = pickle.loads(data)
+    if found != FORMAT:
+        raise ValueError(f"checkpoint format {found}, this version reads {FORMAT}")
+    return saved, extra
