@@ -19,7 +19,10 @@ Steps:
    nothing; then the file goes to fresh topics and one worker (rocksdb store, every KPI, Redis sink under its
    own key prefix) consumes it: events/s from its first to its last processed event (``/api/v1/status``
    polled, as in ``bench/worker_throughput.py``), its RSS once everything is processed, then SIGTERM, its data
-   dir size (``du``), a start again and the time to ``/readyz`` 200, and its RSS once ready.
+   dir size (``du``), a start again and the time to ``/readyz`` 200 (the stop wrote a checkpoint of the live
+   state: the start reads it back, see ``cxpulse/streams/checkpoint.py``), and its RSS once ready; then
+   (``--no-cold-restart`` skips it) a stop, the checkpoint deleted, and a start that rebuilds every contact
+   from the tables, as after a kill -9.
 4. Bytes per remembered contact = (RSS − RSS of the empty one) / contacts in the file (every contact of a run of
    up to 30 days is still remembered).
 
@@ -224,6 +227,9 @@ class WorkerDays:
     restart_ready_s: float
     rss_ready_kb: int
     rss_ready_later_kb: int
+    restart_how: str = ""  # "from the checkpoint" or "rebuilt"
+    cold_restart_s: float = 0.0  # with the checkpoint deleted (as after a kill -9); 0: not measured
+    cold_rss_kb: int = 0
 
 
 def du_kb(path: Path) -> int:
@@ -276,12 +282,23 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
         rss_ready = proc_kb(worker_pid(worker), "VmRSS")
         await asyncio.sleep(5.0)
         rss_later = proc_kb(worker_pid(worker), "VmRSS")
-        say(f"  ready again after {restart_s:.1f} s, RSS {rss_ready / 1024:,.0f} MiB "
+        how = "from the checkpoint" if "recovered from the checkpoint" in worker.log_tail(400) else "rebuilt"
+        say(f"  ready again after {restart_s:.1f} s ({how}), RSS {rss_ready / 1024:,.0f} MiB "
             f"({rss_later / 1024:,.0f} MiB 5 s later)")
+        cold_s = cold_rss = 0.0
+        if args.cold_restart:  # what a start after a kill -9 costs: no checkpoint, every contact rebuilt
+            worker.stop(grace=120)
+            for path in worker.data_dir.rglob("*.checkpoint"):
+                path.unlink()
+            worker.start()
+            cold_s = await worker.wait_ready(timeout=args.ready_timeout)
+            await asyncio.sleep(5.0)
+            cold_rss = proc_kb(worker_pid(worker), "VmRSS")
+            say(f"  without the checkpoint: ready after {cold_s:.1f} s, RSS {cold_rss / 1024:,.0f} MiB 5 s later")
     finally:
         worker.stop(grace=60)
     return WorkerDays(empty_rss, produce_s, run.ready_s, run.rate, run.steady_rate, run.rss_kb, hwm, stop_s,
-                      data_kb, restart_s, rss_ready, rss_later)
+                      data_kb, restart_s, rss_ready, rss_later, how, cold_s, int(cold_rss))
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -349,10 +366,13 @@ async def main(args: argparse.Namespace) -> None:
         print(f"| worker data dir (rocksdb, after SIGTERM) | {worker.data_dir_kb / 1024:,.0f} MiB "
               f"({worker.data_dir_kb * 1024 / sim.contacts:,.0f} B/contact) |")
         print(f"| worker SIGTERM -> exit | {worker.stop_s:.1f} s |")
-        print(f"| worker restart -> ready (`/readyz` 200) | {worker.restart_ready_s:.1f} s |")
+        print(f"| worker restart -> ready (`/readyz` 200) | {worker.restart_ready_s:.1f} s ({worker.restart_how}) |")
         print(f"| worker RSS after ready | {worker.rss_ready_kb / 1024:,.0f} MiB "
               f"({worker.rss_ready_later_kb / 1024:,.0f} MiB 5 s later; "
               f"{per_contact(worker.rss_ready_later_kb, worker.empty_rss_kb, sim.contacts)}) |")
+        if worker.cold_restart_s:
+            print(f"| worker restart -> ready without the checkpoint (as after a kill -9) | {worker.cold_restart_s:.1f} s; "
+                  f"RSS 5 s later {worker.cold_rss_kb / 1024:,.0f} MiB |")
 
 
 def parse_args() -> argparse.Namespace:
@@ -365,6 +385,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-worker", action="store_true", help="no cxpulse worker")
     parser.add_argument("--kafka", default=os.environ.get("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092"))
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up on the worker's load after this")
+    parser.add_argument("--cold-restart", action=argparse.BooleanOptionalAction, default=True,
+                        help="also restart once more without the checkpoint (as after a kill -9)")
     parser.add_argument("--ready-timeout", type=float, default=900.0, help="give up waiting for /readyz after this")
     parser.add_argument("--rev", help="measure this commit (git archive) instead of the working tree")
     parser.add_argument("--keep", action="store_true", help="keep the topics, Redis keys and temporary files")

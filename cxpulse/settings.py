@@ -310,6 +310,11 @@ class WorkerSettings(_Strict):
     rocksdb_memtables_mib: int = Field(
         default=32, ge=1, description="RocksDB write buffers of all the worker's tables and partitions together"
     )
+    checkpoint: bool = Field(
+        default=True,
+        description="on a clean stop, save the live state beside the tables, so the next start reads it back "
+        "instead of rebuilding it from every stored contact (used only while the tables are unchanged)",
+    )
     broker_unreachable_seconds: float = Field(
         default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
     )

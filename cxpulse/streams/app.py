@@ -26,6 +26,8 @@ This module only composes the worker; each part lives in the module named for it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from cxpulse.core.live import LiveKpis
@@ -34,6 +36,7 @@ from cxpulse.settings import Settings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.sinks.redis_sink import attach_redis_sink
 from cxpulse.streams import agents, recovery, timers
+from cxpulse.streams.checkpoint import CheckpointStore, fingerprint
 from cxpulse.streams.dead_letters import DeadLetterOutbox
 from cxpulse.streams.liveness import Liveness
 from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget, share_budget
@@ -146,9 +149,12 @@ def create_worker(settings: Settings) -> Worker:
         registry.register(BudgetCollector(budget))
 
     dead_letters = DeadLetterOutbox(worker.topics.dead_letters, default_source=kafka.topics.contact_events)
-    agents.install(worker, BulkTableWriter(app, contacts_table, stop_now), BulkTableWriter(app, customers_table, stop_now),
-                   dead_letters)
-    agents.install_agent_states(worker, BulkTableWriter(app, agents_table, stop_now), dead_letters)
+    writers = worker.writers = {side: BulkTableWriter(app, table, stop_now) for side, table in
+                                (("contacts", contacts_table), ("customers", customers_table), ("agents", agents_table))}
+    if ws.checkpoint:
+        worker.checkpoints = CheckpointStore(Path(app.conf.tabledir) / "checkpoints", fingerprint(settings))
+    agents.install(worker, writers["contacts"], writers["customers"], dead_letters)
+    agents.install_agent_states(worker, writers["agents"], dead_letters)
     recovery.install(worker)
     timers.install(worker)
     sink = attach_redis_sink(app, settings, live, worker.is_ready)

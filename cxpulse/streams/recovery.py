@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from cxpulse.kafka_security import client_options
-from cxpulse.streams import codec
+from cxpulse.streams import checkpoint, codec
 from cxpulse.streams.breach_log import read_published_feedback, read_published_visits
 from cxpulse.streams.worker import Worker
 
@@ -33,23 +34,54 @@ class Recovery:
         """The partitions of ``topic_name`` this worker owns now."""
         return {tp.partition for tp in self.worker.app.assignor.assigned_actives() if tp.topic == topic_name}
 
+    def source_topic(self, side: str) -> str:
+        """The topic whose partitions decide which partitions of ``side`` this worker owns."""
+        topics = self.worker.settings.kafka.topics
+        return {"contacts": topics.contact_events, "customers": self.worker.topics.summaries.get_topic_name(),
+                "agents": topics.agent_events}[side]
+
+    def from_checkpoint(self, side: str, assigned: set[int]) -> bool:
+        """Read ``side`` back from the clean stop's checkpoint if it describes the recovered table (see
+        :mod:`cxpulse.streams.checkpoint`); False: rebuild from the table."""
+        worker = self.worker
+        table = worker.table_of(side)
+        offsets = checkpoint.recovered_offsets(table, assigned)
+        if offsets is None:
+            return False
+        worker.recovered_offsets[side] = offsets
+        if worker.checkpoints is None:
+            return False
+        data, why = worker.checkpoints.take(side, offsets)
+        if data is None:
+            if why != "no checkpoint":
+                log.info("%s: not read from the checkpoint: %s; rebuilding from the table", side, why)
+            return False
+        partitions, seconds = checkpoint.timed_load(self.live, side, data)
+        log.info("%s recovered from the checkpoint of the last clean stop: %d partitions, %d MiB, in %.1f s",
+                 side, partitions, len(data) >> 20, seconds)
+        return True
+
     async def contacts_recovered(self) -> None:
         """The contacts table is recovered: rebuild the live contacts (and counts) of the owned partitions."""
         worker, live = self.worker, self.live
-        table = worker.contacts_table
-        items = ((codec.key_text(k), *codec.decode_contact(v, sync=False)) for k, v in table.items())
-        count = live.rebuild_contacts(items, self.assigned(worker.settings.kafka.topics.contact_events))
-        log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
+        assigned = self.assigned(self.source_topic("contacts"))
+        if not self.from_checkpoint("contacts", assigned):
+            table = worker.contacts_table
+            items = ((codec.key_text(k), *codec.decode_contact(v, sync=False)) for k, v in table.items())
+            count = live.rebuild_contacts(items, assigned)
+            log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
         worker.recovered.add("contacts")
         self.maybe_ready()
 
     async def customers_recovered(self) -> None:
         """The customers table is recovered: rebuild the live customers of the owned partitions."""
         worker, live = self.worker, self.live
-        table = worker.customers_table
-        items = ((codec.key_text(k), codec.decode(v)) for k, v in table.items())
-        count = live.rebuild_customers(items, self.assigned(worker.topics.summaries.get_topic_name()))
-        log.info("customers recovered: %d customers in %d partitions", count, len(live.customer_parts))
+        assigned = self.assigned(self.source_topic("customers"))
+        if not self.from_checkpoint("customers", assigned):
+            table = worker.customers_table
+            items = ((codec.key_text(k), codec.decode(v)) for k, v in table.items())
+            count = live.rebuild_customers(items, assigned)
+            log.info("customers recovered: %d customers in %d partitions", count, len(live.customer_parts))
         worker.recovered.add("customers")
         self.maybe_ready()
 
@@ -58,11 +90,37 @@ class Recovery:
         worker, live = self.worker, self.live
         table = worker.agents_table
         assert table is not None  # registered only with the table
-        items = ((codec.key_text(k), *codec.decode_agent(v)) for k, v in table.items())
-        count = live.rebuild_agents(items, self.assigned(worker.settings.kafka.topics.agent_events))
-        log.info("agents recovered: %d agents in %d partitions", count, len(live.agent_parts))
+        assigned = self.assigned(self.source_topic("agents"))
+        if not self.from_checkpoint("agents", assigned):
+            items = ((codec.key_text(k), *codec.decode_agent(v)) for k, v in table.items())
+            count = live.rebuild_agents(items, assigned)
+            log.info("agents recovered: %d agents in %d partitions", count, len(live.agent_parts))
         worker.recovered.add("agents")
         self.maybe_ready()
+
+    async def save_checkpoints(self, sender: Any = None, **kwargs: Any) -> None:
+        """A clean stop (Faust's ``on_before_shutdown``: the consumer is stopped and every batch processed): wait
+        for the last changelog batches to be acknowledged, then save each side with the offsets it reflects.
+
+        Only a worker whose state is whole: recovered and not in a rebalance. Nothing here may stop the stop."""
+        worker = self.worker
+        if worker.checkpoints is None or not worker.is_ready():
+            return
+        try:
+            for writer in worker.writers.values():
+                await writer.drain()
+            for side, recovered in worker.recovered_offsets.items():
+                writer = worker.writers.get(side)
+                if writer is None:
+                    continue
+                began = time.monotonic()
+                data = self.live.checkpoint(side)
+                offsets = checkpoint.offsets_now(recovered, writer)
+                worker.checkpoints.save(side, offsets, data)
+                log.info("%s saved for the next start: %d partitions, %d MiB, in %.1f s", side, len(offsets),
+                         len(data) >> 20, time.monotonic() - began)
+        except Exception:  # noqa: BLE001 - the next start rebuilds from the tables instead
+            log.exception("cannot save the checkpoint; the next start rebuilds from the tables")
 
     def maybe_ready(self) -> None:
         """Ready once the breach log is read and every table is recovered."""
@@ -118,5 +176,6 @@ def install(worker: Worker) -> Recovery:
     if worker.agents_table is not None:
         worker.agents_table.on_recover(recovery.agents_recovered)
     worker.app.on_partitions_revoked.connect(recovery.partitions_revoked)
+    worker.app.on_before_shutdown.connect(recovery.save_checkpoints)
     worker.app.on_partitions_assigned.connect(recovery.partitions_assigned)
     return recovery

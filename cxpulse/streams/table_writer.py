@@ -38,6 +38,7 @@ class BulkTableWriter:
         self.wait = wait
         self.staged: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._persisted: dict[TP, int] = {}
+        self._inflight: set[Any] = set()  # futures of batches sent and not answered yet
 
     def stage(self, partition: int, key: bytes, value: bytes | None) -> None:
         """A new value for ``key`` in ``partition`` (None: delete it)."""
@@ -92,9 +93,22 @@ class BulkTableWriter:
         store = self.table.data
         for partition, count, future in pending:
             future.add_done_callback(self._acknowledged(store, TP(topic, partition), count))
+            self._inflight.add(future)
+            future.add_done_callback(self._inflight.discard)
         if self.wait:
             await asyncio.gather(*(future for _, _, future in pending))
         return sent
+
+    async def drain(self) -> None:
+        """Wait until every batch sent so far is answered and its offset recorded (a clean stop's checkpoint
+        names the changelog offsets its state reflects: :mod:`cxpulse.streams.checkpoint`)."""
+        while self._inflight:
+            # the offset callback was added before the wake-up of this wait, so it has run when this returns
+            await asyncio.wait(list(self._inflight))
+
+    def persisted(self, partition: int) -> int | None:
+        """The last changelog offset of ``partition`` that this writer saw acknowledged (None: none yet)."""
+        return self._persisted.get(TP(self.table.changelog_topic.get_topic_name(), partition))
 
     def _acknowledged(self, store: Any, tp: TP, count: int) -> Any:
         """What happens when the broker answers a batch: record the changelog offset in the store (as Faust does

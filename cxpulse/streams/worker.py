@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from cxpulse.core.live import LiveKpis
 from cxpulse.settings import Settings
+from cxpulse.streams.checkpoint import CheckpointStore, Offsets
 from cxpulse.streams.liveness import Liveness
 from cxpulse.streams.rocksdb_budget import RocksDBBudget
 
@@ -59,6 +60,13 @@ class Worker:
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> records not yet processed
     agents_table: TableT | None = None  # key agent_id: each agent's recent states (contract v2)
     rocksdb_budget: RocksDBBudget | None = None  # the tables' shared RocksDB memory (None on memory://)
+    checkpoints: CheckpointStore | None = None  # the live state saved on a clean stop (None: worker.checkpoint off)
+    writers: dict[str, Any] = field(default_factory=dict)  # side -> its table's BulkTableWriter
+    recovered_offsets: dict[str, Offsets] = field(default_factory=dict)  # side -> changelog offsets at recovery
+
+    def table_of(self, side: str) -> TableT | None:
+        """The table that stores ``side`` (contacts, customers or agents)."""
+        return {"contacts": self.contacts_table, "customers": self.customers_table, "agents": self.agents_table}[side]
 
     def live_problems(self) -> list[str]:
         """Why this worker cannot be trusted to be current, for /readyz (empty: fine)."""

@@ -4,7 +4,8 @@ A simulator stream of ~25k events is put on fresh topics first; a worker (``rock
 backlog and is killed when its status shows about half processed; a new worker with the same app id and data
 dir takes over. Once it has committed everything, its document must be ``cxpulse replay --now
 <generated_at>`` of the whole file (the same events, each counted once), and ``sla-breaches`` must hold every
-visit that breached exactly once, and no other.
+visit that breached exactly once, and no other. Then that worker stops cleanly and starts again (run 3): it
+reads back the checkpoint its stop wrote instead of rebuilding, and the same must still hold.
 
 The crash runs once (module fixture); each test asserts one of those outcomes, so one failing says which.
 """
@@ -78,6 +79,11 @@ class CrashRun:
     attempts: int
     breaches: Any  # Counter: visit id -> records on sla-breaches
     read_at: int
+    # run 3: run 2 stopped cleanly (SIGTERM) and started again, reading its checkpoint back
+    start3_log: str
+    live3: dict[str, Any]
+    offline3: dict[str, Any]
+    breaches3: Any
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +132,22 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
             await asyncio.sleep(1.0)
         read_at = now_us()
         breaches = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
-        return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at)
+
+        # run 3: a clean stop writes the live state beside the tables; the start reads it back (no rebuild)
+        worker.stop(grace=60)
+        worker.start()
+        await worker.wait_ready()
+        start3_log = worker.log_tail(400).rsplit("===== start #3", 1)[-1]
+        for _ in range(15):
+            live3 = await worker.kpis(all_window=True)
+            offline3 = await asyncio.to_thread(replay, path, live3["generated_at"], config_path(worker))
+            if live3 == offline3:
+                break
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)  # a breach published twice would be published by the timer at once
+        breaches3 = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
+        return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at,
+                        start3_log, live3, offline3, breaches3)
     finally:
         worker.stop()
         await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
@@ -161,3 +182,20 @@ async def test_catching_up_a_backlog_publishes_no_breach_for_a_visit_answered_in
     false = false_breaches(crash_run.breaches, breach_visits(crash_run.path), crash_run.read_at)
     assert not false, (f"{len(false)} of {sum(crash_run.breaches.values())} breach records are for visits answered "
                        f"or abandoned within T, e.g. {false[:5]}")
+
+
+async def test_after_a_clean_stop_the_start_reads_the_checkpoint_and_equals_the_replay(crash_run: CrashRun) -> None:
+    """Run 2 stopped cleanly (SIGTERM): it saved each side of its live state, and run 3 read them back instead
+    of rebuilding from the tables (issue 9: restart); the document is still the replay of the whole file."""
+    run = crash_run
+    for side in ("contacts", "customers", "agents"):
+        assert f"{side} recovered from the checkpoint" in run.start3_log, run.start3_log[-3000:]
+    assert "rebuilding from the table" not in run.start3_log
+    assert run.live3 == run.offline3, _diff(run.live3, run.offline3)
+    assert run.live3["totals"]["windows"]["all"]["offered"] == run.live["totals"]["windows"]["all"]["offered"]
+
+
+async def test_after_a_clean_stop_and_start_no_breach_is_published_twice(crash_run: CrashRun) -> None:
+    twice = published_twice(crash_run.breaches3)
+    assert not twice, f"{len(twice)} visits on sla-breaches more than once, e.g. {sorted(twice)[:5]}"
+    assert sum(crash_run.breaches3.values()) >= sum(crash_run.breaches.values()) > 0

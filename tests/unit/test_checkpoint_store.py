@@ -1,0 +1,75 @@
+"""When the worker reads a checkpoint back, and when it rebuilds from the tables instead (cxpulse.streams.checkpoint).
+
+A checkpoint is only a faster start: read back when it certainly describes the tables as they are, and never
+twice. These pin each reason to refuse it, with the reason the log gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from cxpulse.settings import Settings
+from cxpulse.streams.checkpoint import CheckpointStore, fingerprint, offsets_now
+
+OFFSETS = {0: 41, 1: None, 2: 7}
+
+
+def store(tmp_path: Path, mark: str = "same") -> CheckpointStore:
+    return CheckpointStore(tmp_path / "checkpoints", mark)
+
+
+def test_read_back_once_when_everything_matches(tmp_path: Path) -> None:
+    path = store(tmp_path).save("contacts", OFFSETS, b"state" * 1000)
+    assert path.exists() and not path.with_suffix(".partial").exists()
+    assert store(tmp_path).take("contacts", dict(OFFSETS)) == (b"state" * 1000, "checkpoint")
+    assert not path.exists()  # the state goes on changing from here: never read twice
+    assert store(tmp_path).take("contacts", dict(OFFSETS)) == (None, "no checkpoint")
+
+
+@pytest.mark.parametrize(("offsets", "why"), [
+    ({0: 41, 1: None, 2: 8}, "the table changed since it was written (partitions [2])"),
+    ({0: 41, 1: 0, 2: 7}, "the table changed since it was written (partitions [1])"),
+    ({0: 41, 1: None}, "it holds partitions [0, 1, 2], this worker owns [0, 1]"),
+    ({0: 41, 1: None, 2: 7, 3: None}, "it holds partitions [0, 1, 2], this worker owns [0, 1, 2, 3]"),
+])
+def test_refused_when_the_table_or_the_partitions_differ(tmp_path: Path, offsets: dict[int, Any], why: str) -> None:
+    path = store(tmp_path).save("customers", OFFSETS, b"x")
+    assert store(tmp_path).take("customers", offsets) == (None, why)
+    assert not path.exists()
+
+
+def test_refused_when_the_settings_or_the_code_changed(tmp_path: Path) -> None:
+    store(tmp_path, "old").save("agents", OFFSETS, b"x")
+    assert store(tmp_path, "new").take("agents", OFFSETS) == (
+        None, "the settings or the code changed since it was written")
+
+
+def test_a_file_cut_short_or_unreadable_is_refused(tmp_path: Path) -> None:
+    path = store(tmp_path).save("contacts", OFFSETS, b"0123456789")
+    path.write_bytes(path.read_bytes()[:-3])
+    assert store(tmp_path).take("contacts", OFFSETS) == (None, "it is cut short (7 of 10 bytes)")
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"not a pickle")
+    data, why = store(tmp_path).take("contacts", OFFSETS)
+    assert data is None and why.startswith("it cannot be read")
+    assert not path.exists()
+
+
+def test_the_fingerprint_follows_the_kpi_settings_and_the_partitions() -> None:
+    base = fingerprint(Settings())
+    assert fingerprint(Settings()) == base
+    assert fingerprint(Settings.model_validate({"kpi": {"fcr_window": 3 * 86_400}})) != base
+    assert fingerprint(Settings.model_validate({"kafka": {"partitions": 3}})) != base
+    # what does not change a figure does not throw the checkpoint away
+    assert fingerprint(Settings.model_validate({"worker": {"web_port": 7777}})) == base
+
+
+def test_offsets_at_the_stop_are_the_last_acknowledged_else_the_recovered() -> None:
+    written = {0: 50, 2: 3}  # partition 2: acknowledged before a rebalance, since then rewritten by another worker
+    writer = SimpleNamespace(persisted=written.get)
+    assert offsets_now({0: 41, 1: None, 2: 7}, writer) == {0: 50, 1: None, 2: 7}
+    assert offsets_now({0: None}, SimpleNamespace(persisted={0: 0}.get)) == {0: 0}
