@@ -246,7 +246,10 @@ def messages(draw: st.DrawFn) -> bytes | str:
     raw = render(pairs)
     shape = draw(st.integers(0, 24))
     if shape == 0:
-        return raw.decode("utf-8", "surrogatepass")  # str input (possibly with a lone surrogate)
+        try:
+            return raw.decode("utf-8", "surrogatepass")  # str input (possibly with a lone surrogate)
+        except UnicodeDecodeError:  # a junk value made bytes that are no text at all: they stay bytes
+            return raw
     if shape == 1:
         return draw(st.sampled_from([b" \n" + raw + b"\n", b"\xef\xbb\xbf" + raw, raw + b"x", raw[:-1], b"[" + raw + b"]",
                                      b"null", b"", b"42", raw.replace(b"}", b",}", 1)]))
