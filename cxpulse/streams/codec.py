@@ -40,6 +40,14 @@ def decode_contact(value: bytes, *, sync: bool = True) -> tuple[int, ContactStat
     return partition, ContactState.from_row(row, sync=sync)
 
 
+def stored_last_ts(value: bytes) -> int:
+    """The newest event time of a stored contact, for the sweep past the retention (streams/sweeper.py)."""
+    if value[:1] == b"{":
+        return int(orjson.loads(value).get("t", 0))
+    _partition, row = _UNPACK(value)
+    return int(row[3])
+
+
 def _legacy_contact(data: dict[str, Any], sync: bool) -> tuple[int, ContactState]:
     """cxpulse 0.1's stored contact: ``{"r": [records], "s": seen ids, "b": published, "t": last ts, "p": p}``,
     a record being ``[kind, ts, id, queue, channel, customer, reason, handle_us, resolved, transferred, nps,

@@ -4,7 +4,8 @@
 
     breach timer (every 200 ms) ─> sla-breaches (and each listener, e.g. the Redis sink)
                                 └> feedback-breaches (contract v2; no listener: the banner shows SLA breaches)
-    maintenance (every 60 s)    ─> contacts and customers past the retention marked for deletion
+    maintenance (every 60 s)    ─> contacts and customers past the retention marked for deletion (in memory,
+                                   and a slice of the contacts table: streams/sweeper.py)
     lag (every 5 s)             ─> the lag gauge and the stall guard (streams/liveness.py)
     broker probe (every 5 s)    ─> is Kafka answering this worker
 
@@ -24,6 +25,7 @@ from faust.types import TP
 from cxpulse.core.live import now_us
 from cxpulse.kafka_security import client_options
 from cxpulse.streams.liveness import EXIT_STALLED
+from cxpulse.streams.sweeper import ContactSweeper
 from cxpulse.streams.worker import Worker, stop_now
 
 log = logging.getLogger("cxpulse.worker")
@@ -44,6 +46,7 @@ class Timers:
         self.liveness = worker.liveness
         self.topics = worker.settings.kafka.topics
         self.probe_client: Any = None  # an AIOKafkaClient, made on the first probe
+        self.sweeper = ContactSweeper(worker.contacts_table, worker.live)
 
     def caught_up(self, partition: int) -> bool:
         """No unread contact event in this partition (high watermark reached)."""
@@ -113,6 +116,10 @@ class Timers:
             proc.dirty.update(proc.forget(now))
         for proc in self.live.customer_parts.values():
             proc.dirty.update(proc.forget(now))
+        # settled contacts are not in memory (the table holds them): a slice of each table partition per tick
+        swept = self.sweeper.sweep(now)
+        if swept:
+            log.info("%d stored contacts past the retention marked for deletion", swept)
 
     async def measure_lag(self) -> None:
         """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""
