@@ -54,9 +54,11 @@ def replay_file(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cxpulse.core.engine import KpiEngine
+    from cxpulse.gc_policy import tune_for_long_runs
     from cxpulse.settings import load_settings
 
     settings = load_settings(settings_path)
+    tune_for_long_runs()
     engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us, keep_raw=False)
     size = path.stat().st_size
     started = time.perf_counter()

@@ -23,10 +23,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
 
+        from cxpulse.gc_policy import tune_for_long_runs
         from cxpulse.kafka_io import KafkaUnavailable
         from cxpulse.streams.partition_check import PartitionMismatch
         from cxpulse.streams.runner import run_worker
 
+        tune_for_long_runs()
         try:
             run_worker(settings, loglevel)
         except (KafkaUnavailable, PartitionMismatch) as exc:  # before Faust starts: nothing to clean up

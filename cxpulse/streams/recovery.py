@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from cxpulse.gc_policy import freeze_state
 from cxpulse.kafka_security import client_options
 from cxpulse.streams import checkpoint, codec
 from cxpulse.streams.breach_log import read_published_feedback, read_published_visits
@@ -126,7 +127,8 @@ class Recovery:
         """Ready once the breach log is read and every table is recovered."""
         worker = self.worker
         tables = {"contacts", "customers"} | ({"agents"} if worker.agents_table is not None else set())
-        if worker.breaches_loaded and tables <= worker.recovered:
+        if worker.breaches_loaded and tables <= worker.recovered and not worker.ready.is_set():
+            freeze_state()  # the state just rebuilt or read back: no full collection walks it again
             worker.ready.set()
 
     async def partitions_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:

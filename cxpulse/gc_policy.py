@@ -1,0 +1,32 @@
+"""How Python's cyclic garbage collector runs in cxpulse's long-lived, state-heavy processes.
+
+Why: the worker and ``cxpulse replay`` hold hundreds of thousands of container objects (contacts, buckets, the
+index of distinct customers) and allocate many short-lived ones per event (Faust's messages, parsed events,
+facts). With CPython's default thresholds (700, 10, 10) a young collection runs every 700 allocations and a
+full one, which walks the whole state, every time the old generation grows by a quarter: a tenth of a replay's
+CPU time (measured: a simulated day, 16.1-16.4 s user CPU with the defaults, 14.1-14.8 s with these). The state
+holds no reference cycles (plain dicts, lists, tuples and slotted objects, freed by reference counting), so
+collecting less often only lets the rare cyclic garbage of the libraries wait a little longer.
+
+After a recovery the worker also moves what it rebuilt into the permanent generation (:func:`freeze_state`):
+no collection walks a month of contacts again; the objects are still freed by reference counting.
+"""
+
+from __future__ import annotations
+
+import gc
+
+YOUNG = 50_000  # allocations between young collections (default 700)
+MIDDLE = 20  # young collections between middle ones (default 10)
+OLD = 100  # middle collections between full ones (default 10; CPython also waits for 25% growth)
+
+
+def tune_for_long_runs() -> None:
+    """Collect less often (see the module docstring); call once at the start of the worker or a replay."""
+    gc.set_threshold(YOUNG, MIDDLE, OLD)
+
+
+def freeze_state() -> None:
+    """Move every object alive now into the permanent generation (``gc.freeze``): call when a large state was just
+    built (a recovery), so full collections stop walking it."""
+    gc.freeze()
