@@ -49,7 +49,8 @@ class LiveKpis:
     """Processors and aggregates per partition, and the document over all partitions this worker owns."""
 
     def __init__(self, kpi: KpiSettings, observer: Any = None, clock: Callable[[], int] = now_us,
-                 loader_for: Callable[[int], Callable[[str], ContactState | None]] | None = None) -> None:
+                 loader_for: Callable[[int], Callable[[str], ContactState | None]] | None = None,
+                 customer_loader_for: Callable[[int], Callable[[str], CustomerState | None]] | None = None) -> None:
         """``observer(facts, sign)`` sees every contact-side fact (e.g. Prometheus histograms); if it has a
         ``reset()``, that is called before a rebuild re-observes everything. ``clock`` is the wall clock in
         microseconds: injectable, so unit tests drive the breach clock and idle timers without sleeping."""
@@ -57,6 +58,7 @@ class LiveKpis:
         self.clock = clock
         # where a partition's evicted contacts are read back from (the worker's table); None: kept packed
         self.loader_for = loader_for
+        self.customer_loader_for = customer_loader_for  # the same for customers (the worker's customers table)
         self.observer = observer
         self.offsets: dict[tuple[str, int], int] = {}  # last offset processed per source partition
         self.last_contact_wall_us: dict[int, int] = {}  # wall clock of each partition's last contact event
@@ -94,6 +96,7 @@ class LiveKpis:
                 # the all window counts every customer once, as a replay does: pruned contacts stay as customer
                 # ids (distinct.py); a set entry per customer, the price of an exact figure
                 keep_all_customers=True,
+                loader=self.customer_loader_for(partition) if self.customer_loader_for is not None else None,
             )
         return proc
 

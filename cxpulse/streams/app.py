@@ -41,7 +41,7 @@ from cxpulse.streams.dead_letters import DeadLetterOutbox
 from cxpulse.streams.liveness import Liveness
 from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget, share_budget
 from cxpulse.streams.runner import MAX_RECORD_BYTES
-from cxpulse.streams.storage import contact_loader, save_changed, stored_value
+from cxpulse.streams.storage import contact_loader, customer_loader, save_changed, stored_value
 from cxpulse.streams.table_writer import BulkTableWriter
 from cxpulse.streams.web import add_routes
 from cxpulse.streams.worker import Worker, WorkerTopics, stop_now
@@ -137,7 +137,8 @@ def create_worker(settings: Settings) -> Worker:
     budget = RocksDBBudget(ws.rocksdb_block_cache_mib * MIB, ws.rocksdb_memtables_mib * MIB)
     if not all([share_budget(table, budget) for table in (contacts_table, customers_table, agents_table)]):
         budget = None  # memory:// (tests): no RocksDB
-    live = LiveKpis(settings.kpi, observer=histograms, loader_for=contact_loader(contacts_table))
+    live = LiveKpis(settings.kpi, observer=histograms, loader_for=contact_loader(contacts_table),
+                    customer_loader_for=customer_loader(customers_table))
     live.agent_listing = settings.wallboard.show_agents  # names reach the document only where a board shows them
     worker = Worker(settings=settings, app=app, live=live, liveness=liveness, topics=worker_topics(app, settings),
                     contacts_table=contacts_table, customers_table=customers_table, agents_table=agents_table,

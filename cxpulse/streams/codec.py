@@ -48,6 +48,12 @@ def stored_last_ts(value: bytes) -> int:
     return int(row[3])
 
 
+def stored_newest_t0(value: bytes) -> int:
+    """The newest first-queued time among a stored customer's contacts (streams/sweeper.py)."""
+    contacts = orjson.loads(value).get("c") or ()
+    return max((int(item[2]) for item in contacts), default=0)
+
+
 def _legacy_contact(data: dict[str, Any], sync: bool) -> tuple[int, ContactState]:
     """cxpulse 0.1's stored contact: ``{"r": [records], "s": seen ids, "b": published, "t": last ts, "p": p}``,
     a record being ``[kind, ts, id, queue, channel, customer, reason, handle_us, resolved, transferred, nps,

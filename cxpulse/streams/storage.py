@@ -15,6 +15,7 @@ from faust.types import TableT
 
 from cxpulse.core.agents import AgentTimeline
 from cxpulse.core.contact import ContactState
+from cxpulse.core.customer import CustomerState
 from cxpulse.streams import codec
 
 log = logging.getLogger("cxpulse.worker")
@@ -73,6 +74,22 @@ def stored_agent(table: TableT, partition: int, agent_id: str) -> AgentTimeline 
     """The stored state of one agent (None: the table has none)."""
     value = stored_value(table, partition, agent_id.encode())
     return codec.decode_agent(value)[1] if value is not None else None
+
+
+def stored_customer(table: TableT, partition: int, customer_id: str) -> CustomerState | None:
+    """The stored state of one customer (None: the table has none)."""
+    value = stored_value(table, partition, customer_id.encode())
+    return CustomerState.from_dict(codec.decode(value)) if value is not None else None
+
+
+def customer_loader(table: TableT) -> Callable[[int], Callable[[str], CustomerState | None]]:
+    """``customer_loader_for(partition)`` for :class:`~cxpulse.core.live.LiveKpis`: customers beyond the recently
+    changed ones are read back from the customers table when a summary of theirs arrives (Engine v2)."""
+    def loader_for(partition: int) -> Callable[[str], CustomerState | None]:
+        def load(customer_id: str) -> CustomerState | None:
+            return stored_customer(table, partition, customer_id)
+        return load
+    return loader_for
 
 
 def contact_loader(table: TableT) -> Callable[[int], Callable[[str], ContactState | None]]:

@@ -25,7 +25,7 @@ from faust.types import TP
 from cxpulse.core.live import now_us
 from cxpulse.kafka_security import client_options
 from cxpulse.streams.liveness import EXIT_STALLED
-from cxpulse.streams.sweeper import ContactSweeper
+from cxpulse.streams.sweeper import ContactSweeper, CustomerSweeper
 from cxpulse.streams.worker import Worker, stop_now
 
 log = logging.getLogger("cxpulse.worker")
@@ -46,7 +46,8 @@ class Timers:
         self.liveness = worker.liveness
         self.topics = worker.settings.kafka.topics
         self.probe_client: Any = None  # an AIOKafkaClient, made on the first probe
-        self.sweeper = ContactSweeper(worker.contacts_table, worker.live)
+        self.contact_sweeper = ContactSweeper(worker.contacts_table, worker.live)
+        self.customer_sweeper = CustomerSweeper(worker.customers_table, worker.live)
 
     def caught_up(self, partition: int) -> bool:
         """No unread contact event in this partition (high watermark reached)."""
@@ -117,9 +118,10 @@ class Timers:
         for proc in self.live.customer_parts.values():
             proc.dirty.update(proc.forget(now))
         # settled contacts are not in memory (the table holds them): a slice of each table partition per tick
-        swept = self.sweeper.sweep(now)
-        if swept:
-            log.info("%d stored contacts past the retention marked for deletion", swept)
+        for what, sweeper in (("contacts", self.contact_sweeper), ("customers", self.customer_sweeper)):
+            swept = sweeper.sweep(now)
+            if swept:
+                log.info("%d stored %s past the retention marked for deletion", swept, what)
 
     async def measure_lag(self) -> None:
         """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""

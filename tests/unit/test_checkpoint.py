@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from cxpulse.core import checkpoint
+from cxpulse.core import processors
+from cxpulse.core.customer import CustomerState
 from cxpulse.core.live import LiveKpis
 from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.events import InvalidEvent, parse_any_event
@@ -42,11 +44,19 @@ class Worker:
     """What the Faust agents do with LiveKpis, over a dict per partition as the table: handle a batch, settle,
     save the changed contacts, move the settled ones out, hand the FCR summaries to the customer side."""
 
-    def __init__(self, clock: list[int], histograms: Histograms | None = None) -> None:
+    def __init__(self, clock: list[int], histograms: Histograms | None = None, *, customer_table: bool = False) -> None:
         self.tables: dict[int, dict[str, bytes]] = {p: {} for p in range(PARTITIONS)}
+        self.customer_tables: dict[int, dict[str, bytes]] = {p: {} for p in range(PARTITIONS)}
         self.clock = clock
-        self.live = LiveKpis(KpiSettings(), observer=histograms, clock=lambda: clock[0], loader_for=self.loader)
+        self.live = LiveKpis(KpiSettings(), observer=histograms, clock=lambda: clock[0], loader_for=self.loader,
+                             customer_loader_for=self.customer_loader if customer_table else None)
         self.breaches: list[tuple[str, str]] = []
+
+    def customer_loader(self, partition: int) -> Any:
+        def load(customer_id: str) -> Any:
+            value = self.customer_tables[partition].get(customer_id)
+            return CustomerState.from_dict(codec.decode(value)) if value is not None else None
+        return load
 
     def loader(self, partition: int) -> Any:
         def load(contact_id: str) -> Any:
@@ -84,6 +94,12 @@ class Worker:
             proc.evict(keep_packed=False)
             for summary in proc.drain_summaries():
                 live.customers(codec.customer_partition(summary.customer_id, PARTITIONS)).update(summary)
+        for partition, customers in live.customer_parts.items():  # as the customers agent saves them
+            for customer_id in list(customers.dirty):
+                state = customers.customers.get(customer_id)
+                if state is not None:
+                    self.customer_tables[partition][customer_id] = codec.encode_customer(state, partition)
+            customers.dirty.clear()
         for breach in live.due_breaches(self.clock[0]):
             self.breaches.append((breach.contact_id, breach.queued_event_id))
 
@@ -171,3 +187,19 @@ def test_another_format_is_refused() -> None:
         checkpoint.loads(pickle.dumps((0, {}, None)))
     with pytest.raises(ValueError, match="no side 'queues'"):
         LiveKpis(KpiSettings()).checkpoint("queues")
+
+
+def test_customers_moved_out_to_their_table_count_as_customers_kept_packed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker keeps only recently changed customers in memory and reads the others back from the customers
+    table (``customer_loader_for``), where a replay keeps them packed: the same figures either way."""
+    monkeypatch.setattr(processors, "RECENT_CUSTOMERS", 8)  # move out early and often
+    packed, tabled = Worker([START_MS * 1000]), Worker([START_MS * 1000], customer_table=True)
+    packed.feed(EVENTS, 0)
+    tabled.feed(EVENTS, 0)
+    now = max(packed.clock[0], tabled.clock[0])
+    assert figures(tabled.live, now) == figures(packed.live, now)
+    assert sum(len(p.packed) for p in packed.live.customer_parts.values()) > 100  # evicted: kept packed
+    assert all(not p.packed for p in tabled.live.customer_parts.values())
+    held = sum(len(p.customers) for p in tabled.live.customer_parts.values())
+    stored = sum(len(t) for t in tabled.customer_tables.values())
+    assert stored > 3 * held, (stored, held)  # the table holds them; memory only the recent ones of each batch

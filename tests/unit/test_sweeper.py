@@ -61,3 +61,32 @@ def test_memory_store_has_nothing_to_sweep() -> None:
     live = LiveKpis(KpiSettings())
     live.contacts(0)
     assert ContactSweeper(SimpleNamespace(data=SimpleNamespace()), live).sweep(NOW) == 0
+
+
+def test_customers_whose_newest_contact_can_change_no_count_are_marked(tmp_path: Path) -> None:
+    """A stored customer goes once its newest contact is older than twice the FCR window plus the allowance (what
+    ``CustomerProcessor.forget`` drops from memory), never one held in memory."""
+    from cxpulse.core.contact import Summary
+    from cxpulse.core.customer import CustomerState
+    from cxpulse.streams.sweeper import CustomerSweeper
+
+    db = Rdict(str(tmp_path / "customers-0"))
+    kpi = KpiSettings()
+    limit = NOW - 2 * kpi.fcr_window * 1_000_000 - kpi.allowed_disorder * 1_000_000
+
+    def customer(cid: str, *t0s: int) -> bytes:
+        state = CustomerState()
+        for n, t0 in enumerate(t0s):
+            state.contacts[f"{cid}-c{n}"] = Summary(f"{cid}-c{n}", cid, t0, None, "billing", "voice", None)
+        return codec.encode_customer(state, 0)
+
+    db[b"old"] = customer("old", limit - 2 * DAY, limit - DAY)
+    db[b"mixed"] = customer("mixed", limit - DAY, limit + 1)  # a newer contact: it can still change a count
+    db[b"held"] = customer("held", limit - DAY)
+    live = LiveKpis(kpi)
+    proc = live.customers(0)
+    proc.customers["held"] = CustomerState()
+    table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda p: db))
+    assert CustomerSweeper(table, live).sweep(NOW) == 1
+    assert proc.dirty == {"old"}
+    db.close()
