@@ -81,6 +81,7 @@ TEST_FILES = (
     "tests/unit/test_agent_metrics.py",
     "tests/unit/test_erlang_c.py",
     "tests/unit/test_replay_memory.py",  # distinct.py's pruning and the replay's memory rules
+    "tests/unit/test_checkpoint.py",  # checkpoint.py and LiveKpis.checkpoint / load_checkpoint (issue 9: restart)
 )
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout=0", "--hypothesis-seed=0",
                "-W", "ignore::pytest.PytestAssertRewriteWarning")
