@@ -21,9 +21,18 @@ from cxpulse.core.windows import window_bounds
 from cxpulse.models.agent_events import AGENT_EVENT_TYPE, AGENT_TOPIC, parse_agent_event
 from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_survey_response
-from cxpulse.settings import KpiSettings
+from cxpulse.settings import KpiSettings, parse_duration
 
 TWO_DAYS_US = 2 * 86400 * US_PER_SECOND
+
+
+def history_us(kpi: KpiSettings) -> int:
+    """How far back buckets (and the distinct-customer index) must reach for every window of the document: two
+    days for the default windows (24h, and today: at most 25 h on a DST day), else the longest configured
+    rolling window plus a day (a "7d" window pruned at two days counted only its last two days)."""
+    rolling = [parse_duration(name) for name in kpi.windows if name != "today"]
+    longest = max(rolling, default=0) * US_PER_SECOND
+    return max(TWO_DAYS_US, longest + 86400 * US_PER_SECOND)
 EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (packed): cheap, and rare enough
 
 
@@ -52,6 +61,7 @@ class KpiEngine:
         self.keep_raw = keep_raw
         self.until_us = until_us
         self.bucket_us = self.kpi.bucket_seconds * US_PER_SECOND
+        self.history_us = history_us(self.kpi)
         self.aggregates = Aggregates(self.bucket_us)
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
         self.customers = CustomerProcessor(self.kpi, self.aggregates, keep_all_customers=True)
@@ -121,7 +131,7 @@ class KpiEngine:
             # what no window of the document can reach any more (it prunes the same at the end): buckets, and
             # the distinct-customer index, whose old contacts a replay keeps only as customer ids (distinct.py)
             now = latest if self.until_us is None or latest < self.until_us else self.until_us
-            self.aggregates.prune(now - TWO_DAYS_US)
+            self.aggregates.prune(now - self.history_us)
         return True
 
     def process_agent_event(self, event: Any) -> bool:
@@ -204,9 +214,10 @@ def build_document(
     """
     awaiting = awaiting or {}
     bucket_us = kpi.bucket_seconds * US_PER_SECOND
+    history = history_us(kpi)
     for part in parts:
         part.advance(now_us)
-        part.prune(now_us - TWO_DAYS_US)
+        part.prune(now_us - history)
     keys = sorted({key for part in parts for key in part.active_keys()} | set(waiting) | set(awaiting))
     queues: list[dict[str, Any]] = []
     for queue, channel in keys:

@@ -713,3 +713,24 @@ def test_a_rebuild_moves_out_contacts_whose_stored_value_still_holds_settled_byt
     assert proc.contacts["c9"].pending  # the bytes of an event that may still be refused are kept
     totals = second.document(T0 + 700 * US, include_all=True)["totals"]["windows"]["all"]
     assert (totals["offered"], totals["abandoned"]) == (4, 3)
+
+
+def test_a_configured_window_longer_than_two_days_counts_its_whole_length() -> None:
+    """Buckets were pruned at two days whatever the windows: a "7d" window (the settings accept any duration)
+    counted only its last two days. Contacts queued at T0 and T0 + 3 days; at T0 + 3 days + 1 s the 7d window
+    holds both, in replay (where pruning runs every ``EVICT_EVERY`` events and in the document) and live.
+    Kills ``history_us`` returning two days whatever the windows (and ``+ 86400`` -> ``- 86400``)."""
+    kpi = KpiSettings(windows=("7d", "15m"))
+    day = 86_400 * US
+    events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}") for k in range(2)]
+    now = T0 + 3 * day + US
+    engine = KpiEngine(kpi)
+    for event in events:
+        engine.process(event)
+    assert engine.snapshot(now)["totals"]["windows"]["7d"]["offered"] == 2
+    live = LiveKpis(kpi, clock=Clock(now))
+    for offset, event in enumerate(events):
+        assert feed(live, 0, event, offset)
+    assert live.document(now)["totals"]["windows"]["7d"]["offered"] == 2
+    assert engine_module.history_us(kpi) == 8 * day
+    assert engine_module.history_us(KpiSettings()) == 2 * day  # 24h and today: two days
