@@ -24,14 +24,14 @@ import pytest
 from cxpulse.core import checkpoint
 from cxpulse.core import processors as processors_module
 from cxpulse.core.aggregates import Aggregates
-from cxpulse.core.contact import Summary
+from cxpulse.core.contact import ContactState, Summary
 from cxpulse.core.customer import CustomerState
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.processors import CustomerProcessor
 from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.settings import KpiSettings
 from cxpulse.sinks.prometheus import Histograms
-from test_kpi_engine_pinned import MINUTE_US, T0, US, Clock, agent_event, contact_event, feed
+from test_kpi_engine_pinned import HOUR_US, MINUTE_US, T0, US, Clock, agent_event, contact_event, feed
 
 KEY = ("billing", "voice")
 WAIT_BOUNDS = (10.0, 20.0, 60.0)
@@ -177,3 +177,78 @@ def test_a_customer_read_back_from_its_table_stays_in_memory_until_it_is_saved(m
     assert proc.evict() == 1 and not proc.customers
     assert sorted(rows["u1"][i][0] for i in range(len(rows["u1"]))) == ["c1", "c2"]
     assert sorted(proc.get("u1").contacts) == ["c1", "c2"]  # type: ignore[union-attr]
+
+
+# -- a rebuild from stored values that still hold original bytes (ContactProcessor.evict_settled) -------------------
+ENDED = {"agent_id": "a1", "talk_seconds": 60, "hold_seconds": 0, "wrap_seconds": 10, "resolved": True,
+         "transferred": False}
+
+
+Stored = list[tuple[str, int, ContactState]]
+
+
+def stored_before_any_settle(events: list[dict[str, Any]]) -> tuple[Stored, dict[str, bytes]]:
+    """Feed ``events`` to a worker's partition 0 without settling, and return its contacts in their stored form
+    (what the table holds: every value still carries its events' original bytes), with each event's bytes."""
+    first = LiveKpis(KpiSettings(), clock=Clock(T0 + HOUR_US))
+    sent: dict[str, bytes] = {}
+    for offset, item in enumerate(events):
+        sent[item["event_id"]] = orjson.dumps(item)
+        assert feed(first, 0, item, offset)
+    stored = [(cid, 0, ContactState.from_row(state.to_row(), sync=False))
+              for cid, state in first.contacts(0).contacts.items()]
+    assert all(state.pending for _, _, state in stored)
+    return stored, sent
+
+
+def rebuilt(stored: Stored) -> LiveKpis:
+    """A worker restarted from the table (no checkpoint): ``rebuild_contacts`` with the table as its loader."""
+    table = {cid: state for cid, _, state in stored}
+    live = LiveKpis(KpiSettings(), clock=Clock(T0 + HOUR_US), loader_for=lambda partition: table.get)
+    assert live.rebuild_contacts(stored, {0}) == len(stored)
+    return live
+
+
+def test_a_rebuild_keeps_the_bytes_of_an_impossible_event_for_the_dead_letter_topic() -> None:
+    """events.md: an impossible event goes to the dead-letter topic with its original bytes. c1 queued 10:00:00
+    and ended 10:00:05 with no answer (an end without an answer: impossible, so c1 is unfit); c9 queued 10:10:00.
+    Stored before any settle, then rebuilt: stream time 10:10:00, horizon 10:09:00. The rebuild drops the bytes of
+    settled events of *fit* contacts only (as settle() does); c1's e1 is refused at the first settle after it,
+    with the very bytes it came with.
+
+    Kills ``evict_settled``'s ``state.pending and not state.unfit`` with ``not`` removed or ``and -> or`` (either
+    way the bytes of the unfit c1 are dropped: e1 refused with ``raw`` None)."""
+    stored, sent = stored_before_any_settle([
+        contact_event("queued", "q1", T0),
+        contact_event("ended", "e1", T0 + 5 * US, **ENDED),
+        contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9"),
+    ])
+    live = rebuilt(stored)
+    assert set(live.contacts(0).contacts) == {"c1", "c9"}  # c1 unfit, c9 waiting: both stay
+    refused = [(r.event_id, r.raw, r.source) for r in live.settle(0)]
+    assert refused == [("e1", sent["e1"], ("contact-events", 0, 1))]
+
+
+def test_a_rebuild_keeps_the_bytes_of_events_still_inside_the_allowed_disorder() -> None:
+    """An event inside the allowed disorder (60 s) may still be refused, by an event arriving late: its bytes must
+    survive a rebuild. c1 queued q1 10:00:00, abandoned x1 10:00:10, queued again q2 10:00:20 (waiting). Stored,
+    rebuilt at stream time 10:00:20: the horizon is 09:59:20, no event is settled, every byte is kept. Then an
+    answer a1 of c1 at 10:00:05 arrives late (inside the allowance): in time order q1, a1, x1, q2, so a1 closes
+    q1's visit and x1 abandons a visit that is no longer waiting: x1 is impossible. c9 queued 10:01:20 moves the
+    horizon to 10:00:20; settle() refuses x1 with its original bytes and source (offset 1).
+
+    Kills ``evict_settled``'s ``horizon = stream_time - disorder -> +`` (the horizon 10:01:20: x1's bytes dropped
+    at the rebuild, refused with ``raw`` None) and its evictable test's ``and -> or`` (the waiting c1 moved out of
+    memory, where the breach timer looks for it)."""
+    stored, sent = stored_before_any_settle([
+        contact_event("queued", "q1", T0),
+        contact_event("abandoned", "x1", T0 + 10 * US),
+        contact_event("queued", "q2", T0 + 20 * US),
+    ])
+    live = rebuilt(stored)
+    assert set(live.contacts(0).contacts) == {"c1"}  # waiting: it stays
+    assert feed(live, 0, contact_event("answered", "a1", T0 + 5 * US), 3)
+    assert live.settle(0) == []  # x1 is impossible now, but inside the allowance
+    assert feed(live, 0, contact_event("queued", "q9", T0 + 80 * US, "c9"), 4)
+    refused = [(r.event_id, r.raw, r.source) for r in live.settle(0)]
+    assert refused == [("x1", sent["x1"], ("contact-events", 0, 1))]
