@@ -117,6 +117,7 @@ class Timers:
             proc.dirty.update(proc.forget(now))
         for proc in self.live.customer_parts.values():
             proc.dirty.update(proc.forget(now))
+        self.live.prune(now)  # buckets and index entries past every window (a document read prunes too)
         # settled contacts are not in memory (the table holds them): a slice of each table partition per tick
         for what, sweeper in (("contacts", self.contact_sweeper), ("customers", self.customer_sweeper)):
             swept = sweeper.sweep(now)

@@ -734,3 +734,31 @@ def test_a_configured_window_longer_than_two_days_counts_its_whole_length() -> N
     assert live.document(now)["totals"]["windows"]["7d"]["offered"] == 2
     assert engine_module.history_us(kpi) == 8 * day
     assert engine_module.history_us(KpiSettings()) == 2 * day  # 24h and today: two days
+
+
+def test_the_live_state_forgets_buckets_no_window_reaches_without_a_document_read() -> None:
+    """The Redis read model's partials never pruned, and only a document read did: a worker whose document
+    nobody asked for kept every bucket and distinct-customer entry since its start. ``LiveKpis.prune`` (the
+    maintenance timer) forgets what lies past every window (two days for the default windows) and changes no
+    figure: contacts queued at T0 and T0 + 3 days, pruned at T0 + 3 days + 1 s, the same document as unpruned."""
+    day = 86_400 * US
+    now = T0 + 3 * day + US
+    events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}", customer_id=f"u{k}") for k in range(2)]
+
+    def filled() -> LiveKpis:
+        live = LiveKpis(KpiSettings(), clock=Clock(now))
+        for offset, event in enumerate(events):
+            assert feed(live, 0, event, offset)
+        for summary in live.contacts(0).drain_summaries():
+            live.customers(0).update(summary)
+        return live
+
+    pruned, kept = filled(), filled()
+    pruned.prune(now)
+    for live in (pruned, kept):
+        assert sum(len(b) for b in live.contacts(0).aggregates.buckets.values()) > 0
+    starts = [start for part in pruned.parts() for b in part.buckets.values() for start in b]
+    assert starts and min(starts) >= now - 2 * day - 60 * US, "buckets older than two days are gone"
+    assert min(s for part in kept.parts() for b in part.buckets.values() for s in b) < T0 + day  # kept: all
+    assert set(pruned.customers(0).distinct.contacts) == {"c1"}  # c0's t0 is past every window
+    assert pruned.document(now, include_all=True) == kept.document(now, include_all=True)
