@@ -21,14 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-MIB = 1024 * 1024
-
-
-def rss_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from restore_memory import MIB, rss_kb  # noqa: E402  (the same resident-memory reading)
 
 
 def deep_size(root: Any, seen: set[int]) -> int:

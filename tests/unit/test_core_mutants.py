@@ -651,6 +651,20 @@ def test_a_validated_event_cannot_be_changed() -> None:
     assert event.queue == "billing"
 
 
+def abandoned_then_waiting(clock: Clock, count: int) -> LiveKpis:
+    """``count`` contacts c0.. queued and abandoned 2 s later, a minute apart from 10:00, then c9 queued at 10:10
+    and still waiting (so the others are settled: older than the 60 s allowance), all in partition 0."""
+    live = LiveKpis(KpiSettings(), clock=clock)
+    offset = 0
+    for k in range(count):
+        for event in (contact_event("queued", f"q{k}", T0 + k * 60 * US, f"c{k}"),
+                      contact_event("abandoned", f"x{k}", T0 + k * 60 * US + 2 * US, f"c{k}")):
+            assert feed(live, 0, event, offset)
+            offset += 1
+    assert feed(live, 0, contact_event("queued", "q9", T0 + 600 * US, "c9"), offset)
+    return live
+
+
 def test_a_rebuild_with_a_table_loader_moves_settled_contacts_out_as_it_goes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Recovery of a worker whose table holds every contact (``loader_for`` set) must not hold all of them as
     objects at once (issue 9: a week is ~470k contacts). Six contacts, each queued and abandoned a minute apart
@@ -658,14 +672,7 @@ def test_a_rebuild_with_a_table_loader_moves_settled_contacts_out_as_it_goes(mon
     ``RESTORE_EVICT_EVERY`` 2: no more than 2 + 1 contacts are in memory while the stored ones are read, only the
     waiting c9 stays, and the counts are those of all seven (offered 7, abandoned 6)."""
     clock = Clock(T0 + HOUR_US)
-    first = LiveKpis(KpiSettings(), clock=clock)
-    offset = 0
-    for k in range(6):
-        for event in (contact_event("queued", f"q{k}", T0 + k * 60 * US, f"c{k}"),
-                      contact_event("abandoned", f"x{k}", T0 + k * 60 * US + 2 * US, f"c{k}")):
-            assert feed(first, 0, event, offset)
-            offset += 1
-    assert feed(first, 0, contact_event("queued", "q9", T0 + 600 * US, "c9"), offset)
+    first = abandoned_then_waiting(clock, 6)
     first.settle(0)  # as after every batch: the settled events' original bytes are dropped
     stored = sorted((cid, 0, state) for cid, state in first.contacts(0).contacts.items())
     monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
@@ -693,14 +700,7 @@ def test_a_rebuild_moves_out_contacts_whose_stored_value_still_holds_settled_byt
     contacts in memory (2.4 GB) until the first batch after it. Kills ``evict_settled`` without the
     ``forget_bytes`` step (and the ``state.pending and not state.unfit`` guard's ``and`` -> ``or``)."""
     clock = Clock(T0 + HOUR_US)
-    first = LiveKpis(KpiSettings(), clock=clock)
-    offset = 0
-    for k in range(3):
-        for event in (contact_event("queued", f"q{k}", T0 + k * 60 * US, f"c{k}"),
-                      contact_event("abandoned", f"x{k}", T0 + k * 60 * US + 2 * US, f"c{k}")):
-            assert feed(first, 0, event, offset)
-            offset += 1
-    assert feed(first, 0, contact_event("queued", "q9", T0 + 600 * US, "c9"), offset)
+    first = abandoned_then_waiting(clock, 3)
     # stored before any settle: every value still holds its events' original bytes
     stored = [(cid, 0, ContactState.from_row(state.to_row(), sync=False))  # the stored form, as the table holds it
               for cid, state in first.contacts(0).contacts.items()]
