@@ -252,3 +252,20 @@ def test_a_rebuild_keeps_the_bytes_of_events_still_inside_the_allowed_disorder()
     assert feed(live, 0, contact_event("queued", "q9", T0 + 80 * US, "c9"), 4)
     refused = [(r.event_id, r.raw, r.source) for r in live.settle(0)]
     assert refused == [("x1", sent["x1"], ("contact-events", 0, 1))]
+
+
+def test_prune_without_a_time_prunes_at_the_wall_clock() -> None:
+    """The maintenance timer may call ``LiveKpis.prune()`` with no time: it then prunes at the wall clock
+    (``clock``). c0 (u0) queued day 0 10:00:00, c1 (u1) day 3 10:00:00; the clock at day 3 10:00:01: c0's t0 lies
+    past every default window (two days back), so the distinct-customer index keeps only c1.
+
+    Kills ``LiveKpis.prune``'s ``now is None -> is not`` (no time given: None taken as the time)."""
+    day = 86_400 * US
+    live = LiveKpis(KpiSettings(), clock=Clock(T0 + 3 * day + US))
+    for k in range(2):
+        assert feed(live, 0, contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}", customer_id=f"u{k}"), k)
+    for item in live.contacts(0).drain_summaries():
+        live.customers(0).update(item)
+    assert set(live.customers(0).distinct.contacts) == {"c0", "c1"}
+    live.prune()
+    assert set(live.customers(0).distinct.contacts) == {"c1"}
