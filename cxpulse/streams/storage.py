@@ -82,22 +82,22 @@ def stored_customer(table: TableT, partition: int, customer_id: str) -> Customer
     return CustomerState.from_dict(codec.decode(value)) if value is not None else None
 
 
-def customer_loader(table: TableT) -> Callable[[int], Callable[[str], CustomerState | None]]:
-    """``customer_loader_for(partition)`` for :class:`~cxpulse.core.live.LiveKpis`: customers beyond the recently
-    changed ones are read back from the customers table when a summary of theirs arrives (Engine v2)."""
-    def loader_for(partition: int) -> Callable[[str], CustomerState | None]:
-        def load(customer_id: str) -> CustomerState | None:
-            return stored_customer(table, partition, customer_id)
+def table_loader(table: TableT, read: Callable[[TableT, int, str], Any]) -> Callable[[int], Callable[[str], Any]]:
+    """``loader_for(partition)`` for :class:`~cxpulse.core.live.LiveKpis`: what the core moved out of memory (settled
+    contacts, customers beyond the recently changed ones: Engine v2) is read back from this partition's table
+    (RocksDB on disk) with ``read(table, partition, key)`` when one of its events arrives."""
+    def loader_for(partition: int) -> Callable[[str], Any]:
+        def load(key: str) -> Any:
+            return read(table, partition, key)
         return load
     return loader_for
 
 
 def contact_loader(table: TableT) -> Callable[[int], Callable[[str], ContactState | None]]:
-    """``loader_for(partition)`` for :class:`~cxpulse.core.live.LiveKpis`: read an evicted contact back from this
-    partition's table (RocksDB on disk) when one of its events arrives: settled contacts do not stay in memory
-    (Engine v2)."""
-    def loader_for(partition: int) -> Callable[[str], ContactState | None]:
-        def load(contact_id: str) -> ContactState | None:
-            return stored_contact(table, partition, contact_id)
-        return load
-    return loader_for
+    """Settled contacts read back from the contacts table (see :func:`table_loader`)."""
+    return table_loader(table, stored_contact)
+
+
+def customer_loader(table: TableT) -> Callable[[int], Callable[[str], CustomerState | None]]:
+    """Customers beyond the recently changed ones read back from the customers table (see :func:`table_loader`)."""
+    return table_loader(table, stored_customer)
