@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -44,24 +45,41 @@ def with_window(kpi: "KpiSettings", window: str) -> "KpiSettings":
 
 def replay_file(
     path: Path, settings_path: Path | None = None, progress: bool = True, now_us: int | None = None,
-    window: str = "all",
+    window: str = "all", spill: bool = True,
 ) -> tuple[dict[str, Any], Any, float]:
     """Replay ``path``; returns (document with the ``all`` window, the engine, seconds spent in the core).
 
     ``now_us`` evaluates the windows at another instant than the stream time (e.g. a live API's
     ``generated_at``, to compare a live worker with the replay of the same file). ``window`` is computed
-    too when the settings do not list it (:func:`with_window`)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    too when the settings do not list it (:func:`with_window`). ``spill``: settled contacts and customers go
+    to a temporary store on disk, removed before this returns (``cxpulse/spill.py``: memory then does not grow
+    with the days replayed); False keeps them in memory."""
     from cxpulse.core.engine import KpiEngine
     from cxpulse.gc_policy import tune_for_long_runs
     from cxpulse.settings import load_settings
+    from cxpulse.spill import SpillStore
 
     settings = load_settings(settings_path)
     tune_for_long_runs()
-    engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us, keep_raw=False)
+    with SpillStore() if spill else nullcontext() as store:  # type: ignore[attr-defined]
+        engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us, keep_raw=False,
+                           spill=store.map if store is not None else None)
+        started = time.perf_counter()
+        _feed(engine, path, progress)
+        engine.finish()
+        elapsed = time.perf_counter() - started
+        document = engine.snapshot(now_us, include_all=True)
+        if store is not None:  # the engine no longer reads what went to disk; what it holds in memory stays
+            engine.contacts.settled = {}
+            engine.customers.packed = {}
+    return document, engine, elapsed
+
+
+def _feed(engine: Any, path: Path, progress: bool) -> None:
+    """Every line of ``path`` into ``engine``, with a progress bar on the terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     size = path.stat().st_size
-    started = time.perf_counter()
     with path.open("rb") as handle, Progress(
         TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes"), TimeRemainingColumn(),
         disable=not progress, transient=False, console=None,
@@ -76,9 +94,6 @@ def replay_file(
             if done & 0xFFFF < len(line):  # update the bar about every 64 KiB
                 bar.update(task, completed=done)
         bar.update(task, completed=size)
-    engine.finish()
-    elapsed = time.perf_counter() - started
-    return engine.snapshot(now_us, include_all=True), engine, elapsed
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
@@ -132,6 +147,10 @@ def register(app: typer.Typer) -> None:
         ),
         config: Optional[Path] = typer.Option(None, "--config", help="settings YAML (default $CXPULSE_CONFIG)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        spill: bool = typer.Option(
+            True, "--spill/--no-spill",
+            help="settled contacts and customers in a temporary RocksDB (memory flat over the days), or in memory",
+        ),
         now: Optional[str] = typer.Option(None, "--now", help="evaluate at this RFC 3339 instant instead of stream time"),
     ) -> None:
         """Compute every KPI over an event file, "now" being the stream time."""
@@ -149,7 +168,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"--now {now!r}: {exc}") from None
         try:
             document, engine, elapsed = replay_file(
-                file, config, progress=progress and not json_out, now_us=now_us, window=window
+                file, config, progress=progress and not json_out, now_us=now_us, window=window, spill=spill
             )
         except ConfigError as exc:
             typer.echo(str(exc), err=True)

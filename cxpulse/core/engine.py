@@ -7,6 +7,7 @@ Faust, Kafka or Redis: the live engine runs the same processors, partition by pa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,13 +51,16 @@ class KpiEngine:
     """Feed events with :meth:`process`; read the KPI document with :meth:`snapshot`."""
 
     def __init__(self, kpi: KpiSettings | None = None, *, publish_breaches: bool = False,
-                 until_us: int | None = None, keep_raw: bool = True) -> None:
+                 until_us: int | None = None, keep_raw: bool = True,
+                 spill: Callable[[str], MutableMapping[str, bytes]] | None = None) -> None:
         """``until_us``: the instant the document will be evaluated at, when it is not the stream time. Facts
         after it stay due instead of joining their buckets, so a file holding events after that instant (a live
         worker accepts events up to ``max_clock_skew`` ahead of its clock) replays to the live document.
         ``keep_raw`` False: refused events carry no original bytes (:attr:`rejections`), for a caller that only
         counts them (``cxpulse replay``): the bytes of every event inside the allowed disorder are then not
-        kept, a few microseconds per event. No count depends on it."""
+        kept, a few microseconds per event. No count depends on it. ``spill``: where settled contacts and
+        customers go, packed, by name (``"contacts"``, ``"customers"``); None: dicts in memory. ``cxpulse replay``
+        passes a store on disk (``cxpulse/spill.py``), so its memory does not grow with the days replayed."""
         self.kpi = kpi or KpiSettings()
         self.keep_raw = keep_raw
         self.until_us = until_us
@@ -65,6 +69,9 @@ class KpiEngine:
         self.aggregates = Aggregates(self.bucket_us)
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
         self.customers = CustomerProcessor(self.kpi, self.aggregates, keep_all_customers=True)
+        if spill is not None:
+            self.contacts.settled = spill("contacts")
+            self.customers.packed = spill("customers")
         self.health = Health()
         self.rejections: list[Rejection] = []
         self._since_evict = 0

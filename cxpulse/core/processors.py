@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from collections.abc import MutableMapping
 from typing import Any, Callable
 
 import msgspec
@@ -189,7 +190,7 @@ class ContactProcessor:
         self.publish_breaches = publish_breaches
         self.disorder_us = kpi.allowed_disorder * US
         self.contacts: dict[str, ContactState] = {}
-        self.settled: dict[str, bytes] = {}  # evicted contacts, packed (when no ``loader`` holds them)
+        self.settled: MutableMapping[str, bytes] = {}  # evicted contacts, packed (when no ``loader`` holds them)
         self.loader = loader
         self.waiting: dict[str, Record] = {}  # contact_id -> queued record of its open visit
         self.open_breaches = aggregates.open  # (queue, channel) -> contact_id -> queued + T of its open visit
@@ -723,7 +724,7 @@ class CustomerProcessor:
         self.distinct = aggregates.distinct
         self.window_us = kpi.fcr_window * US
         self.customers: OrderedDict[str, CustomerState] = OrderedDict()  # recently changed, oldest first
-        self.packed: dict[str, bytes] = {}
+        self.packed: MutableMapping[str, bytes] = {}  # a dict, or a replay's store on disk
         self.dirty: set[str] = set()
         # the facts of recently changed customers: a contact's summary changes twice within minutes (queued,
         # then ended), so the second change finds its "before" here instead of deriving it again

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge
 from cxpulse.core.windows import window_bounds
 from cxpulse.models.events import InvalidEvent, format_ts, parse_any_event, parse_contact_event, to_us
+from cxpulse.spill import SpillMap, SpillStore
 from cxpulse.settings import KpiSettings
 from test_kpi_edges import DAY, MICRO, S, all_of, ev, row, run
 
@@ -328,8 +330,10 @@ def _history() -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "spilled"])
 @pytest.mark.parametrize("every", [1, 3])
-def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
+def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                         every: int, on_disk: bool) -> None:
     """A replay packs settled contacts out of memory every ``EVICT_EVERY`` (4096) events; the unit histories are
     far shorter, so here it packs every ``every`` events. The document must be the one without packing, and the
     figures the hand-computed ones: offered 5 billing + 1 tech, the duplicate q1 counted once (1 duplicate),
@@ -338,7 +342,8 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
 
     Kills mutants of ``ContactProcessor.evict``/``_load`` and of the packing that lose or alter a packed contact
     (its dedup ids, its queued for attribution, its FCR summary), and of the customer side's packing beyond
-    ``RECENT_CUSTOMERS`` (set to 1 here)."""
+    ``RECENT_CUSTOMERS`` (set to 1 here). ``spilled``: packed into the store on disk that ``cxpulse replay``
+    uses (``cxpulse/spill.py``), read back from it."""
     kpi = KpiSettings(fcr_window="1h")
     monkeypatch.setattr(engine_module, "EVICT_EVERY", 10**9)
     plain = KpiEngine(kpi)
@@ -347,12 +352,19 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
     expected = plain.snapshot(include_all=True)
     monkeypatch.setattr(engine_module, "EVICT_EVERY", every)
     monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)  # more than 2 customers: the rest packed
-    packed = KpiEngine(kpi)
+    store = SpillStore(tmp_path) if on_disk else None
+    packed = KpiEngine(kpi, spill=store.map if store is not None else None)
     for event in _history():
         packed.process(event)
     assert packed.contacts.settled, "no contact was packed away: the test would prove nothing"
     assert packed.customers.packed, "no customer was packed away: the test would prove nothing"
+    if store is not None:
+        assert isinstance(packed.contacts.settled, SpillMap) and isinstance(packed.customers.packed, SpillMap)
+        assert list(store.root.iterdir()), "nothing went to disk"
     doc = packed.snapshot(include_all=True)
+    if store is not None:
+        store.close()
+        assert not store.root.exists()
     assert doc == expected
     assert packed.health.duplicates == 1
     billing, tech = all_of(doc), all_of(doc, "tech")
