@@ -15,13 +15,16 @@ import heapq
 from collections.abc import Callable, Iterable
 
 from cxpulse.core.distinct import DistinctCustomers
-from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, N_MEASURES, SLA_BREACHES, Fact
+from cxpulse.core.future import COMBO_BITS as _COMBO_BITS, COMBO_MASK as _COMBO_MASK, COMBOS as _COMBOS, FutureFacts
+from cxpulse.core.measures import (
+    CUSTOMERS, FEEDBACK_BREACHES, FIRST_CLOSED, FIRST_CONFIRMED, N_MEASURES, SLA_BREACHES, Fact,
+)
 
 HOUR_US = 3_600_000_000
 Key = tuple[str, str]  # queue, channel
-_COMBO_BITS = 20  # a future fact's code: at_us << _COMBO_BITS | id of its (measure, queue, channel)
-_COMBOS = 1 << _COMBO_BITS
-_COMBO_MASK = _COMBOS - 1
+# a future fact's code in ``future``: at_us << _COMBO_BITS | id of its (measure, queue, channel)
+# the measures of an FCR close (at max(t0 + F, end)): a week ahead with the default window, kept in ``closing``
+_CLOSING = frozenset((FIRST_CLOSED, FIRST_CONFIRMED))
 Awaiting = dict[tuple[str, str], tuple[int, int]]  # (contact_id, survey id) -> (survey ts, survey ts + target)
 Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 
@@ -37,7 +40,7 @@ class Aggregates:
     facts are pending. Sums are commutative, so the result is exactly the eager one, bucket structure
     included (a key whose facts cancel out still gets its zero counts)."""
 
-    __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "now", "_totals", "observer", "open",
+    __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "closing", "now", "_totals", "observer", "open",
                  "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")
 
     FOLD_EVERY = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
@@ -52,6 +55,12 @@ class Aggregates:
         # first contact, so a future fact costs an int in a heap and a dict entry, not two tuples (Engine v2)
         self.future: dict[int, int] = {}  # code (at, measure, queue, channel) -> summed value
         self._heap: list[int] = []  # codes, ordered by time
+        # FCR closes (_CLOSING) are the future facts that wait long: a week of first contacts is 646,881 of them in
+        # a week's worker. As codes above they cost about 110 bytes each (70 MiB); in ``closing`` 16 bytes
+        # (cxpulse/core/future.py). Every other future fact is an event's own, ahead of now until the next advance
+        # (or by a producer's clock skew): few at a time, and cheapest in the dict. Which of the two holds a fact
+        # depends on its measure only, so its retraction always finds it.
+        self.closing = FutureFacts()
         self._combos: list[tuple[int, str, str]] = []  # combo id -> (measure, queue, channel)
         self._combo_of: dict[tuple[int, str, str], int] = {}
         self.now = now_us  # facts at or after this are in the future
@@ -101,6 +110,8 @@ class Aggregates:
                 pending.append(fact if sign == 1 else (fact[0], at, fact[2], fact[3], sign * fact[4]))
             elif at == now:
                 self.at_now.append(fact if sign == 1 else (fact[0], at, fact[2], fact[3], sign * fact[4]))
+            elif fact[0] in _CLOSING:
+                self.closing.add(at, self._combo_id(fact), sign * fact[4])
             else:
                 code = self._code(fact)
                 previous = self.future.get(code)
@@ -118,6 +129,10 @@ class Aggregates:
     def _code(self, fact: Fact) -> int:
         """One int for a future fact's (at, measure, queue, channel): ``at`` times 2**20 plus the id of its
         (measure, queue, channel), so codes sort by time like the facts."""
+        return (fact[1] << _COMBO_BITS) | self._combo_id(fact)
+
+    def _combo_id(self, fact: Fact) -> int:
+        """The id of a future fact's (measure, queue, channel), below ``_COMBOS`` (2**20)."""
         combo = (fact[0], fact[2], fact[3])
         combo_id = self._combo_of.get(combo)
         if combo_id is None:
@@ -125,7 +140,7 @@ class Aggregates:
             if combo_id >= _COMBOS:
                 raise ValueError(f"more than {_COMBOS} (measure, queue, channel) combinations in the future")
             self._combos.append(combo)
-        return (fact[1] << _COMBO_BITS) | combo_id
+        return combo_id
 
     def _decode(self, code: int, value: int) -> Fact:
         measure, queue, channel = self._combos[code & _COMBO_MASK]
@@ -173,7 +188,8 @@ class Aggregates:
             self.at_now = []
         heap = self._heap
         limit = (now_us + 1) << _COMBO_BITS  # codes below it: facts at or before now_us
-        if not heap or heap[0] >= limit:
+        closing = self.closing
+        if (not heap or heap[0] >= limit) and now_us < closing.first_at:
             return
         future = self.future
         pending = self._pending
@@ -186,6 +202,14 @@ class Aggregates:
                     pending.append(fact)
                 else:
                     self.at_now.append(fact)
+        if now_us >= closing.first_at:
+            combos = self._combos
+            for at, combo_id, value in closing.pop_due(now_us):
+                measure, queue, channel = combos[combo_id]
+                if at < now_us:
+                    pending.append((measure, at, queue, channel, value))
+                else:
+                    self.at_now.append((measure, at, queue, channel, value))
         if len(pending) >= self.FOLD_EVERY:
             self._fold()
 
@@ -202,6 +226,7 @@ class Aggregates:
         keys = {key for key, counts in self.totals.items() if any(counts)}
         combos = self._combos
         keys.update(combos[code & _COMBO_MASK][1:] for code in self.future)  # type: ignore[misc]
+        keys.update(combos[combo_id][1:] for combo_id in self.closing.combos())  # type: ignore[misc]
         if self.at_now:  # entries carry their sign: a fact added and retracted at now leaves no count
             pending: dict[tuple[int, str, str], int] = {}
             for measure, _, queue, channel, value in self.at_now:
@@ -317,6 +342,12 @@ class Aggregates:
         for code, value in self.future.items():
             measure, at, queue, channel, _ = self._decode(code, value)
             if at < end_us and measure != SLA_BREACHES:
+                sums = out.setdefault((queue, channel), [0] * N_MEASURES)
+                sums[measure] += value
+        combos = self._combos
+        for at, combo_id, value in self.closing.items():
+            if at < end_us:
+                measure, queue, channel = combos[combo_id]
                 sums = out.setdefault((queue, channel), [0] * N_MEASURES)
                 sums[measure] += value
         for measure, at, queue, channel, value in self.at_now:

@@ -24,16 +24,23 @@ from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_survey_response
 from cxpulse.settings import KpiSettings, parse_duration
 
-TWO_DAYS_US = 2 * 86400 * US_PER_SECOND
+HOUR_US = 3600 * US_PER_SECOND
+TODAY_LONGEST_US = 25 * HOUR_US  # "today" spans at most 25 h: local midnight on a day the clocks go back
 
 
 def history_us(kpi: KpiSettings) -> int:
-    """How far back buckets (and the distinct-customer index) must reach for every window of the document: two
-    days for the default windows (24h, and today: at most 25 h on a DST day), else the longest configured
-    rolling window plus a day (a "7d" window pruned at two days counted only its last two days)."""
+    """How far back buckets (and the distinct-customer index) must reach for every window of the document.
+
+    A rolling window of length L starts at now - L rounded down to a bucket edge, so it reaches at most L + one
+    bucket back; "today" reaches back to local midnight, at most 25 h. One hour more keeps a margin for documents
+    read a little before the clock that pruned (the Redis refresh and the API run at the wall clock). With the
+    default windows (24h, today) that is 26 h; it was two days, which held 22 hours of minute buckets and
+    distinct-customer entries no window read (about 80 MiB in a week's worker, measured)."""
     rolling = [parse_duration(name) for name in kpi.windows if name != "today"]
-    longest = max(rolling, default=0) * US_PER_SECOND
-    return max(TWO_DAYS_US, longest + 86400 * US_PER_SECOND)
+    longest = max(rolling, default=0) * US_PER_SECOND + kpi.bucket_seconds * US_PER_SECOND
+    return max(TODAY_LONGEST_US, longest) + HOUR_US
+
+
 EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (packed): cheap, and rare enough
 
 

@@ -731,7 +731,9 @@ def test_a_configured_window_longer_than_two_days_counts_its_whole_length() -> N
     """Buckets were pruned at two days whatever the windows: a "7d" window (the settings accept any duration)
     counted only its last two days. Contacts queued at T0 and T0 + 3 days; at T0 + 3 days + 1 s the 7d window
     holds both, in replay (where pruning runs every ``EVICT_EVERY`` events and in the document) and live.
-    Kills ``history_us`` returning two days whatever the windows (and ``+ 86400`` -> ``- 86400``)."""
+    Kills ``history_us`` returning a fixed span whatever the windows. What it returns: the longest rolling window
+    plus a bucket, or 25 h ("today" on a day the clocks go back) if more, plus an hour: 7 d + 1 min + 1 h here,
+    26 h for the default windows (24h + 1 min < 25 h)."""
     kpi = KpiSettings(windows=("7d", "15m"))
     day = 86_400 * US
     events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}") for k in range(2)]
@@ -744,14 +746,15 @@ def test_a_configured_window_longer_than_two_days_counts_its_whole_length() -> N
     for offset, event in enumerate(events):
         assert feed(live, 0, event, offset)
     assert live.document(now)["totals"]["windows"]["7d"]["offered"] == 2
-    assert engine_module.history_us(kpi) == 8 * day
-    assert engine_module.history_us(KpiSettings()) == 2 * day  # 24h and today: two days
+    hour = 3600 * US
+    assert engine_module.history_us(kpi) == 7 * day + 60 * US + hour
+    assert engine_module.history_us(KpiSettings()) == 26 * hour  # 24h and today
 
 
 def test_the_live_state_forgets_buckets_no_window_reaches_without_a_document_read() -> None:
     """The Redis read model's partials never pruned, and only a document read did: a worker whose document
     nobody asked for kept every bucket and distinct-customer entry since its start. ``LiveKpis.prune`` (the
-    maintenance timer) forgets what lies past every window (two days for the default windows) and changes no
+    maintenance timer) forgets what lies past every window (26 hours for the default windows) and changes no
     figure: contacts queued at T0 and T0 + 3 days, pruned at T0 + 3 days + 1 s, the same document as unpruned."""
     day = 86_400 * US
     now = T0 + 3 * day + US
@@ -770,7 +773,55 @@ def test_the_live_state_forgets_buckets_no_window_reaches_without_a_document_rea
     for live in (pruned, kept):
         assert sum(len(b) for b in live.contacts(0).aggregates.buckets.values()) > 0
     starts = [start for part in pruned.parts() for b in part.buckets.values() for start in b]
-    assert starts and min(starts) >= now - 2 * day - 60 * US, "buckets older than two days are gone"
+    assert starts and min(starts) >= now - 26 * 3600 * US - 60 * US, "buckets older than 26 hours are gone"
     assert min(s for part in kept.parts() for b in part.buckets.values() for s in b) < T0 + day  # kept: all
     assert set(pruned.customers(0).distinct.contacts) == {"c1"}  # c0's t0 is past every window
     assert pruned.document(now, include_all=True) == kept.document(now, include_all=True)
+
+
+@pytest.mark.parametrize("live_side", [False, True], ids=["replay", "live"])
+def test_pruning_keeps_what_today_on_a_25_hour_day_and_the_24h_window_reach(monkeypatch: pytest.MonkeyPatch,
+                                                                            live_side: bool) -> None:
+    """Buckets and distinct-customer entries are pruned ``history_us`` back (26 h for the default windows). The
+    longest reach: "today" on the day the clocks go back (Europe/London, 2026-10-25: 25 hours) and the 24h window,
+    whose start is rounded down to a bucket. u0's c0 queued 1 µs after local midnight (2026-10-24 23:00:00Z), u1's
+    c1 at 2026-10-24 23:59:10Z (after the 24h window's rounded start, 23:59:00Z), u2's c2 at 22:59:59Z (before
+    both), u8's c8 three days before now (pruned); now 2026-10-25 23:59:59Z. Pruned at now (live: ``LiveKpis.prune``; replay: every event, at its time),
+    today counts c0 and c1 (offered 2, customers 2) and 24h c1 (offered 1, customers 1), as unpruned.
+
+    Kills ``history_us`` reaching only as far as the longest rolling window and its bucket (24 h 1 min: c0, 24 h
+    59 min back, pruned from today). Not killed, and harmless: 25 h -> 24 h alone (the hour of margin covers it)."""
+    kpi = KpiSettings(timezone="Europe/London")
+    midnight = to_us(datetime(2026, 10, 24, 23, 0, tzinfo=timezone.utc))
+    now = to_us(datetime(2026, 10, 25, 23, 59, 59, tzinfo=timezone.utc))
+    assert now - midnight > 24 * 3600 * US  # the 25-hour day
+    times = {"c8": now - 3 * 86_400 * US, "c2": midnight - US, "c0": midnight + US, "c1": midnight + 59 * 60 * US + 10 * US}
+    events = [contact_event("queued", f"q{c[1]}", at, c, customer=f"u{c[1]}") for c, at in sorted(times.items(),
+                                                                                                  key=lambda i: i[1])]
+    events.append(contact_event("queued", "q9", now - US, "c9", customer="u9", queue="other"))
+
+    def windows(prune: bool) -> dict[str, Any]:
+        if not live_side:
+            monkeypatch.setattr(engine_module, "EVICT_EVERY", 1 if prune else 10**9)
+            engine = KpiEngine(kpi)
+            for event in events:
+                engine.process(event)
+            if prune:
+                starts = [s for b in engine.aggregates.buckets.values() for s in b]
+                assert min(starts) > now - 2 * 86_400 * US, "c8's bucket was not pruned: the test would prove nothing"
+            return engine.snapshot(now)["queues"][0]["windows"]
+        live = LiveKpis(kpi, clock=Clock(now))
+        for offset, event in enumerate(events):
+            assert feed(live, 0, event, offset)
+        for summary in live.contacts(0).drain_summaries():
+            live.customers(0).update(summary)
+        if prune:
+            live.prune(now)
+            starts = [s for part in live.parts() for b in part.buckets.values() for s in b]
+            assert min(starts) > now - 2 * 86_400 * US, "c8's bucket was not pruned: the test would prove nothing"
+        return live.document(now)["queues"][0]["windows"]
+
+    pruned = windows(True)
+    assert pruned == windows(False)
+    assert (pruned["today"]["offered"], pruned["today"]["customers"]) == (2, 2)
+    assert (pruned["24h"]["offered"], pruned["24h"]["customers"]) == (1, 1)

@@ -36,7 +36,7 @@ def test_future_facts_join_their_bucket_at_their_time_and_cancel_when_retracted(
     agg.apply([(m.FIRST_CLOSED, at, "billing", "voice", 1), (m.FIRST_CLOSED, at, "sales", "chat", 1),
                (m.FIRST_CONFIRMED, at, "billing", "voice", 1)])
     agg.apply([(m.FIRST_CONFIRMED, at, "billing", "voice", 1)], -1)
-    assert len(agg.future) == 2  # the retracted one is gone, not kept at 0
+    assert len(agg.closing) == 2 and not agg.future  # FCR closes wait in ``closing``; the retracted one is gone
     agg.advance(89 * MIN_US)
     assert agg.active_keys() == {("billing", "voice"), ("sales", "chat")}
     due = agg.future_until(at + 1)
@@ -49,7 +49,7 @@ def test_future_facts_join_their_bucket_at_their_time_and_cancel_when_retracted(
     billing = agg.buckets[("billing", "voice")][at]
     assert (billing[m.FIRST_CLOSED], billing[m.FIRST_CONFIRMED]) == (1, 0)
     assert agg.buckets[("sales", "chat")][at][m.FIRST_CLOSED] == 1
-    assert agg.future == {} and agg.future_until(10 * HOUR_US) == {}
+    assert len(agg.closing) == 0 and agg.future == {} and agg.future_until(10 * HOUR_US) == {}
 
 
 def test_a_pruned_replay_index_still_counts_every_customer_once_over_everything() -> None:
