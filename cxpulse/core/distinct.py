@@ -12,9 +12,9 @@ Why the customer side: its partitions are keyed by customer, so every customer l
 and the distinct counts of several partitions (and workers) simply add up, like every other count.
 
 Each contact is indexed once, under the (queue, channel) of its first queued event; when its summary moves
-(an earlier queued event arrived out of order) the old entry is replaced. Entries older than the pruning bound
-are dropped after two days, like the buckets. The ``all`` window (a replay's, and a live worker's since its first
-event) needs every customer, but not the contacts' times: with ``keep_all`` (both use it) what is pruned stays as
+(an earlier queued event arrived out of order) the old entry is replaced. Entries are dropped once past
+``history_us`` (26 h by default), like the buckets. The ``all`` window (a replay's, and a live worker's since its
+first event) needs every customer, but not the contacts' times: with ``keep_all`` (both use it) what is pruned stays as
 sets of customer ids (per key and in total), a fraction of the index's entries (measured: a simulated week held
 170 MiB of entries, Engine v2).
 """

@@ -728,7 +728,7 @@ def test_a_rebuild_moves_out_contacts_whose_stored_value_still_holds_settled_byt
 
 
 def test_a_configured_window_longer_than_two_days_counts_its_whole_length() -> None:
-    """Buckets were pruned at two days whatever the windows: a "7d" window (the settings accept any duration)
+    """Buckets were once pruned at two days whatever the windows: a "7d" window (the settings accept any duration)
     counted only its last two days. Contacts queued at T0 and T0 + 3 days; at T0 + 3 days + 1 s the 7d window
     holds both, in replay (where pruning runs every ``EVICT_EVERY`` events and in the document) and live.
     Kills ``history_us`` returning a fixed span whatever the windows. What it returns: the longest rolling window

@@ -257,7 +257,7 @@ def test_a_rebuild_keeps_the_bytes_of_events_still_inside_the_allowed_disorder()
 def test_prune_without_a_time_prunes_at_the_wall_clock() -> None:
     """The maintenance timer may call ``LiveKpis.prune()`` with no time: it then prunes at the wall clock
     (``clock``). c0 (u0) queued day 0 10:00:00, c1 (u1) day 3 10:00:00; the clock at day 3 10:00:01: c0's t0 lies
-    past every default window (two days back), so the distinct-customer index keeps only c1.
+    past every default window (26 h back), so the distinct-customer index keeps only c1.
 
     Kills ``LiveKpis.prune``'s ``now is None -> is not`` (no time given: None taken as the time)."""
     day = 86_400 * US

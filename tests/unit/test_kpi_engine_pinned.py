@@ -503,7 +503,7 @@ def test_a_rebuild_without_a_table_loader_moves_nothing_out_at_the_restore_caden
 
 def test_a_live_all_window_counts_customers_whose_contacts_were_pruned() -> None:
     """The ``all`` window of a live worker counts every customer since its first event once, like a replay,
-    although the distinct-customer index forgets contacts older than two days (the document prunes them): u1's
+    although the distinct-customer index forgets contacts older than 26 hours (the document prunes them): u1's
     c1 queued at day 0 10:00, u2's c2 at day 3 10:00; the document at day 3 10:30 (c1 pruned): customers 2,
     contacts 2 in ``all``; the 24h window [day 2 10:30, day 3 10:30): 1 (u2).
 

@@ -3,7 +3,7 @@
 - Future facts (an FCR close at t0 + F waits a week) are one int each in a heap and a dict (``Aggregates._code``),
   not two tuples: they must still join their buckets at exactly their time, cancel when retracted, and show in
   ``future_until`` and ``active_keys``.
-- The distinct-customer index: a replay prunes contacts older than two days every ``EVICT_EVERY`` events and keeps
+- The distinct-customer index: a replay prunes contacts past ``history_us`` (26 h by default) every ``EVICT_EVERY`` events and keeps
   only their customer ids, so the ``all`` window still counts each customer once, and the rolling windows are
   unchanged.
 """
