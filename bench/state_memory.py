@@ -72,6 +72,8 @@ def main() -> None:
     sizes: dict[str, int] = defaultdict(int)
     counts: dict[str, int] = defaultdict(int)
     seen: set[int] = set()
+    distinct_sizes: dict[str, int] = defaultdict(int)
+    distinct_seen: set[int] = set()
     for state in saved.values():
         for name, value in state.items():
             if name == "aggregates":
@@ -79,10 +81,11 @@ def main() -> None:
                     sizes[f"aggregates.{slot}"] += deep_size(inner, seen)
                     counts[f"aggregates.{slot}"] += entries(inner)
                 distinct = value.get("distinct")
-                if distinct is not None:  # the customer side's index, by its own slots
-                    for slot in distinct.__slots__:
+                if distinct is not None:  # the customer side's index, by its own slots (objects shared
+                    for slot in distinct.__slots__:  # between slots counted in the first, in slot order)
                         key = f"aggregates.distinct.{slot}"
                         counts[key] += entries(getattr(distinct, slot))
+                        distinct_sizes[key] += deep_size(getattr(distinct, slot), distinct_seen)
             else:
                 sizes[name] += deep_size(value, seen)
                 counts[name] += entries(value)
@@ -94,7 +97,7 @@ def main() -> None:
     print(f"{'(all)':<34} {total / MIB:>9.1f}")
     for name, count in sorted(counts.items()):
         if name.startswith("aggregates.distinct."):
-            print(f"  {name}: {count:,} entries")
+            print(f"  {name}: {count:,} entries, {distinct_sizes[name] / MIB:,.1f} MiB")
     if extra is not None:
         print(f"observer: {deep_size(extra, seen) / MIB:.1f} MiB")
 
