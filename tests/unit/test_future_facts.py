@@ -64,3 +64,43 @@ def test_a_fact_falls_due_exactly_at_its_time_whatever_its_slot() -> None:
     assert future.first_at == edge
     assert future.pop_due(edge) == [(edge, 7, 1)]
     assert len(future) == 0 and future.first_at == NEVER and list(future.items()) == []
+
+
+def test_a_slot_emptied_by_a_retraction_is_gone_and_takes_new_facts() -> None:
+    """+1 then -1 at slot edge + 10 µs (combination 3): the slot's only fact is gone, and so is the slot. +2 at
+    edge + 20 µs (combination 3) in that same slot, and +1 at edge - 5 µs (combination 4) in the slot before:
+    both held (items, len 2). Popping at edge - 1 gives only the earlier fact; first_at is then edge + 20, the
+    fact left (not the retracted edge + 10); popping at edge + 20 gives +2.
+
+    Kills ``core/future.py::FutureFacts.add::21e9dc3b#15`` ``size == 1 -> size == 0`` (the emptied slot would stay
+    as two empty arrays: the next add to it reads ``codes[-1]`` of an empty array), and ``_first``'s
+    ``db14dcec#3`` (slot start minus the offset: edge - 20) and ``db14dcec#5`` (the first *value*, 2, read as the
+    offset: edge + 0): first_at is exact once pop_due has recomputed it, only a retraction leaves a lower bound."""
+    future = FutureFacts()
+    edge = (T0 // SLOT_US + 1) * SLOT_US
+    future.add(edge + 10, 3, 1)
+    future.add(edge + 10, 3, -1)
+    assert len(future) == 0 and list(future.items()) == [] and future.combos() == []
+    future.add(edge + 20, 3, 2)
+    future.add(edge - 5, 4, 1)
+    assert sorted(future.items()) == [(edge - 5, 4, 1), (edge + 20, 3, 2)] and len(future) == 2
+    assert future.pop_due(edge - 1) == [(edge - 5, 4, 1)]
+    assert future.first_at == edge + 20
+    assert future.pop_due(edge + 20) == [(edge + 20, 3, 2)]
+    assert len(future) == 0 and future.first_at == NEVER
+
+
+def test_a_slot_emptied_by_a_retraction_is_skipped_when_facts_fall_due() -> None:
+    """+1 at slot edge + 10 µs (combination 3), then -1 there: that slot is emptied (it may linger among the slots
+    to visit). +1 at the next slot's edge + 7 µs (combination 5). Popping at that time gives exactly that fact,
+    skipping the emptied slot; nothing is left.
+
+    Kills ``core/future.py::FutureFacts.pop_due::ddbeebdc#6``, the ``continue`` removed after dropping a slot
+    with no entries (it would unpack the missing slot: TypeError)."""
+    future = FutureFacts()
+    edge = (T0 // SLOT_US + 1) * SLOT_US
+    future.add(edge + 10, 3, 1)
+    future.add(edge + 10, 3, -1)
+    future.add(edge + SLOT_US + 7, 5, 1)
+    assert future.pop_due(edge + SLOT_US + 7) == [(edge + SLOT_US + 7, 5, 1)]
+    assert len(future) == 0 and list(future.items()) == [] and future.combos() == [] and future.first_at == NEVER
