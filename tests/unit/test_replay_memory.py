@@ -57,12 +57,12 @@ def test_a_pruned_replay_index_still_counts_every_customer_once_over_everything(
     over everything 3 customers in total (u1 once), billing 2 (u1, u3), sales 1; the day-3 window 2 (u1, u3)."""
     day = 86_400_000_000
     index = DistinctCustomers(keep_all=True)
-    index.note("c1", "u1", 0, "billing", "voice")
-    index.note("c2", "u2", 10, "sales", "chat")
-    index.note("c3", "u1", 3 * day, "billing", "voice")
-    index.note("c4", "u3", 3 * day + 5, "billing", "voice")
+    index.note("u1", 0, "billing", "voice")
+    index.note("u2", 10, "sales", "chat")
+    index.note("u1", 3 * day, "billing", "voice")
+    index.note("u3", 3 * day + 5, "billing", "voice")
     index.prune(2 * day)
-    assert index.all == [(3 * day, "u1", "c3"), (3 * day + 5, "u3", "c4")]  # the index itself is pruned
+    assert index.all == [(3 * day, "u1"), (3 * day + 5, "u3")]  # the index itself is pruned
     everything = -(2**63)
     assert index.count(None, everything, 4 * day) == 3
     assert index.count(("billing", "voice"), everything, 4 * day) == 2
@@ -71,9 +71,9 @@ def test_a_pruned_replay_index_still_counts_every_customer_once_over_everything(
     with pytest.raises(ValueError, match="starts among pruned contacts"):
         index.count(None, day, 4 * day)  # a window starting after the earliest pruned contact cannot be exact
     live = DistinctCustomers()
-    live.note("c1", "u1", 0, "billing", "voice")
-    live.note("c3", "u1", 3 * day, "billing", "voice")
-    live.note("c5", "u5", 3 * day, "billing", "voice")
+    live.note("u1", 0, "billing", "voice")
+    live.note("u1", 3 * day, "billing", "voice")
+    live.note("u5", 3 * day, "billing", "voice")
     live.prune(2 * day)
     # a live worker keeps no customer ids of pruned contacts: its 'all' window counts what it still holds
     # (the all window of a live document is approximate for distinct customers), and never fails the document
@@ -97,3 +97,26 @@ def test_a_replay_that_prunes_as_it_goes_gives_the_same_document(monkeypatch: py
     total = pruned["totals"]["windows"]
     assert (total["all"]["customers"], total["all"]["contacts"], total["24h"]["customers"]) == (3, 5, 2)
     assert row(pruned)["windows"]["all"]["customers"] == 2  # billing: u1 (twice), u3
+
+
+def test_a_future_fact_reaching_now_can_be_retracted_there_and_leaves_no_key() -> None:
+    """now = 0. +1 offered at 90 min (billing/voice; not an FCR close, so it waits in ``future``): billing/voice
+    is an active key already. advance(90 min): the fact is due at exactly now, so it leaves ``future`` for
+    ``at_now`` (not yet in a bucket: windows end at now). Then the same fact retracted at now (-1): the +1 and -1 cancel, so billing/voice is no active key (no
+    row of zeros in the document), and the 90-minute bucket holds offered 0 once time passes it.
+
+    Kills ``core/aggregates.py::Aggregates.advance::f8f6167b#3`` ``limit = (now + 1) << bits -> (now + 0)``: the
+    +1 would stay in ``future`` at now, the -1 would go to ``at_now``, and each alone keeps the key active; and
+    ``Aggregates.active_keys::57ad5aa0#0`` (a future fact's key read as ``combo[0:]``: (measure, queue, channel)
+    instead of (queue, channel))."""
+    agg = Aggregates(MIN_US)
+    at = 90 * MIN_US
+    agg.apply([(m.OFFERED, at, "billing", "voice", 1)])
+    assert agg.future and len(agg.closing) == 0
+    assert agg.active_keys() == {("billing", "voice")}  # a key with only a future fact is active
+    agg.advance(at)
+    assert agg.future == {} and agg.at_now == [(m.OFFERED, at, "billing", "voice", 1)]
+    agg.apply([(m.OFFERED, at, "billing", "voice", 1)], -1)
+    assert agg.active_keys() == set()
+    agg.advance(at + MIN_US)
+    assert agg.buckets[("billing", "voice")][at][m.OFFERED] == 0 and agg.active_keys() == set()
