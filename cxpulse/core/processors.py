@@ -749,12 +749,14 @@ class CustomerProcessor:
     def update(self, summary: Summary) -> None:
         """A contact's FCR summary changed: apply the difference it makes to that customer's facts."""
         customer_id = summary.customer_id
-        self.distinct.note(summary.contact_id, customer_id, summary.t0, summary.queue, summary.channel)
         state = self._state(customer_id)
+        held = None if state is None else state.contacts.get(summary.contact_id)
+        self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel,
+                           None if held is None else (held.t0, held.queue, held.channel))
         if state is None:
             state = self.customers[customer_id] = CustomerState()
             before: list[Fact] = []
-        elif state.contacts.get(summary.contact_id) == summary:
+        elif held == summary:
             return
         else:
             cached = self._recent.get(customer_id)
@@ -801,7 +803,7 @@ class CustomerProcessor:
     def restore(self, customer_id: str, state: CustomerState) -> None:
         self.customers[customer_id] = state
         for summary in state.contacts.values():
-            self.distinct.note(summary.contact_id, customer_id, summary.t0, summary.queue, summary.channel)
+            self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel)
         self._recent.pop(customer_id, None)
         self.aggregates.apply(customer_facts(state, self.window_us), 1)
         if len(self.customers) > 2 * RECENT_CUSTOMERS:

@@ -281,8 +281,8 @@ def test_pruning_forgets_index_contacts_before_the_bound_and_a_key_only_they_hel
     bound = T0 + 2 * HOUR_US
     agg = Aggregates(MINUTE_US, bound + 5 * MINUTE_US)
     agg.distinct = DistinctCustomers(keep_all=True)
-    agg.distinct.note("c1", "u1", bound - 30 * US, "sales", "voice")
-    agg.distinct.note("c2", "u2", bound, "billing", "voice")
+    agg.distinct.note("u1", bound - 30 * US, "sales", "voice")
+    agg.distinct.note("u2", bound, "billing", "voice")
     assert agg.active_keys() == {("sales", "voice"), KEY}
     agg.prune(bound)
     assert agg.active_keys() == {KEY}
@@ -357,8 +357,8 @@ def test_distinct_customers_of_a_window_ending_before_now_stop_at_its_end() -> N
     Kills ``Aggregates.window``'s and ``customers_total``'s ``min(end_us, now) -> max`` (c1 counted up to now)."""
     agg = Aggregates(MINUTE_US, T0 + 10 * MINUTE_US)
     agg.distinct = DistinctCustomers(keep_all=True)
-    agg.distinct.note("c2", "u2", T0 + MINUTE_US, "billing", "voice")
-    agg.distinct.note("c1", "u1", T0 + 5 * MINUTE_US, "billing", "voice")
+    agg.distinct.note("u2", T0 + MINUTE_US, "billing", "voice")
+    agg.distinct.note("u1", T0 + 5 * MINUTE_US, "billing", "voice")
     agg.ensure_key(KEY)
     end = T0 + 5 * MINUTE_US
     assert (agg.window(T0, end, [KEY])[KEY][m.CUSTOMERS], agg.customers_total(T0, end)) == (1, 1)

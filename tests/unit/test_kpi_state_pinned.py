@@ -44,48 +44,56 @@ EVERYTHING = -(2**63)  # the start of a replay's ``all`` window (Aggregates.cust
 def test_a_contact_whose_t0_or_first_queue_moves_is_counted_once_where_it_now_is() -> None:
     """kpis.md: *customers* counts a customer per contact whose t0 (its first ``contact.queued``) lies in the
     window, under the (queue, channel) of that first queued event. An earlier queued arriving late moves t0, and
-    may move the queue too; ``note`` is then called with the new values and the old entry must go.
+    may move the queue too; ``note`` is then called with the new values and what the summary said before
+    (``previous``), and the old entry must go.
 
     c1 (u1) noted at t0 = 10 µs in billing, then at t0 = 5 µs in billing (an earlier queued of the same queue):
     [0, 6) holds t0 5 -> 1 customer; [6, 20) held only the old t0 10 -> 0. Then at t0 = 5 µs in sales (same t0,
-    another queue): billing [0, 20) -> 0, sales [0, 20) -> 1, in total 1 (u1 once).
+    another queue): billing [0, 20) -> 0, sales [0, 20) -> 1, in total 1 (u1 once). Then c2 (u1 too) noted at
+    t0 = 5 in sales (an equal entry: two contacts of one customer at one t0), and c2 moved to t0 = 30: one of
+    the two equal entries goes, the other (c1's) stays: sales [0, 20) -> 1, [20, 40) -> 1.
 
-    Kills ``DistinctCustomers.note`` ``and -> or`` and ``held[0] == t0 -> !=`` (the move within billing ignored:
-    t0 stays 10), ``held[1] == key -> !=`` (the move to sales ignored), ``_remove``'s ``entries[index] == entry
-    -> !=`` (the old entry never removed)."""
+    Kills ``DistinctCustomers.note`` ``and -> or`` and ``previous[0] == t0 -> !=`` (the move within billing
+    ignored: t0 stays 10), ``previous[1] == queue -> !=`` (the move to sales ignored), ``_remove``'s
+    ``entries[index] == entry -> !=`` (the old entry never removed) and ``del`` of every equal entry."""
     index = DistinctCustomers()
-    index.note("c1", "u1", 10, *BILLING)
-    index.note("c1", "u1", 5, *BILLING)
+    index.note("u1", 10, *BILLING)
+    index.note("u1", 5, *BILLING, previous=(10, *BILLING))
     assert (index.count(BILLING, 0, 6), index.count(BILLING, 6, 20)) == (1, 0)
-    index.note("c1", "u1", 5, *SALES)
+    index.note("u1", 5, *SALES, previous=(5, *BILLING))
     assert (index.count(BILLING, 0, 20), index.count(SALES, 0, 20), index.count(None, 0, 20)) == (0, 1, 1)
-    assert index.all == [(5, "u1", "c1")] and index.by_key[BILLING] == []
+    assert index.all == [(5, "u1")] and index.by_key[BILLING] == []
+    index.note("u1", 5, *SALES)
+    index.note("u1", 30, *SALES, previous=(5, *SALES))
+    assert (index.count(SALES, 0, 20), index.count(SALES, 20, 40)) == (1, 1)
+    assert index.all == [(5, "u1"), (30, "u1")]
 
 
 def test_a_repeated_note_of_the_same_contact_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
     """``note``'s contract: "a repeat of the same is free". A contact's summary is sent at its first queued and
     again at its end (and again for a re-delivered duplicate, live.py), each time with the same t0 and queue: the
     index must not remove and re-insert its entry each time (a bisect and a list deletion per event). Spied: the
-    real ``_remove`` runs, each call is recorded. c1 noted three times alike -> no removal; then with t0 moved
+    real ``_remove`` runs, each call is recorded. c1 noted, then twice again alike (``previous`` the same) -> no removal; then with t0 moved
     (10 -> 4 µs) -> exactly one.
 
-    Kills ``note``'s early ``return`` removed and its ``held[0]`` / ``held[1]`` index mutants (``held[1] == t0``,
-    ``held[0] == key``: never equal, so every repeat removes and re-inserts)."""
+    Kills ``note``'s early ``return`` removed and its ``previous[...]`` index mutants (never equal, so every
+    repeat removes and re-inserts)."""
     removed: list[str] = []
     real_remove = DistinctCustomers._remove
 
-    def spy(self: DistinctCustomers, contact_id: str, held: tuple[int, tuple[str, str], str]) -> None:
-        removed.append(contact_id)
-        real_remove(self, contact_id, held)
+    def spy(self: DistinctCustomers, customer_id: str, previous: tuple[int, str, str]) -> None:
+        removed.append(customer_id)
+        real_remove(self, customer_id, previous)
 
     monkeypatch.setattr(DistinctCustomers, "_remove", spy)
     index = DistinctCustomers()
-    for _ in range(3):
-        index.note("c1", "u1", 10, *BILLING)
+    index.note("u1", 10, *BILLING)
+    for _ in range(2):
+        index.note("u1", 10, *BILLING, previous=(10, *BILLING))
     assert removed == []
-    index.note("c1", "u1", 4, *BILLING)
-    assert removed == ["c1"]
-    assert index.all == [(4, "u1", "c1")]
+    index.note("u1", 4, *BILLING, previous=(10, *BILLING))
+    assert removed == ["u1"]
+    assert index.all == [(4, "u1")]
 
 
 def test_distinct_customers_in_a_window_of_an_index_filled_out_of_order() -> None:
@@ -100,8 +108,8 @@ def test_distinct_customers_in_a_window_of_an_index_filled_out_of_order() -> Non
     instead of the last entry (c3 appended after c2: [6, 11) would read c3 too), the unknown key's early
     ``return 0`` removed (``bisect`` of None) or made ``return 1``, and ``not entries`` removed there."""
     index = DistinctCustomers()
-    for contact, customer, t0 in (("c1", "u1", 0), ("c2", "u2", 10), ("c3", "u1", 5), ("c4", "u3", 10)):
-        index.note(contact, customer, t0, *BILLING)
+    for customer, t0 in (("u1", 0), ("u2", 10), ("u1", 5), ("u3", 10)):
+        index.note(customer, t0, *BILLING)
     assert [entry[0] for entry in index.all] == [0, 5, 10, 10]
     assert index.count(BILLING, 0, 6) == 1
     assert (index.count(BILLING, 0, 11), index.count(BILLING, 5, 11), index.count(BILLING, 6, 11)) == (3, 3, 2)
@@ -128,10 +136,10 @@ def test_a_replay_index_after_pruning_counts_pruned_customers_only_for_windows_t
     len(gone)`` removed (``bisect`` of None), and ``prune`` taking ``all[1][0]`` as the earliest pruned t0 (10:
     the window from 5 would pass)."""
     index = DistinctCustomers(keep_all=True)
-    index.note("c1", "u1", 0, *BILLING)
-    index.note("c2", "u2", 10, *BILLING)
-    index.note("c3", "u3", 20, *SALES)
-    index.note("c4", "u1", 100, *BILLING)
+    index.note("u1", 0, *BILLING)
+    index.note("u2", 10, *BILLING)
+    index.note("u3", 20, *SALES)
+    index.note("u1", 100, *BILLING)
     index.prune(50)
     assert (index.gone_all, index.gone_by_key) == ({"u1", "u2", "u3"}, {BILLING: {"u1", "u2"}, SALES: {"u3"}})
     assert (index.count(None, 0, 200), index.count(BILLING, 0, 200), index.count(SALES, 0, 200)) == (3, 2, 1)
@@ -140,7 +148,7 @@ def test_a_replay_index_after_pruning_counts_pruned_customers_only_for_windows_t
     with pytest.raises(ValueError, match="starts among pruned contacts"):
         index.count(None, 5, 200)
     assert (index.count(None, 50, 200), index.count(SALES, 50, 200)) == (1, 0)
-    assert set(index.contacts) == {"c4"}
+    assert index.all == [(100, "u1")]  # only c4 is held
 
 
 def test_a_live_index_forgets_pruned_customers() -> None:
@@ -150,8 +158,8 @@ def test_a_live_index_forgets_pruned_customers() -> None:
 
     Kills ``DistinctCustomers.__init__`` ``keep_all=False -> True`` (u2 would stay counted: 2)."""
     index = DistinctCustomers()
-    index.note("c1", "u2", 0, *BILLING)
-    index.note("c2", "u5", 100, *BILLING)
+    index.note("u2", 0, *BILLING)
+    index.note("u5", 100, *BILLING)
     index.prune(50)
     assert (index.count(None, EVERYTHING, 200), index.count(None, 0, 200), index.count(BILLING, 0, 200)) == (1, 1, 1)
     assert index.gone_all == set()
@@ -165,9 +173,9 @@ def test_pruning_nothing_moves_no_bound() -> None:
     Kills ``prune``'s early ``return`` removed (the bound would move to 50 with nothing pruned: [20, 200) would
     be read as spanning everything before 200, counting c2 at 10 -> 2)."""
     index = DistinctCustomers(keep_all=True)
-    index.note("c1", "u1", 100, *BILLING)
+    index.note("u1", 100, *BILLING)
     index.prune(50)
-    index.note("c2", "u2", 10, *BILLING)
+    index.note("u2", 10, *BILLING)
     assert (index.count(None, 20, 200), index.count(None, 0, 200)) == (1, 2)
     assert index.gone_from is None and index.gone_all == set()
 
