@@ -180,6 +180,56 @@ def test_pruning_nothing_moves_no_bound() -> None:
     assert index.gone_from is None and index.gone_all == set()
 
 
+def test_a_contact_whose_old_entry_was_pruned_moves_without_touching_other_entries() -> None:
+    """``_remove``'s contract: the old entry is removed "where it still is (it may have been pruned)"; an entry
+    of another customer at the old entry's place in the list is never taken instead, and an old entry past every
+    held one is simply not found. A live index (no keep_all): c1 u1 at 40 µs in billing, c2 u2 at 100 in
+    sales; prune(50): c1's entry goes (billing empty, all [(100, u2)]). c3 u3 at t0 10 in billing is noted late
+    (older than the bound: billing [(10, u3)]). Then c1's summary moves to t0 30 (an earlier queued), still
+    billing, ``previous`` (40, billing): its old entry is in neither list. In billing, (40, u1) sorts after
+    every entry (index 1 = len); in all, before (100, u2), which is not equal and must stay.
+
+    By kpis.md: billing [0, 50) holds c3 (u3, 10) and c1 (u1, 30) -> 2; sales [50, 200) c2 -> 1; in total
+    [0, 200) u1, u2, u3 -> 3; [35, 200) only c2 -> 1 (nothing left at 40).
+
+    Kills ``_remove``'s ``index < len(entries) -> <=`` and ``and -> or`` (``entries[1]`` of a one-entry list:
+    IndexError; with ``or``, in ``all``, the entry of u2 deleted instead)."""
+    index = DistinctCustomers()
+    index.note("u1", 40, *BILLING)
+    index.note("u2", 100, *SALES)
+    index.prune(50)
+    index.note("u3", 10, *BILLING)
+    index.note("u1", 30, *BILLING, previous=(40, *BILLING))
+    assert (index.count(BILLING, 0, 50), index.count(SALES, 50, 200)) == (2, 1)
+    assert (index.count(None, 0, 200), index.count(None, 35, 200)) == (3, 1)
+    assert index.all == [(10, "u3"), (30, "u1"), (100, "u2")]
+
+
+def test_a_replay_index_after_pruning_adds_customers_first_seen_in_the_held_entries() -> None:
+    """keep_all, a window spanning every pruned contact: the pruned customers (per key: those with a pruned
+    contact in that key) plus the customers of held entries not among them. c1 u1 at 0 µs in billing, c2 u2 at
+    100 in billing, c3 u1 at 100 in sales; prune(50): only c1 goes (billing gets a bit; sales, with nothing
+    before 50, gets none).
+
+    - total [0, 200): pruned {u1} + held {u2, u1} -> u1, u2 -> 2
+    - billing [0, 200): pruned {u1} + held {u2} -> 2 (u2 is in no pruned set: counted)
+    - sales [0, 200): no pruned contact in sales; held {u1} -> 1 (u1 was pruned in billing only: still counted)
+    - gone_by_key lists billing only (sales had no pruned contact); gone_all {u1}
+
+    Kills ``count``'s ``held + len(...) -> held - len(...)`` in total and per key (2 - 1 = 1, 1 - 1 = 0), a key
+    without a bit read as bit 0 (``flag = 0 -> 1``: u1, pruned in billing, not counted in sales: 0), a customer
+    not in ``gone`` read as mask 1 (``gone.get(customer, 0) -> 1``: u2 not counted in billing, bit 0: 1), and
+    ``prune``'s ``continue`` removed for a key with nothing to prune (sales would get a bit: gone_by_key
+    {..., sales: set()})."""
+    index = DistinctCustomers(keep_all=True)
+    index.note("u1", 0, *BILLING)
+    index.note("u2", 100, *BILLING)
+    index.note("u1", 100, *SALES)
+    index.prune(50)
+    assert (index.gone_all, index.gone_by_key) == ({"u1"}, {BILLING: {"u1"}})
+    assert (index.count(None, 0, 200), index.count(BILLING, 0, 200), index.count(SALES, 0, 200)) == (2, 2, 1)
+
+
 # -- contacts (processors.py) ---------------------------------------------------------------------------------------
 def event(kind: str, eid: str, at_s: float, contact: str = "c1", **extra: Any) -> Any:
     """A validated event ``at_s`` seconds after 10:00:00 (billing/voice, customer u1 unless said)."""
