@@ -23,7 +23,10 @@ two equal entries (two contacts of one customer at the same t0 in the same key) 
 contact's summary moves, removing any entry equal to its old one is exact. The caller says what the contact's
 summary said before (:meth:`note`'s ``previous``: the customer side holds every contact's summary anyway), so
 the index keeps no contact id and no map of contacts: a week's worker held 20 MiB in that map and the ids of a
-day of contacts, which the customer side otherwise drops from memory.
+day of contacts, which the customer side otherwise drops from memory. Except with a short FCR window: the
+customer side forgets a contact 2F + the allowed disorder after its t0, and when that is shorter than the index's
+history (26 h by default; F under about 12.5 h) it may no longer know a contact whose entry the index still
+holds, so the index keeps its own map then (``track_contacts``).
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ Entry = tuple[int, str]  # (t0, customer_id)
 class DistinctCustomers:
     """Contacts by t0, per (queue, channel) and in total, for exact distinct customer counts per window."""
 
-    __slots__ = ("by_key", "all", "keep_all", "gone", "_bits", "_gone_per_key", "gone_from", "pruned_before")
+    __slots__ = ("by_key", "all", "contacts", "keep_all", "gone", "_bits", "_gone_per_key", "gone_from",
+                 "pruned_before")
 
-    def __init__(self, *, keep_all: bool = False) -> None:
+    def __init__(self, *, keep_all: bool = False, track_contacts: bool = False) -> None:
         self.by_key: dict[Key, list[Entry]] = {}
         self.all: list[Entry] = []
+        # track_contacts: contact_id -> (t0, queue, channel) of its entry, for a caller that may forget a contact
+        # before the index does (see the module docstring); None otherwise
+        self.contacts: dict[str, tuple[int, str, str]] | None = {} if track_contacts else None
         self.keep_all = keep_all  # a replay: pruned contacts stay counted in ``gone`` for its ``all`` window
         # keep_all: customers of pruned contacts, each with a bit per key it had a pruned contact in (one dict
         # entry per customer, where a set per key and one in total cost an entry in each)
@@ -52,10 +59,17 @@ class DistinctCustomers:
         self.pruned_before = -(2**63)  # no window may start before this unless it spans all pruned contacts
 
     def note(self, customer_id: str, t0: int, queue: str, channel: str,
-             previous: tuple[int, str, str] | None = None) -> None:
+             previous: tuple[int, str, str] | None = None, contact_id: str | None = None) -> None:
         """A contact's t0 and first (queue, channel), as its FCR summary says. ``previous``: ``(t0, queue,
         channel)`` of the same contact's summary before this one (its entry is replaced; the same again is
-        free), None for a contact noted for the first time."""
+        free), None for a contact noted for the first time. ``contact_id``: read only with ``track_contacts``,
+        whose own record of the contact then takes the place of ``previous``."""
+        contacts = self.contacts
+        if contacts is not None and contact_id is not None:
+            held = contacts.get(contact_id)
+            if held is not None:
+                previous = held
+            contacts[contact_id] = (t0, queue, channel)
         if previous is not None:
             if previous[0] == t0 and previous[1] == queue and previous[2] == channel:
                 return
@@ -127,6 +141,10 @@ class DistinctCustomers:
         del self.all[:cut]
         for entries in self.by_key.values():
             del entries[:bisect_left(entries, (before_us,))]
+        contacts = self.contacts
+        if contacts:
+            for contact_id in [cid for cid, held in contacts.items() if held[0] < before_us]:
+                del contacts[contact_id]
 
     @property
     def gone_all(self) -> set[str]:

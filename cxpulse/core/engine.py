@@ -18,28 +18,11 @@ from cxpulse.core.agents import AgentProcessor
 from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, SLA_BREACHES, zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, FeedbackBreach, Rejection
 from cxpulse.core.report import add_counts, window_kpis
-from cxpulse.core.windows import window_bounds
+from cxpulse.core.windows import history_us, window_bounds
 from cxpulse.models.agent_events import AGENT_EVENT_TYPE, AGENT_TOPIC, parse_agent_event
 from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_survey_response
-from cxpulse.settings import KpiSettings, parse_duration
-
-HOUR_US = 3600 * US_PER_SECOND
-TODAY_LONGEST_US = 25 * HOUR_US  # "today" spans at most 25 h: local midnight on a day the clocks go back
-
-
-def history_us(kpi: KpiSettings) -> int:
-    """How far back buckets (and the distinct-customer index) must reach for every window of the document.
-
-    A rolling window of length L starts at now - L rounded down to a bucket edge, so it reaches at most L + one
-    bucket back; "today" reaches back to local midnight, at most 25 h. One hour more keeps a margin for documents
-    read a little before the clock that pruned (the Redis refresh and the API run at the wall clock). With the
-    default windows (24h, today) that is 26 h; it was two days, which held 22 hours of minute buckets and
-    distinct-customer entries no window read (about 80 MiB in a week's worker, measured)."""
-    rolling = [parse_duration(name) for name in kpi.windows if name != "today"]
-    longest = max(rolling, default=0) * US_PER_SECOND + kpi.bucket_seconds * US_PER_SECOND
-    return max(TODAY_LONGEST_US, longest) + HOUR_US
-
+from cxpulse.settings import KpiSettings
 
 EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (packed): cheap, and rare enough
 

@@ -59,6 +59,7 @@ from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core import measures as m
 from cxpulse.core.customer import CustomerState, customer_facts
 from cxpulse.core.measures import Fact
+from cxpulse.core.windows import history_us
 from cxpulse.settings import KpiSettings, QueueSettings
 
 SURVEY_RANK = RANK_OF[SURVEY]  # records of this rank and above come from the survey topic
@@ -720,7 +721,9 @@ class CustomerProcessor:
         self.loader = loader
         self.aggregates = aggregates
         if aggregates.distinct is None:
-            aggregates.distinct = DistinctCustomers(keep_all=keep_all_customers)
+            # forget() drops contacts 2F + the allowance after their t0: with a short F, before the index does
+            forgets_first = 2 * kpi.fcr_window + kpi.allowed_disorder < history_us(kpi) // US
+            aggregates.distinct = DistinctCustomers(keep_all=keep_all_customers, track_contacts=forgets_first)
         self.distinct = aggregates.distinct
         self.window_us = kpi.fcr_window * US
         self.customers: OrderedDict[str, CustomerState] = OrderedDict()  # recently changed, oldest first
@@ -752,7 +755,7 @@ class CustomerProcessor:
         state = self._state(customer_id)
         held = None if state is None else state.contacts.get(summary.contact_id)
         self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel,
-                           None if held is None else (held.t0, held.queue, held.channel))
+                           None if held is None else (held.t0, held.queue, held.channel), summary.contact_id)
         if state is None:
             state = self.customers[customer_id] = CustomerState()
             before: list[Fact] = []
@@ -803,7 +806,7 @@ class CustomerProcessor:
     def restore(self, customer_id: str, state: CustomerState) -> None:
         self.customers[customer_id] = state
         for summary in state.contacts.values():
-            self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel)
+            self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel, None, summary.contact_id)
         self._recent.pop(customer_id, None)
         self.aggregates.apply(customer_facts(state, self.window_us), 1)
         if len(self.customers) > 2 * RECENT_CUSTOMERS:

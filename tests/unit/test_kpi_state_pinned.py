@@ -901,3 +901,34 @@ def test_a_customer_processor_keeps_no_pruned_customers_unless_asked() -> None:
     aggregates.prune(T0 + 2 * DAY_S * US)
     assert aggregates.customers_until(T0 + (3 * DAY_S + 60) * US, None) == 1
     assert proc.distinct.gone_all == set()
+
+
+def test_a_contact_forgotten_by_the_customer_side_before_the_index_still_moves_in_the_index() -> None:
+    """Found by the mutation review of 76ef462 (the index had stopped keeping its own map of contacts): with F = 1 h
+    the customer side forgets a contact 2 h 1 min after its t0, the index keeps it 26 h. c1 (u1) queued at 10:00:00,
+    answered, ended; forgotten by the customer side at 12:01:01 (u1 gone). Three hours later an earlier queued of
+    c1 arrives (t0 -> 09:59:50): by kpis.md u1 now has a contact at 09:59:50 and none at 10:00:00, so billing
+    customers over [10:00, 10:01) = 0 and over [09:59, 10:00) = 1. Without a map the index kept the old entry
+    (1 and 1). With the default F (7 days: the customer side forgets long after the index) no map is kept.
+
+    Kills ``CustomerProcessor.__init__``'s ``forgets_first`` ``< -> >=`` (no map with F = 1 h) and ``note``
+    ignoring its own record (``previous = held`` removed)."""
+    kpi = KpiSettings(fcr_window="1h")
+    aggregates = Aggregates(BUCKET_US, T0)
+    contacts, customers = ContactProcessor(kpi, aggregates), CustomerProcessor(kpi, aggregates)
+    assert customers.distinct.contacts == {}
+    assert CustomerProcessor(KpiSettings(), Aggregates(BUCKET_US, T0)).distinct.contacts is None
+
+    def feed(item: dict[str, Any]) -> None:
+        assert contacts.handle(parse_any_event(orjson.dumps(item)))
+        for changed in contacts.drain_summaries():
+            customers.update(changed)
+
+    for kind, eid, at_s in (("queued", "q1", 0), ("answered", "a1", 30), ("ended", "e1", 300)):
+        feed(ev(kind, eid, DAY, "c1") | {"ts": format_ts(T0 + at_s * US)})
+    feed(ev("queued", "q9", DAY, "c9", customer="u9") | {"ts": format_ts(T0 + 3 * 3600 * US)})
+    assert customers.forget(T0 + (2 * 3600 + 61) * US) == ["u1"]
+    feed(ev("queued", "q0", DAY, "c1") | {"ts": format_ts(T0 - 10 * US)})
+    billing = ("billing", "voice")
+    assert customers.distinct.count(billing, T0, T0 + 60 * US) == 0
+    assert customers.distinct.count(billing, T0 - 60 * US, T0) == 1
