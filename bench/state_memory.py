@@ -83,6 +83,8 @@ def main() -> None:
                 distinct = value.get("distinct")
                 if distinct is not None:  # the customer side's index, by its own slots (objects shared
                     for slot in distinct.__slots__:  # between slots counted in the first, in slot order)
+                        if not hasattr(distinct, slot):  # a checkpoint of an older version of the index
+                            continue
                         key = f"aggregates.distinct.{slot}"
                         counts[key] += entries(getattr(distinct, slot))
                         distinct_sizes[key] += deep_size(getattr(distinct, slot), distinct_seen)
