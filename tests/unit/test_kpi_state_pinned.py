@@ -932,3 +932,22 @@ def test_a_contact_forgotten_by_the_customer_side_before_the_index_still_moves_i
     billing = ("billing", "voice")
     assert customers.distinct.count(billing, T0, T0 + 60 * US) == 0
     assert customers.distinct.count(billing, T0 - 60 * US, T0) == 1
+
+
+def test_the_index_s_own_contact_map_is_pruned_with_its_entries_not_before() -> None:
+    """``track_contacts`` (a short FCR window): the index's map of contacts is pruned with the entries, the entry at
+    exactly the bound staying in both. c1 (u1) noted at t0 50 µs (billing), c2 (u2) at 10; prune(50) drops c2's
+    entry and map record and keeps c1's (t0 50 is not before 50). c1's t0 then moves to 40 with no ``previous``
+    (the customer side forgot it): the map still says where its entry is, so billing over [50, 60) has no
+    customer any more, and [40, 50) has u1. ``contacts`` afterwards: c1 at 40 only.
+
+    Kills ``prune``'s map ``held[0] < before_us -> <=`` (c1's record dropped at the bound: its old entry stays,
+    [50, 60) -> 1)."""
+    index = DistinctCustomers(track_contacts=True)
+    index.note("u1", 50, *BILLING, contact_id="c1")
+    index.note("u2", 10, *BILLING, contact_id="c2")
+    index.prune(50)
+    assert index.contacts == {"c1": (50, *BILLING)} and index.all == [(50, "u1")]
+    index.note("u1", 40, *BILLING, contact_id="c1")
+    assert (index.count(BILLING, 50, 60), index.count(BILLING, 40, 50)) == (0, 1)
+    assert index.contacts == {"c1": (40, *BILLING)}
