@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cxpulse.spill import SpillMap, SpillStore
+from cxpulse.spill import SpillStore
 
 
 def test_a_spill_map_behaves_as_a_dict_of_str_to_bytes(tmp_path: Path) -> None:
