@@ -21,9 +21,10 @@ from cxpulse.core.agent_report import AgentFigures, figures as agent_figures, se
 from cxpulse.core.agents import AgentProcessor, AgentTimeline
 from cxpulse.core.contact import ContactState
 from cxpulse.core.customer import CustomerState
-from cxpulse.core.engine import build_document, history_us, merge_live
+from cxpulse.core.engine import build_document, merge_live
 from cxpulse.core.measures import FEEDBACK_BREACHES, N_MEASURES, SLA_BREACHES
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, FeedbackBreach, Rejection
+from cxpulse.core.windows import history_us
 from cxpulse.models.events import InvalidEvent, format_ts
 from cxpulse.settings import KpiSettings
 

@@ -721,8 +721,8 @@ class CustomerProcessor:
         self.loader = loader
         self.aggregates = aggregates
         if aggregates.distinct is None:
-            # forget() drops contacts 2F + the allowance after their t0: with a short F, before the index does
-            forgets_first = 2 * kpi.fcr_window + kpi.allowed_disorder < history_us(kpi) // US
+            # forget() drops contacts customer_memory_us after their t0: with a short F, before the index does
+            forgets_first = customer_memory_us(kpi) < history_us(kpi)
             aggregates.distinct = DistinctCustomers(keep_all=keep_all_customers, track_contacts=forgets_first)
         self.distinct = aggregates.distinct
         self.window_us = kpi.fcr_window * US
@@ -816,7 +816,7 @@ class CustomerProcessor:
         """Drop contacts older than twice the FCR window plus the allowance: they can change no count (see
         :meth:`CustomerState.forget_before`). A packed customer goes whole once its newest contact is that old;
         one with newer contacts keeps its old ones until it is next unpacked (only memory, never a count)."""
-        limit = now_us - 2 * self.window_us - self.kpi.allowed_disorder * US
+        limit = now_us - customer_memory_us(self.kpi)
         gone: list[str] = []
         for customer_id, state in list(self.customers.items()):
             before = len(state.contacts)
@@ -831,6 +831,14 @@ class CustomerProcessor:
         for customer_id in old:
             del self.packed[customer_id]
         return gone + old
+
+
+def customer_memory_us(kpi: KpiSettings) -> int:
+    """How long the customer side remembers a contact after its t0: twice the FCR window plus the allowed disorder
+    (an older one can change no count, :meth:`CustomerState.forget_before`). One definition for
+    :meth:`CustomerProcessor.forget`, the table sweeper (``cxpulse/streams/sweeper.py``) and the distinct index's
+    choice of keeping its own contact map."""
+    return (2 * kpi.fcr_window + kpi.allowed_disorder) * US
 
 
 def pack_customer(state: CustomerState) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from cxpulse.core.live import LiveKpis
+from cxpulse.core.processors import customer_memory_us
 from cxpulse.streams import codec
 from cxpulse.units import US_PER_SECOND
 
@@ -107,8 +108,7 @@ class CustomerSweeper(TableSweeper):
         return self.live.customer_parts
 
     def limit(self, now_us: int) -> int:
-        kpi = self.live.kpi
-        return now_us - 2 * kpi.fcr_window * US_PER_SECOND - kpi.allowed_disorder * US_PER_SECOND
+        return now_us - customer_memory_us(self.live.kpi)
 
     def newest(self, value: bytes) -> int:
         return codec.stored_newest_t0(value)
