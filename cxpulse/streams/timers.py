@@ -16,6 +16,7 @@ change inside the agents only): the maintenance timer only marks keys, which the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from faust.types import TP
 
 from cxpulse.core.live import now_us
 from cxpulse.kafka_security import client_options
+from cxpulse.settings import KafkaSettings
 from cxpulse.streams.liveness import EXIT_STALLED
 from cxpulse.streams.sweeper import ContactSweeper, CustomerSweeper
 from cxpulse.streams.worker import Worker, stop_now
@@ -45,7 +47,7 @@ class Timers:
         self.live = worker.live
         self.liveness = worker.liveness
         self.topics = worker.settings.kafka.topics
-        self.probe_client: Any = None  # an AIOKafkaClient, made on the first probe
+        self.probe = BrokerProbe(worker.settings.kafka, f"{worker.settings.worker.app_id}-probe")
         self.contact_sweeper = ContactSweeper(worker.contacts_table, worker.live)
         self.customer_sweeper = CustomerSweeper(worker.customers_table, worker.live)
 
@@ -148,22 +150,50 @@ class Timers:
 
     async def check_broker(self) -> None:
         """A metadata request to the bootstrap servers: the only sure sign that Kafka answers this worker."""
-        from aiokafka import AIOKafkaClient
-
-        kafka = self.worker.settings.kafka
-        if self.probe_client is None:
-            self.probe_client = AIOKafkaClient(
-                bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=4000,
-                client_id=f"{self.worker.settings.worker.app_id}-probe", **client_options(kafka),
-            )
-        try:
-            await asyncio.wait_for(self.probe_client.fetch_all_metadata(), timeout=PROBE_TIMEOUT)
-            ok = True
-        except Exception:  # noqa: BLE001 - any failure means: not reachable now
-            ok = False
+        ok = await self.probe.answers()
         if ok != (not self.liveness.broker_failing):
             log.warning("Kafka %s", "reachable again" if ok else "does not answer a metadata request")
         self.liveness.broker_checked(ok)
+
+
+class BrokerProbe:
+    """Does Kafka answer a metadata request from this worker now? One small client of its own, apart from
+    Faust's consumer and producer, so that a busy or rebalancing consumer is not taken for a dead broker.
+
+    Why the bootstrap: a new aiokafka client knows no broker until :meth:`AIOKafkaClient.bootstrap`, and
+    ``fetch_all_metadata`` asks only the brokers it knows; without it every probe failed ("Unable to update
+    metadata from []"), /readyz said "Kafka unreachable" 15 s after every start, and that judgement hid every
+    stall from the stall guard. A failed probe drops the client: the next one bootstraps afresh, so a cluster
+    that comes back on other addresses is found again through the bootstrap servers."""
+
+    def __init__(self, kafka: KafkaSettings, client_id: str, timeout: float = PROBE_TIMEOUT) -> None:
+        self.kafka = kafka
+        self.client_id = client_id
+        self.timeout = timeout
+        self.client: Any = None  # an AIOKafkaClient, bootstrapped by the first successful probe
+
+    async def answers(self) -> bool:
+        from aiokafka import AIOKafkaClient
+
+        try:
+            if self.client is None:
+                self.client = AIOKafkaClient(
+                    bootstrap_servers=self.kafka.bootstrap_servers, request_timeout_ms=int(self.timeout * 800),
+                    client_id=self.client_id, **client_options(self.kafka),
+                )
+                await asyncio.wait_for(self.client.bootstrap(), timeout=self.timeout)  # itself a metadata request
+            else:
+                await asyncio.wait_for(self.client.fetch_all_metadata(), timeout=self.timeout)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means: not reachable now
+            await self.close()
+            return False
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
 
 
 def install(worker: Worker) -> Timers:
