@@ -318,6 +318,11 @@ class WorkerSettings(_Strict):
     broker_unreachable_seconds: float = Field(
         default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
     )
+    framework_log_level: Literal["WARNING", "INFO", "DEBUG"] = Field(
+        default="WARNING",
+        description="log level of Faust, aiokafka and mode (never below the worker's own): INFO shows rebalances, "
+        "partition assignments and table recovery, what an engineer needs when a worker stops reading",
+    )
 
     @field_validator("store")
     @classmethod

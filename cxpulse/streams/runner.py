@@ -71,7 +71,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # source topics made elsewhere may have another partition count: refuse before any state is touched
     asyncio.run(check_partitions(settings.kafka, [*worker_topics(settings), *changelog_topics(settings)]))
     built = create_worker(settings)
-    # Faust is chatty at INFO about its own internals; our own logger keeps the chosen level
+    # Faust is chatty at INFO about its own internals (WARNING unless worker.framework_log_level says otherwise);
+    # our own logger keeps the chosen level
+    framework = max(logging.getLevelName(settings.worker.framework_log_level), logging.getLevelName(loglevel.upper()))
     for noisy in ("faust", "aiokafka", "mode"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(loglevel.upper())))
+        logging.getLogger(noisy).setLevel(framework)
     faust.Worker(built.app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from cxpulse.streams.liveness import EXIT_STALLED
 from test_live_engine import _diff
 from worker_harness import (
     PARTITIONS,
@@ -84,6 +86,7 @@ class CrashRun:
     live3: dict[str, Any]
     offline3: dict[str, Any]
     breaches3: Any
+    stall_restarts: int  # run 2 stopped reading and its stall guard made it exit 75 (then started again)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,12 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
     # Faust's default session timeout (60 s) is how long the group waits for the killed member before the new
     # one gets its partitions: the restart would sit "recovering" for a minute. Faust reads it from the env.
     worker.env["BROKER_SESSION_TIMEOUT"] = "10"
+    # Faust's own INFO lines (rebalances, assignments, table recovery) in the log: what a hang needs explaining
+    worker.env["CXPULSE_WORKER__FRAMEWORK_LOG_LEVEL"] = "INFO"
+    # the stall guard as in production, sooner: a worker that stops reading exits 75 and is started again below,
+    # as its supervisor would (seen twice in CI, session 6: run 2 stopped reading after ~3,500 events)
+    worker.env["CXPULSE_WORKER__STALL_SECONDS"] = "10"
+    worker.env["CXPULSE_WORKER__STALL_EXIT_SECONDS"] = "30"
     try:
         await prepare_topics_for(worker)
         assert await produce_file(kafka_bootstrap, worker.topics, path) == count
@@ -117,9 +126,17 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         worker.start()
         await worker.wait_ready()
         began = time.monotonic()
+        stall_restarts = 0
         while not await _committed_everything(kafka_bootstrap, worker.app_id, ends):
-            assert time.monotonic() - began < 120, f"not all committed after 120 s; status {await worker.status()}"
-            assert worker.alive(), worker.log_tail()
+            assert time.monotonic() - began < 180, (
+                f"not all committed after 180 s; status {await worker.status()}\n{worker.log_tail(150)}")
+            if not worker.alive():
+                assert worker.proc is not None and worker.proc.returncode == EXIT_STALLED, worker.log_tail(150)
+                stall_restarts += 1  # the supervisor's part: start it again (it re-reads from its commits)
+                assert stall_restarts <= 2, worker.log_tail(150)
+                worker.stop()
+                worker.start()
+                await worker.wait_ready()
             await asyncio.sleep(0.5)
         status_after = await worker.status()
 
@@ -137,7 +154,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         worker.stop(grace=60)
         worker.start()
         await worker.wait_ready()
-        start3_log = worker.log_tail(400).rsplit("===== start #3", 1)[-1]
+        start3_log = worker.log_tail(400).rsplit(f"===== start #{worker.starts}", 1)[-1]
         for _ in range(15):
             live3 = await worker.kpis(all_window=True)
             offline3 = await asyncio.to_thread(replay, path, live3["generated_at"], config_path(worker))
@@ -147,7 +164,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         await asyncio.sleep(2.0)  # a breach published twice would be published by the timer at once
         breaches3 = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
         return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at,
-                        start3_log, live3, offline3, breaches3)
+                        start3_log, live3, offline3, breaches3, stall_restarts)
     finally:
         worker.stop()
         await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
@@ -157,6 +174,9 @@ async def test_after_sigkill_and_restart_the_document_equals_the_replay(crash_ru
     """Nothing lost, nothing counted twice: the very document the replay of the whole file gives."""
     run = crash_run
     assert all(h["invalid"] == {} for h in run.status_after["topics"].values()), run.status_after
+    assert run.status_after["problems"] == [], run.status_after
+    if run.stall_restarts:  # exact all the same, but say so: it is a Faust hang the guard worked around
+        warnings.warn(f"run 2 stalled and was restarted by its stall guard {run.stall_restarts} time(s)", stacklevel=1)
     # run 2 re-read at least what run 1 had not committed (what it had already counted came back as duplicates)
     assert WorkerProcess.seen(run.status_after) >= run.count - run.seen_before_kill, (run.seen_before_kill, run.status_after)
     assert run.live == run.offline, _diff(run.live, run.offline)

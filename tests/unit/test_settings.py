@@ -112,6 +112,7 @@ def test_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
         ("kpi:\n  contact_retention: 7d\n", "kpi", "contact_retention"),
         ("kpi:\n  sl_treshold: 20\n", "kpi.sl_treshold", "20"),
         ("redis:\n  url: http://localhost\n", "redis.url", "http://localhost"),
+        ("worker:\n  framework_log_level: TRACE\n", "worker.framework_log_level", "TRACE"),
     ],
 )
 def test_bad_values_name_the_key_and_the_value(tmp_path: Path, yaml_text: str, key: str, value: str) -> None:
