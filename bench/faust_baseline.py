@@ -201,13 +201,16 @@ class WorkerRun:
 
 async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, ready_timeout: float = 120.0,
                          progress_every: float = 0.0, poll: float = 0.1,
-                         say: Callable[[str], None] = print) -> WorkerRun:
+                         say: Callable[[str], None] = print, profile: Path | None = None) -> WorkerRun:
     """Start ``worker`` on a backlog of ``events`` records and time it from its first to its last processed
     event by polling ``/api/v1/status`` every ``poll`` seconds (start-up and recovery are reported apart). With
     ``progress_every`` > 0, a progress line (seen, rate so far, RSS) every that many seconds: a week of events
-    takes minutes, and a silent benchmark cannot be told from a stuck one."""
+    takes minutes, and a silent benchmark cannot be told from a stuck one. With ``profile``, py-spy samples the
+    worker from ready to the last event into that file (raw stacks) and the top functions are printed (the
+    sampling costs the worker a little: do not take that run's rate for a figure)."""
     worker.start()
     ready_s = await worker.wait_ready(timeout=ready_timeout)
+    spy = start_profile(worker_pid(worker), profile) if profile else None
     samples: list[tuple[float, int]] = []
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + progress_every
@@ -229,10 +232,51 @@ async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, 
         if seen < events:
             await asyncio.sleep(poll)
     rss_kb = proc_kb(worker_pid(worker), "VmRSS")
+    if spy is not None and profile is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(timeout=60)
+        say(top_functions(profile))
     first_at = next(t for t, n in samples if n > 0)
     before_first = max((t for t, n in samples if n == 0), default=first_at)
     span = samples[-1][0] - before_first
     return WorkerRun(ready_s, span, events / span, steady_rate(samples, events), rss_kb, status)
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy (a sampling profiler that attaches to a running process) on ``pid``, raw stacks into ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--nonblocking",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_functions(path: Path, top: int = 30) -> str:
+    """The functions with the most samples in a raw py-spy file: on the stack at all (inclusive) and on top
+    (self), as shares of the samples of the main thread."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = [f.rsplit(":", 1)[0] for f in stack.split(";")]  # drop line numbers: one row per function
+        count = int(count_text)
+        total += count
+        for frame in set(frames[1:]):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    if not total:
+        return f"  profile {path}: no samples"
+    lines = [f"  profile {path}: {total:,} samples; inclusive % | self % | function"]
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100 * count / total:5.1f} | {100 * own.get(frame, 0) / total:5.1f} | {frame[:150]}")
+    lines.append("  top self:")
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100 * count / total:5.1f} | {frame[:150]}")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ children
@@ -398,7 +442,8 @@ async def main(args: argparse.Namespace) -> None:
             worker = bench_worker(work, args.kafka, f"{prefix}-w{k}", source, args.partitions)
             await prepare_worker_topics(worker)
             try:
-                run = await measure_worker(worker, args.events, timeout=args.timeout)
+                run = await measure_worker(worker, args.events, timeout=args.timeout,
+                                           profile=args.profile / f"worker{k}.txt" if args.profile else None)
             finally:
                 worker.stop(grace=60)
             worker_runs.append(run)
@@ -443,6 +488,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-aiokafka", action="store_true", help="no bare aiokafka reference run")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the temporary directory")
     parser.add_argument("--rev", help="measure this commit (git archive) instead of the working tree")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy samples of each worker run into DIR (raw stacks) and its top functions printed")
     parser.add_argument("--child", choices=("faust", "aiokafka"), help=argparse.SUPPRESS)
     parser.add_argument("--app-id", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)

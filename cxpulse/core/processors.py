@@ -769,7 +769,9 @@ class CustomerProcessor:
         _diff(self.aggregates, before, after)
         self._recent[customer_id] = after
         self.dirty.add(customer_id)
-        if len(self.customers) > 2 * RECENT_CUSTOMERS:
+        # only saved customers can move out: counting the unsaved ones in, every update past 2,048 customers
+        # changed since the last save made evict() pop and put back each of them (a fifth of a replay's time)
+        if len(self.customers) - len(self.dirty) > 2 * RECENT_CUSTOMERS:
             self.evict()
 
     def evict(self) -> int:
