@@ -79,6 +79,7 @@ def faust_app(settings: Settings) -> faust.App:
         # a worker killed and restarted rejoins after the old member's session expires: 10 s, not 60 s
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        Monitor="cxpulse.streams.monitor:QuietMonitor",  # no per-record stats nobody reads (streams/monitor.py)
     )
 
 

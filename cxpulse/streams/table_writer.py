@@ -44,19 +44,36 @@ class BulkTableWriter:
         """A new value for ``key`` in ``partition`` (None: delete it)."""
         self.staged.setdefault(partition, []).append((key, value))
 
-    def _put(self, partition: int, key: bytes, value: bytes | None) -> None:
+    def _store(self, partition: int, changes: list[tuple[bytes, bytes | None]]) -> None:
+        """Write one partition's changes to the store: one RocksDB write batch (one call into RocksDB, as Faust's
+        own changelog recovery writes, instead of a put per key)."""
         store = self.table.data
         db_for = getattr(store, "_db_for_partition", None)
         if db_for is not None:  # rocksdb://
+            from rocksdict import Rdict, WriteBatch
+
             db = db_for(partition)
+            if isinstance(db, Rdict):  # Faust's driver whenever rocksdict is installed (it is a dependency)
+                batch = WriteBatch(raw_mode=True)
+                for key, value in changes:
+                    if value is None:
+                        batch.delete(key)
+                    else:
+                        batch.put(key, value)
+                db.write(batch)
+                return
+            for key, value in changes:  # python-rocksdb, should Faust ever be told to use it
+                if value is None:
+                    db.delete(key)
+                else:
+                    db.put(key, value)
+            return
+        data = store.data  # memory:// (tests)
+        for key, value in changes:
             if value is None:
-                db.delete(key)
+                data.pop(key, None)
             else:
-                db.put(key, value)
-        elif value is None:  # memory:// (tests)
-            store.data.pop(key, None)
-        else:
-            store.data[key] = value
+                data[key] = value
 
     async def flush(self) -> int:
         """Write every staged change to the store and the changelog; return how many records were sent.
@@ -71,10 +88,10 @@ class BulkTableWriter:
         sent = 0
         staged, self.staged = self.staged, {}
         for partition, changes in staged.items():
+            self._store(partition, changes)
             batch = producer.create_batch()
             count = 0
             for key, value in changes:
-                self._put(partition, key, value)
                 if batch.append(key=key, value=value, timestamp=None) is not None:
                     count += 1
                     continue

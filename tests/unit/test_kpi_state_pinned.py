@@ -838,6 +838,27 @@ def test_a_customer_not_yet_saved_is_never_packed_and_the_most_recent_stay(monke
     assert (list(proc.customers), sorted(proc.packed)) == (["u3"], ["u1", "u2"])
 
 
+def test_updates_move_customers_out_only_when_enough_saved_ones_can_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``update`` calls ``evict`` once more than 2 x ``RECENT_CUSTOMERS`` (2 here) customers are *saved* (not
+    dirty): evict() can move only those, and counting the unsaved ones in made every update past that size pop
+    and put back each unsaved customer (a fifth of a replay's time, session 7). Five customers changed and not
+    saved: no evict; saved, then a sixth: one evict, which leaves the RECENT_CUSTOMERS most recently changed.
+
+    Kills ``len(customers) - len(dirty) -> +`` (evict called at the third unsaved customer)."""
+    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 2)
+    proc = CustomerProcessor(KpiSettings(fcr_window="1h"), Aggregates(BUCKET_US, T0))
+    calls = []
+    evict = proc.evict
+    monkeypatch.setattr(proc, "evict", lambda: calls.append(1) or evict())
+    for index in range(5):
+        proc.update(summary(f"u{index}", f"c{index}", 60 * index))
+    assert (calls, len(proc.customers), proc.packed) == ([], 5, {})
+    proc.dirty.clear()  # the worker saved them
+    proc.update(summary("u5", "c5", 300))
+    assert calls == [1]
+    assert (list(proc.customers), sorted(proc.packed)) == (["u4", "u5"], ["u0", "u1", "u2", "u3"])
+
+
 def test_a_summary_sent_again_unchanged_leaves_its_customer_saved() -> None:
     """A contact's summary is sent again unchanged after a re-delivered duplicate (live.py): the customer's state
     does not change, so it must not be marked for saving again (``dirty`` is what the worker writes).

@@ -1,0 +1,50 @@
+"""Two parts of the worker that need no broker: its table writer's store side and its Faust monitor.
+
+The bulk writer's sends and acknowledgements are covered on the real broker (tests/integration: the kill -9
+test, live equals replay); here the store side alone, on a real RocksDB store of Faust's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from cxpulse.settings import Settings, WorkerSettings
+from cxpulse.streams.app import faust_app
+from cxpulse.streams.monitor import QuietMonitor
+from cxpulse.streams.table_writer import BulkTableWriter
+
+
+def test_a_partition_s_changes_land_in_its_rocksdb_in_one_write(tmp_path: Path) -> None:
+    """Puts and deletes in order, in the partition named, through one RocksDB write batch."""
+    app = faust.App("cxpulse-test-writer", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path))
+    table = app.Table("t", partitions=2, key_type=bytes, value_type=bytes)
+    writer = BulkTableWriter(app, table, on_failure=lambda why: None)
+    writer._store(1, [(b"a", b"1"), (b"b", b"2")])
+    writer._store(1, [(b"a", None), (b"c", b"3"), (b"b", b"2b")])
+    one = table.data._db_for_partition(1)
+    zero = table.data._db_for_partition(0)
+    assert [one.get(key) for key in (b"a", b"b", b"c")] == [None, b"2b", b"3"]
+    assert [zero.get(key) for key in (b"a", b"b", b"c")] == [None, None, None]
+
+
+def test_the_memory_store_takes_the_same_changes() -> None:
+    app = faust.App("cxpulse-test-writer-mem", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table("t", partitions=2, key_type=bytes, value_type=bytes)
+    writer = BulkTableWriter(app, table, on_failure=lambda why: None)
+    writer._store(0, [(b"a", b"1"), (b"b", b"2")])
+    writer._store(0, [(b"a", None)])
+    assert dict(table.data.data) == {b"b": b"2"}
+
+
+def test_the_worker_s_monitor_keeps_only_what_faust_reads(tmp_path: Path) -> None:
+    """Faust's consumer reads ``stream_inbound_time`` (its "stream stopped processing" warning): still kept;
+    the per-record counters are not (and no per-event state is handed back to be timed)."""
+    app = faust_app(Settings(worker=WorkerSettings(data_dir=str(tmp_path))))
+    monitor = app.monitor
+    assert isinstance(monitor, QuietMonitor)
+    tp = object()
+    assert monitor.on_stream_event_in(tp, 5, object(), object()) is None
+    assert tp in monitor.stream_inbound_time
+    monitor.on_message_in(tp, 5, object())
+    assert monitor.messages_received_total == 0 and monitor.events_total == 0
