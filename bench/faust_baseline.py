@@ -418,7 +418,8 @@ async def main(args: argparse.Namespace) -> None:
     prefix = f"bench-fb-{uuid.uuid4().hex[:8]}"
     source = (f"{prefix}-contact-events", f"{prefix}-survey-responses")
     print(f"faust_baseline: {commit}, {args.events:,} events, {args.partitions} partitions, "
-          f"repeat {args.repeat}, prefix {prefix}, load average {load_before[0]:.2f}", flush=True)
+          f"repeat {args.repeat}, prefix {prefix}, load average {load_before[0]:.2f}"
+          + (f", worker env {' '.join(args.worker_env)}" if args.worker_env else ""), flush=True)
     bare_runs: list[ChildRun] = []
     worker_runs: list[WorkerRun] = []
     aiokafka_run: ChildRun | None = None
@@ -439,7 +440,8 @@ async def main(args: argparse.Namespace) -> None:
             bare_runs.append(bare)
             print(f"  round {k}: bare Faust agent {bare.rate:9,.0f} events/s (steady {bare.steady_rate:,.0f}, "
                   f"{bare.batches} batches, start-up {bare.startup_s:.1f} s)", flush=True)
-            worker = bench_worker(work, args.kafka, f"{prefix}-w{k}", source, args.partitions)
+            worker = bench_worker(work, args.kafka, f"{prefix}-w{k}", source, args.partitions,
+                                  extra_env=dict(item.split("=", 1) for item in args.worker_env))
             await prepare_worker_topics(worker)
             try:
                 run = await measure_worker(worker, args.events, timeout=args.timeout,
@@ -488,6 +490,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-aiokafka", action="store_true", help="no bare aiokafka reference run")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the temporary directory")
     parser.add_argument("--rev", help="measure this commit (git archive) instead of the working tree")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment variable for the worker (repeatable), e.g. CXPULSE_REDIS__ENABLED=false")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy samples of each worker run into DIR (raw stacks) and its top functions printed")
     parser.add_argument("--child", choices=("faust", "aiokafka"), help=argparse.SUPPRESS)
