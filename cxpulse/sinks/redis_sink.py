@@ -51,11 +51,10 @@ STREAM_MAXLEN = 1000
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 CPU_SHARE = 0.25  # at most this share of the event loop goes to computing partials (the interval stretches)
-# While the worker catches up a backlog (at least BACKLOG_RECORDS wait in its partitions), the state is published
-# every BACKLOG_INTERVAL at most: the figures are behind by the backlog anyway, and each publish folds and sums
-# every window of every partition, which cost a worker catching up 100k events 13% of its pace (bench/faust_baseline.py
+# While the worker catches up a backlog (streams/liveness.py: Liveness.behind), the state is published every
+# BACKLOG_INTERVAL at most: the figures are behind by the backlog anyway, and each publish folds and sums every
+# window of every partition, which cost a worker catching up 100k events 13% of its pace (bench/faust_baseline.py
 # with and without the sink, session 7). Breaches still go out at once; live, without a backlog, nothing changes.
-BACKLOG_RECORDS = 5_000
 BACKLOG_INTERVAL = 2.0
 
 
@@ -157,16 +156,16 @@ class RedisSink:
     def __init__(self, settings: Settings, live: PartialSource, ready: Callable[[], bool], client: Any = None,
                  worker_id: str | None = None,
                  backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 backlog: Callable[[], int] = lambda: 0) -> None:
+                 behind: Callable[[], bool] = lambda: False) -> None:
         """The sink takes what it reads, not the worker: the settings (``redis``, ``kpi``, the app id and web
         port that make the worker id), the live state whose partial it publishes, and ``ready`` (publish only
         while it says true: state recovered). ``backoff_sleep`` waits between retries while Redis is away:
         injectable so that a test can check the backoff delays themselves (doubling, capped) instead of counting
-        retries over a wall-clock sleep. ``backlog`` says how many records wait in the worker's partitions (its
-        last lag measurement): from ``BACKLOG_RECORDS`` on, the state is published less often."""
+        retries over a wall-clock sleep. ``behind`` says whether the worker is catching up a backlog: then the
+        state is published every ``BACKLOG_INTERVAL`` at most."""
         self.live = live
         self.ready = ready
-        self.backlog = backlog
+        self.behind = behind
         self.backoff_sleep = backoff_sleep
         self.settings = settings.redis
         self.kpi = settings.kpi
@@ -304,7 +303,7 @@ class RedisSink:
     def _next_interval(self, interval: float) -> float:
         """``interval``, stretched so that computing takes at most CPU_SHARE of the time (warned once), and to
         ``BACKLOG_INTERVAL`` while a backlog waits."""
-        if self.backlog() >= BACKLOG_RECORDS:
+        if self.behind():
             interval = max(interval, BACKLOG_INTERVAL)
         needed = self.compute_seconds / CPU_SHARE
         if needed <= interval:
@@ -341,12 +340,12 @@ class RedisSink:
 
 
 def attach_redis_sink(app: faust.App, settings: Settings, live: PartialSource,
-                      ready: Callable[[], bool], backlog: Callable[[], int] = lambda: 0) -> RedisSink | None:
+                      ready: Callable[[], bool], behind: Callable[[], bool] = lambda: False) -> RedisSink | None:
     """The Redis read model when ``redis.enabled``: a Faust task on ``app`` runs its loop. The caller adds
     :meth:`RedisSink.on_breach` to the worker's breach listeners."""
     if not settings.redis.enabled:
         return None
-    sink = RedisSink(settings, live, ready, backlog=backlog)
+    sink = RedisSink(settings, live, ready, behind=behind)
 
     @app.task
     async def redis_read_model() -> None:

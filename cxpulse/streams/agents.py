@@ -30,6 +30,7 @@ from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.events import InvalidEvent
 from cxpulse.models.wire import decode_contact_event, decode_survey_response
 from cxpulse.streams import codec
+from cxpulse.streams.batching import batch_wait, take_batches
 from cxpulse.streams.dead_letters import DeadLetter, DeadLetterOutbox
 from cxpulse.streams.storage import save_changed, stored_agent, stored_contact
 from cxpulse.streams.table_writer import BulkTableWriter
@@ -37,8 +38,7 @@ from cxpulse.streams.worker import Worker, stop_now
 
 log = logging.getLogger("cxpulse.worker")
 
-BATCH_MAX = 2000
-BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long, so live figures lag by no more
+BATCH_MAX = 2000  # events per batch at most; how long a batch waits: streams/batching.py (short live, longer behind)
 
 
 def raw_value(event: EventT) -> bytes:
@@ -203,10 +203,11 @@ def install(worker: Worker, contact_writer: BulkTableWriter, customer_writer: Bu
     app, liveness = worker.app, worker.liveness
     contacts = ContactBatches(worker, contact_writer, dead_letters)
     customers = CustomerBatches(worker, customer_writer)
+    wait = batch_wait(lambda: liveness.behind)
 
     @app.agent(worker.topics.source, name="cxpulse-contacts")
     async def process_contacts(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        async for events in take_batches(stream, BATCH_MAX, wait):
             liveness.consumed()
             try:
                 await contacts.process(events)
@@ -216,7 +217,7 @@ def install(worker: Worker, contact_writer: BulkTableWriter, customer_writer: Bu
 
     @app.agent(worker.topics.summaries, name="cxpulse-customers")
     async def process_customers(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        async for events in take_batches(stream, BATCH_MAX, wait):
             await customers.process(events)
 
     return contacts, customers
@@ -279,11 +280,12 @@ def install_agent_states(worker: Worker, writer: BulkTableWriter, dead_letters: 
     """Register the agent-states agent (topic ``agent-events``, contract v2) on ``worker.app``."""
     batches = AgentStateBatches(worker, writer, dead_letters)
     topic = worker.topics.agents
+    wait = batch_wait(lambda: worker.liveness.behind)
     assert topic is not None  # worker_topics always makes it
 
     @worker.app.agent(topic, name="cxpulse-agent-states")
     async def process_agent_states(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        async for events in take_batches(stream, BATCH_MAX, wait):
             worker.liveness.consumed()
             try:
                 await batches.process(events)

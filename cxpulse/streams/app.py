@@ -159,7 +159,7 @@ def create_worker(settings: Settings) -> Worker:
     agents.install_agent_states(worker, writers["agents"], dead_letters)
     recovery.install(worker)
     timers.install(worker)
-    sink = attach_redis_sink(app, settings, live, worker.is_ready, backlog=lambda: worker.liveness.lag)
+    sink = attach_redis_sink(app, settings, live, worker.is_ready, behind=lambda: worker.liveness.behind)
     if sink is not None:
         worker.breach_listeners.append(sink.on_breach)
     add_routes(app, live, ready=worker.is_ready, recovered=lambda: worker.recovered, problems=worker.live_problems,

@@ -23,6 +23,11 @@ import time
 from cxpulse.units import US_PER_SECOND
 
 EXIT_STALLED = 75  # EX_TEMPFAIL: "try again", for the supervisor
+# Behind by a backlog: at least this many records wait in the worker's source partitions (at the last lag
+# measurement, every 5 s). Live, the lag is what arrived within a batch's wait: a few, or a few hundred on a
+# busy platform. Behind, the worker takes longer batches and publishes its read model less often
+# (streams/batching.py, sinks/redis_sink.py): its figures trail by the backlog anyway.
+BACKLOG_RECORDS = 5_000
 
 
 def wall_us() -> int:
@@ -78,6 +83,11 @@ class Liveness:
             return 0
         idle = self.clock() - self.last_consumed_us
         return idle if idle >= self.stall_after_us else 0
+
+    @property
+    def behind(self) -> bool:
+        """Catching up a backlog (see :data:`BACKLOG_RECORDS`)."""
+        return self.lag >= BACKLOG_RECORDS
 
     @property
     def stalled(self) -> bool:

@@ -429,17 +429,16 @@ def test_interval_stretches_when_computing_is_slow(caplog: pytest.LogCaptureFixt
 
 
 def test_interval_stretches_while_a_backlog_waits() -> None:
-    """Catching up a backlog, the state goes out every BACKLOG_INTERVAL (2 s); from one record under
-    BACKLOG_RECORDS on, at the configured interval again."""
-    waiting = [redis_sink.BACKLOG_RECORDS]
-    sink = _sink(Settings(), client=object(), worker_id="w", backlog=lambda: waiting[0])
+    """Catching up a backlog, the state goes out every BACKLOG_INTERVAL (2 s); live, at the configured interval."""
+    behind = [True]
+    sink = _sink(Settings(), client=object(), worker_id="w", behind=lambda: behind[0])
     sink.compute_seconds = 0.01
     assert sink._next_interval(0.5) == redis_sink.BACKLOG_INTERVAL == 2.0
     assert sink._next_interval(3.0) == 3.0  # never shorter than configured
-    waiting[0] = redis_sink.BACKLOG_RECORDS - 1
+    behind[0] = False
     assert sink._next_interval(0.5) == 0.5
     sink.compute_seconds = 1.0  # and the CPU share still holds while behind
-    waiting[0] = redis_sink.BACKLOG_RECORDS
+    behind[0] = True
     assert sink._next_interval(0.5) == pytest.approx(1.0 / redis_sink.CPU_SHARE)
 
 

@@ -48,3 +48,14 @@ def test_the_worker_s_monitor_keeps_only_what_faust_reads(tmp_path: Path) -> Non
     assert tp in monitor.stream_inbound_time
     monitor.on_message_in(tp, 5, object())
     assert monitor.messages_received_total == 0 and monitor.events_total == 0
+
+
+def test_behind_means_a_backlog_of_at_least_backlog_records() -> None:
+    from cxpulse.streams.liveness import BACKLOG_RECORDS, Liveness
+
+    liveness = Liveness(stall_after_us=30_000_000, exit_after_us=0, broker_after_us=15_000_000, clock=lambda: 0)
+    assert not liveness.behind  # nothing measured yet
+    liveness.lag_measured(BACKLOG_RECORDS - 1)
+    assert not liveness.behind
+    liveness.lag_measured(BACKLOG_RECORDS)
+    assert liveness.behind
