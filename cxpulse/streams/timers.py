@@ -71,8 +71,19 @@ class Timers:
             return False  # not fetched yet: unknown, so not caught up (judge by stream time)
         if highwater == 0:
             return True  # an empty partition
-        done = self.live.offsets.get((topic, partition))
-        return done is not None and done + 1 >= highwater
+        return self.next_offset(tp) >= highwater
+
+    def next_offset(self, tp: TP) -> int:
+        """The next offset this worker has to process in ``tp``: after the last one it processed, or, if it has
+        processed none there since it got the partition, its group's committed offset.
+
+        Why the commit: a partition that a run before read to its end has nothing new to read; counted from 0,
+        it looked like its whole length waiting and nothing consumed: a false stall (exit 75, found by the kill
+        -9 test once the broker probe let the stall guard judge) and a partition never caught up, whose
+        breaches then waited for an event to come (session 7)."""
+        done = self.live.offsets.get((tp.topic, tp.partition))
+        committed = getattr(self.worker.app.consumer, "_committed_offset", {}).get(tp)  # Faust's, next to read
+        return max(done + 1 if done is not None else 0, committed or 0)
 
     async def publish_breaches(self) -> None:
         """Publish the breaches now due (only when ready: the breach logs tell what was published already):
@@ -138,8 +149,7 @@ class Timers:
             highwater = app.consumer.highwater(tp)
             if highwater is None or highwater < 0:
                 continue
-            done = self.live.offsets.get((tp.topic, tp.partition))
-            fresh[(tp.topic, tp.partition)] = max(0, highwater - (done + 1 if done is not None else 0))
+            fresh[(tp.topic, tp.partition)] = max(0, highwater - self.next_offset(tp))
         worker.lag.clear()  # a partition given to another worker after a rebalance must not keep its old gauge
         worker.lag.update(fresh)
         liveness.start_judging(worker.ready.is_set())
