@@ -59,15 +59,17 @@ async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition
         await consumer.stop()
 
 
-async def _committed_everything(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> bool:
-    """Has consumer group ``group`` (Faust's group id is the app id) committed every end offset?"""
+async def _not_committed(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> dict[str, tuple[int, int]]:
+    """The partitions whose end offset consumer group ``group`` (Faust's group id is the app id) has not
+    committed yet: ``topic[partition]`` -> (committed, end); empty once everything is committed."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="cxpulse-tests-admin")
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items() if end > 0)
+    return {f"{tp.topic}[{tp.partition}]": (committed[tp].offset if tp in committed else -1, end)
+            for tp, end in ends.items() if end > 0 and (tp not in committed or committed[tp].offset < end)}
 
 
 @dataclass
@@ -127,9 +129,9 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         await worker.wait_ready()
         began = time.monotonic()
         stall_restarts = 0
-        while not await _committed_everything(kafka_bootstrap, worker.app_id, ends):
+        while missing := await _not_committed(kafka_bootstrap, worker.app_id, ends):
             assert time.monotonic() - began < 180, (
-                f"not all committed after 180 s; status {await worker.status()}\n{worker.log_tail(150)}")
+                f"not all committed after 180 s: {missing}; status {await worker.status()}\n{worker.log_tail(150)}")
             if not worker.alive():
                 assert worker.proc is not None and worker.proc.returncode == EXIT_STALLED, worker.log_tail(150)
                 stall_restarts += 1  # the supervisor's part: start it again (it re-reads from its commits)
