@@ -131,7 +131,9 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         stall_restarts = 0
         while missing := await _not_committed(kafka_bootstrap, worker.app_id, ends):
             assert time.monotonic() - began < 180, (
-                f"not all committed after 180 s: {missing}; status {await worker.status()}\n{worker.log_tail(150)}")
+                f"not all committed after 180 s: {missing}; status {await worker.status()}; "
+                f"lag {[line for line in str((await worker.get('/metrics'))[1]).splitlines() if 'consumer_lag{' in line]}"
+                f"\n{worker.log_tail(150)}")
             if not worker.alive():
                 assert worker.proc is not None and worker.proc.returncode == EXIT_STALLED, worker.log_tail(150)
                 stall_restarts += 1  # the supervisor's part: start it again (it re-reads from its commits)
