@@ -13,8 +13,6 @@ import logging
 import time
 from typing import Any
 
-from faust.types import TP
-
 from cxpulse.gc_policy import freeze_state
 from cxpulse.kafka_security import client_options
 from cxpulse.streams import checkpoint, codec
@@ -73,7 +71,6 @@ class Recovery:
             items = ((codec.key_text(k), *codec.decode_contact(v, sync=False)) for k, v in table.items())
             count = live.rebuild_contacts(items, assigned)
             log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
-        await self.seek_to_committed()
         worker.recovered.add("contacts")
         self.maybe_ready()
 
@@ -86,43 +83,8 @@ class Recovery:
             items = ((codec.key_text(k), codec.decode(v)) for k, v in table.items())
             count = live.rebuild_customers(items, assigned)
             log.info("customers recovered: %d customers in %d partitions", count, len(live.customer_parts))
-        await self.rewind_summaries(assigned)
-        await self.seek_to_committed()
         worker.recovered.add("customers")
         self.maybe_ready()
-
-    async def seek_to_committed(self) -> None:
-        """Seek every partition this worker reads to its group's committed offset now, inside recovery.
-
-        Why: Faust resumes the stream partitions and only then seeks them to their commits; in between, a
-        restarted worker was seen to take events from elsewhere (contact events from offset ~5,100 where the
-        commit was 2,561, after a kill -9): the ones in between were never processed, their contacts' later
-        events were refused as impossible and the commit stayed behind for good. Seeking here, before the
-        resume, leaves Faust's own seek nothing to change (a failure here is only logged: Faust's seek follows)."""
-        consumer = self.worker.app.consumer
-        if not consumer.assignment():
-            return  # nothing assigned (more workers than partitions): nothing to seek (aiokafka asserts)
-        try:
-            await consumer.perform_seek()
-        except Exception as exc:  # noqa: BLE001 - Faust seeks after the resume anyway
-            log.warning("could not seek to the committed offsets before resuming (%s)", type(exc).__name__)
-
-    async def rewind_summaries(self, assigned: set[int]) -> None:
-        """Start every owned FCR-summaries partition from its beginning; Faust then seeks the partitions its
-        group committed to their commits (``Seek stream partitions to committed offsets``), so only the ones
-        without a commit keep the beginning.
-
-        Why: after a kill -9, a restarted worker's customers agent was seen to begin such a partition at its end
-        (the summaries the killed run had sent, which no run had processed, were skipped: a third of the
-        customers missing, the kill -9 test failing about one run in three). Read again from the beginning, the
-        summaries come in their order, so each customer ends with each contact's latest summary, as before."""
-        consumer = self.worker.app.consumer
-        topic = self.worker.topics.summaries.get_topic_name()
-        owned = consumer.assignment()
-        for partition in sorted(assigned):
-            tp = TP(topic, partition)
-            if tp in owned:
-                await consumer.seek(tp, 0)
 
     async def agents_recovered(self) -> None:
         """The agents table is recovered: rebuild the agent states of the owned partitions (contract v2)."""
