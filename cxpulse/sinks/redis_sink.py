@@ -309,8 +309,8 @@ class RedisSink:
         if needed <= interval:
             return interval
         if not self._slow_warned:
-            log.warning("Redis read model: computing the counts took %.0f ms; publishing every %.1f s instead "
-                        "of %.1f s to leave the event loop to the agents", self.compute_seconds * 1000, needed,
+            log.warning("Redis read model: computing the counts took %.0f ms; publishing every %.2f s instead "
+                        "of %.2f s to leave the event loop to the agents", self.compute_seconds * 1000, needed,
                         interval)
             self._slow_warned = True
         return needed

@@ -24,6 +24,7 @@ import asyncio
 from typing import Any, Callable
 
 from faust.types import TP
+from rocksdict import Rdict, WriteBatch
 
 
 class BulkTableWriter:
@@ -50,8 +51,6 @@ class BulkTableWriter:
         store = self.table.data
         db_for = getattr(store, "_db_for_partition", None)
         if db_for is not None:  # rocksdb://
-            from rocksdict import Rdict, WriteBatch
-
             db = db_for(partition)
             if isinstance(db, Rdict):  # Faust's driver whenever rocksdict is installed (it is a dependency)
                 batch = WriteBatch(raw_mode=True)
