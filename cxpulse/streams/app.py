@@ -20,6 +20,7 @@ This module only composes the worker; each part lives in the module named for it
 * :mod:`cxpulse.streams.agents`: the contacts and customers agents, their batches and the roll-back;
 * :mod:`cxpulse.streams.recovery`: table recovery, rebalance signals, the breach log, readiness;
 * :mod:`cxpulse.streams.timers`: breach publishing, maintenance, consumer lag, the broker probe;
+* :mod:`cxpulse.streams.consumer`: Faust's Kafka consumer, two holes closed that lost events on a restart;
 * :mod:`cxpulse.streams.web` and :mod:`cxpulse.sinks.redis_sink`: the HTTP API and the Redis read model,
   given only what they read.
 """

@@ -24,6 +24,8 @@ starts reading"):
 Faust issue #216 ("Recovery without tables resumes from kafka before seeking to committed offsets") is a
 relative of the first; neither is fixed upstream in faust-streaming 0.15.3. Subclassing the driver's
 ``Consumer`` (and its ``Transport`` to name it) keeps the change to these two methods, each calling Faust's own.
+They lean on Faust's internals (``_getmany``, ``_thread``, ``_is_changelog_tp``): pyproject pins faust-streaming
+below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if either method stops doing its part.
 """
 
 from __future__ import annotations
