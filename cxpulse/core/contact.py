@@ -35,6 +35,7 @@ US = US_PER_SECOND
 # follow-up)
 QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY, FOLLOWED = "q", "a", "x", "e", "s", "f"
 RANK_OF = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3, FOLLOWED: 4}  # field RANK of a record
+FEEDBACK_RANK = RANK_OF[SURVEY]  # records of this rank and above come from the survey topic
 KIND_TYPE = {
     QUEUED: "contact.queued",
     ANSWERED: "contact.answered",
@@ -415,6 +416,14 @@ class ContactState:
                 out.append((rec, why, self.pending.pop(rec[ID], (None, None, None)) if self.pending else (None, None, None)))
         self.forget_bytes(horizon)
         return out
+
+    def last_contact_ts(self) -> int:
+        """Time of the newest *contact* event (0: none yet). Surveys and follow-ups are left out: they come on a
+        topic of their own, which a worker catching up a backlog may read hours ahead of the contact events."""
+        for rec in reversed(self.records):  # sorted by time: the newest contact event is near the end
+            if rec[RANK] < FEEDBACK_RANK:
+                return rec[TS]
+        return 0
 
     def forget_bytes(self, horizon: int) -> None:
         """Events older than ``horizon`` can no longer be refused: drop their original bytes."""

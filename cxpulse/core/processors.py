@@ -32,13 +32,13 @@ from cxpulse.core.contact import (
     QUEUED,
     SURVEY,
     ENDED,
+    FEEDBACK_RANK,
     TS,
     A,
     B,
     C,
     US,
     RANK,
-    RANK_OF,
     ContactState,
     Record,
     Summary,
@@ -62,7 +62,6 @@ from cxpulse.core.measures import Fact
 from cxpulse.core.windows import history_us
 from cxpulse.settings import KpiSettings, QueueSettings
 
-SURVEY_RANK = RANK_OF[SURVEY]  # records of this rank and above come from the survey topic
 # customers kept as objects with their facts, per processor (a worker: per partition): a contact's summary changes
 # twice within minutes (queued, then ended); a 66k-contact day changes ~60 customers per partition in 10 minutes
 RECENT_CUSTOMERS = 1024
@@ -163,7 +162,8 @@ class ContactProcessor:
     """Contacts of one partition (or of everything, in replay).
 
     Memory (Engine v2): only contacts that can still change cheaply live in :attr:`contacts` as objects: those
-    waiting, holding an event that may still be refused, or touched within the allowed disorder. Once a contact
+    waiting, holding an event that may still be refused, or with a contact event within the allowed disorder
+    (feedback alone keeps none: see :meth:`_leaves`). Once a contact
     is settled, :meth:`evict` moves it out: into :attr:`settled` as packed bytes (replay), or nowhere (the live
     worker, whose table on disk holds every contact and is read back through ``loader`` when an event for an
     evicted contact arrives). Counts never need the contact again unless one of its events arrives.
@@ -232,11 +232,15 @@ class ContactProcessor:
                 state = ContactState()
             self.contacts[contact_id] = state
         if state.has(rec[ID]):
+            # a settled contact read back for a duplicate (a re-delivery after a crash) goes out again; no event
+            # of it reaches settle() to say so
+            if contact_id not in self.dirty and self._leaves(state, self.stream_time - self.disorder_us):
+                self.evictable.add(contact_id)
             return False
         ts = rec[TS]
         if ts > self.latest_ts:  # _note_time inlined for the usual event: it moves the clocks forward
             self.latest_ts = ts
-            if rec[RANK] < SURVEY_RANK:  # a contact event (surveys and follow-ups come on their own topic)
+            if rec[RANK] < FEEDBACK_RANK:  # a contact event (surveys and follow-ups come on their own topic)
                 self.stream_time = ts
             if self.first_ts is None:
                 self.first_ts = ts
@@ -259,7 +263,26 @@ class ContactProcessor:
         else:
             self._recompute(contact_id, state, rec)
         self.dirty.add(contact_id)
+        if kind == SURVEY or kind == FOLLOWED:
+            # feedback of a contact whose contact events are settled (or not read yet: a worker catching up a
+            # backlog may read the survey topic hours ahead of them): nothing keeps it in memory (see _leaves)
+            if self._leaves(state, self.stream_time - self.disorder_us):
+                self.evictable.add(contact_id)
         return True
+
+    @staticmethod
+    def _leaves(state: ContactState, horizon: int) -> bool:
+        """May ``state`` leave memory (once saved): nothing waiting, nothing that may still be refused, and its
+        newest contact event older than the allowed disorder (``horizon``).
+
+        Why not its newest event of any kind: surveys and follow-ups are read from their own topic, which a worker
+        catching up a backlog reads far ahead of the contact events (round-robin over topics, and there are ~10x
+        fewer surveys). Held until the stream time reached them, up to ~26k contacts of two simulated days were
+        objects at once (most with no contact event yet; a few hundred with this rule, ``bench/days.py``, session
+        9; the worker's RSS after the load did not move with it: 378 vs 380 MiB). Nothing at the horizon needs a
+        fit contact: its feedback's original bytes stay in the stored state, which an event that makes it unfit
+        loads again (with them) for the dead-letter topic."""
+        return state.waiting is None and not state.unfit and state.last_contact_ts() < horizon
 
     def _note_time(self, ts: int, kind: str) -> None:
         """Move the clocks: any event moves ``latest_ts``; only contact events move ``stream_time`` (not surveys
@@ -530,7 +553,7 @@ class ContactProcessor:
                     self.dirty.add(contact_id)
             else:
                 state.forget_bytes(horizon)
-            if state.waiting is None and not state.unfit and not state.pending and state.last_ts < horizon:
+            if self._leaves(state, horizon):
                 self.evictable.add(contact_id)
         return rejections
 
@@ -560,7 +583,7 @@ class ContactProcessor:
                 # were pending when it was saved (settling drops them in memory only); kept, they held almost
                 # every contact of a week in memory after a restart (2.4 GB, measured) until the first batch
                 state.forget_bytes(horizon)
-            if state.waiting is None and not state.unfit and not state.pending and state.last_ts < horizon:
+            if self._leaves(state, horizon):
                 self.evictable.add(contact_id)
         return self.evict(keep_packed=keep_packed)
 

@@ -314,6 +314,84 @@ def test_a_contact_not_yet_saved_is_never_dropped_and_a_saved_one_is_read_back_f
     assert proc.aggregates.totals.get(("unknown", "unknown")) is None
 
 
+def save(proc: ContactProcessor, table: dict[str, ContactState]) -> None:
+    """What the worker does after a batch: every dirty contact stored (a copy, through its row), ``dirty`` cleared."""
+    for contact_id in proc.dirty:
+        table[contact_id] = ContactState.from_row(proc.contacts[contact_id].to_row())
+    proc.dirty.clear()
+
+
+def test_a_survey_read_hours_ahead_of_its_contact_leaves_memory_and_counts_the_same_when_the_contact_comes() -> None:
+    """A worker catching up a backlog reads the survey topic far ahead of the contact events (round-robin over
+    topics, ~10x fewer surveys): a survey arrives for a contact none of whose events was read yet. Holding such
+    contacts until the contact events reached them kept ~26k of a simulated day in memory (bench/days.py, session
+    9). Nothing at the horizon needs them: once saved they leave, and come back from the table when their events
+    come, counted exactly as in time order.
+
+    c1 queued 10:00:00, answered 10:00:05, ended 10:01:05 (contact time 10:01:05, horizon 10:00:05). Then s2,
+    c2's survey at 11:00:00 (nps 10, its bytes kept), an hour ahead: c2 holds only feedback, so it is evictable
+    at once and, saved, leaves (in neither ``contacts`` nor ``settled``). c2's events come: queued 10:50:00,
+    answered 10:50:05, ended 10:51:05: read back from the table, the survey is re-attributed from
+    unknown/unknown to billing/voice: promoters 1 there, none under unknown/unknown; offered, answered and
+    handled 2 (c1 and c2), as a processor given the same events in time order counts them. c3 queued 11:00:10
+    moves the contact time (horizon 10:59:10): c2's contact events settle (the survey at 11:00:00 does not), and
+    c2 leaves again, its survey's original bytes still in its stored row (what a later event that made it unfit
+    would need for the dead-letter topic).
+
+    Kills ``ContactProcessor.handle``'s feedback test (``kind == SURVEY -> !=``: c2 never evictable),
+    ``_leaves`` judged by the newest event of any kind instead of the newest contact event (c2 held until the
+    contact time passes 11:00:00), and ``ContactState.last_contact_ts`` counting feedback ranks."""
+    table: dict[str, ContactState] = {}
+    proc = contacts(loader=table.get)
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65)):
+        assert proc.handle(item)
+    raw = b'{"event_id": "s2"}'
+    assert proc.handle(event("survey", "s2", 3600, "c2", nps=10), raw, ("survey-responses", 1, 7))
+    assert "c2" in proc.evictable
+    save(proc, table)
+    proc.evict(keep_packed=False)
+    assert "c2" not in proc.contacts and proc.settled == {}
+    for item in (event("queued", "q2", 3000, "c2"), event("answered", "a2", 3005, "c2"),
+                 event("ended", "e2", 3065, "c2")):
+        assert proc.handle(item)
+    in_order = contacts()
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65),
+                 event("queued", "q2", 3000, "c2"), event("answered", "a2", 3005, "c2"),
+                 event("ended", "e2", 3065, "c2"), event("survey", "s2", 3600, "c2", nps=10)):
+        assert in_order.handle(item)
+    for measure, want in ((m.PROMOTERS, 1), (m.OFFERED, 2), (m.ANSWERED, 2), (m.HANDLED, 2)):
+        assert (billing(proc, measure, 7200), billing(in_order, measure, 7200)) == (want, want)
+    assert proc.aggregates.totals.get(("unknown", "unknown"), [0] * m.N_MEASURES)[m.PROMOTERS] == 0
+    save(proc, table)
+    assert proc.handle(event("queued", "q3", 3610, "c3"))
+    proc.settle()
+    assert "c2" in proc.evictable
+    save(proc, table)
+    proc.evict(keep_packed=False)
+    assert "c2" not in proc.contacts
+    assert table["c2"].to_row()[4] == [["s2", raw, ["survey-responses", 1, 7], None]]
+
+
+def test_a_settled_contact_read_back_for_a_duplicate_leaves_memory_again() -> None:
+    """A re-delivery after a crash brings duplicates of settled contacts: each is read back from the table to
+    learn that it is a duplicate, and no event of it reaches settle() again, so unless the duplicate itself
+    marks it, it stayed in memory for good. After the history c3 (settled) is saved and leaves; its abandon x3
+    again is a duplicate (False), and c3 is evictable and leaves with the next evict().
+
+    Kills the duplicate branch of ``ContactProcessor.handle`` (``_leaves`` not asked, or ``not in self.dirty ->
+    in``)."""
+    table: dict[str, ContactState] = {}
+    proc = contacts(loader=table.get)
+    settled_history(proc)
+    proc.settle()
+    save(proc, table)
+    assert proc.evict(keep_packed=False) == 1
+    assert proc.handle(event("abandoned", "x3", 3, "c3")) is False
+    assert "c3" in proc.contacts and "c3" in proc.evictable
+    assert proc.evict(keep_packed=False) == 1
+    assert "c3" not in proc.contacts
+
+
 def test_replace_puts_a_contact_back_to_its_stored_state_or_forgets_it() -> None:
     """When the worker cannot store a contact's new state, ``replace`` puts it back to what is stored, so the
     counts never run ahead of what a restart rebuilds. c1 queued 10:00:00, answered 10:00:05 (stored so), then
@@ -488,7 +566,7 @@ def test_surveys_ahead_of_the_contact_events_do_not_move_the_lifecycle_clock() -
     arrives, 2 s out of order: e1 is possible after all, handled 1, and nothing is refused later (c3 queued
     10:01:10, horizon 10:00:10).
 
-    Kills ``ContactProcessor.handle``'s ``rec[RANK] < SURVEY_RANK -> <=`` (the newest survey would move the
+    Kills ``ContactProcessor.handle``'s ``rec[RANK] < FEEDBACK_RANK -> <=`` (the newest survey would move the
     clock to 10:02:00, horizon 10:01:00: e1 refused before a1 came, handled 0) and ``_note_time``'s
     ``kind != SURVEY -> ==`` / ``kind != FOLLOWED -> ==`` (s8 or f8 would move it to 10:01:00 or 10:01:30).
     The earliest event time stays q1's 10:00:00 (kills ``handle``'s ``first_ts is None -> is not``: never set
