@@ -304,11 +304,14 @@ class WorkerSettings(_Strict):
         default=300.0, ge=0, description="stalled this long: the worker exits (code 75) for its supervisor to restart it; 0 = never"
     )
     rocksdb_write_buffer_mib: int = Field(default=4, ge=1, description="RocksDB write buffer per table partition")
+    # 8 + 16 MiB (32 + 32 until session 9): settled contacts are read back rarely, and the OS page cache, which
+    # is not the worker's RSS, holds their files anyway; two simulated days, bench/days.py: RSS 349 MiB against
+    # 380, events/s unchanged (docs/performance.md)
     rocksdb_block_cache_mib: int = Field(
-        default=32, ge=1, description="RocksDB block cache shared by all the worker's tables and partitions"
+        default=8, ge=1, description="RocksDB block cache shared by all the worker's tables and partitions"
     )
     rocksdb_memtables_mib: int = Field(
-        default=32, ge=1, description="RocksDB write buffers of all the worker's tables and partitions together"
+        default=16, ge=1, description="RocksDB write buffers of all the worker's tables and partitions together"
     )
     checkpoint: bool = Field(
         default=True,

@@ -102,6 +102,6 @@ def test_metrics_show_both_kinds(tmp_path: Path) -> None:
 
 def test_settings_say_the_budget_in_mib() -> None:
     ws = WorkerSettings()
-    assert (ws.rocksdb_block_cache_mib, ws.rocksdb_memtables_mib, ws.rocksdb_write_buffer_mib) == (32, 32, 4)
+    assert (ws.rocksdb_block_cache_mib, ws.rocksdb_memtables_mib, ws.rocksdb_write_buffer_mib) == (8, 16, 4)
     with pytest.raises(ValueError, match="rocksdb_memtables_mib"):
         WorkerSettings(rocksdb_memtables_mib=0)
