@@ -276,7 +276,7 @@ class ContactProcessor:
         newest contact event older than the allowed disorder (``horizon``).
 
         Why not its newest event of any kind: surveys and follow-ups are read from their own topic, which a worker
-        catching up a backlog reads far ahead of the contact events (round-robin over topics, and there are ~10x
+        catching up a backlog reads far ahead of the contact events (round-robin over topics, and there are ~13x
         fewer surveys). Held until the stream time reached them, up to ~26k contacts of two simulated days were
         objects at once (most with no contact event yet; a few hundred with this rule, ``bench/days.py``, session
         9; the worker's RSS after the load did not move with it: 378 vs 380 MiB). Nothing at the horizon needs a

@@ -323,7 +323,7 @@ def save(proc: ContactProcessor, table: dict[str, ContactState]) -> None:
 
 def test_a_survey_read_hours_ahead_of_its_contact_leaves_memory_and_counts_the_same_when_the_contact_comes() -> None:
     """A worker catching up a backlog reads the survey topic far ahead of the contact events (round-robin over
-    topics, ~10x fewer surveys): a survey arrives for a contact none of whose events was read yet. Holding such
+    topics, ~13x fewer surveys): a survey arrives for a contact none of whose events was read yet. Holding such
     contacts until the contact events reached them kept ~26k of a simulated day in memory (bench/days.py, session
     9). Nothing at the horizon needs them: once saved they leave, and come back from the table when their events
     come, counted exactly as in time order.
