@@ -44,6 +44,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -310,6 +311,10 @@ def per_contact(kb: int, base_kb: int, contacts: int) -> str:
 async def main(args: argparse.Namespace) -> None:
     from worker_harness import delete_topics_with_prefix
 
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # killed, the run still stops its workers and deletes its topics
+        asyncio.get_running_loop().add_signal_handler(signum, main_task.cancel)
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="cxpulse-days-", dir="/tmp"))
     code = use_code(args.rev, work)
@@ -403,4 +408,8 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    try:
+        asyncio.run(main(parse_args()))
+    except asyncio.CancelledError:  # SIGTERM or SIGHUP: the finally blocks have cleaned up
+        print("days: stopped by a signal; its workers, topics and files are gone", file=sys.stderr)
+        sys.exit(143)
