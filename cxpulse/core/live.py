@@ -261,10 +261,17 @@ class LiveKpis:
                 self.last_event_ts_us = ts
         else:
             health.duplicates += 1
-            # a duplicate may be a re-delivery after a crash: send the contact's summary again (idempotent)
+            # a duplicate may be a re-delivery after a crash: send the contact's summary again (idempotent), and
+            # store the contact again. Why: the table writer puts a batch into the local RocksDB before its
+            # changelog records are sent, so after a kill -9 the restarted worker's own store may hold a state
+            # that never reached the changelog; its events, delivered again, look like duplicates, and unless the
+            # state is stored again the commit moves past them while the changelog (what any other worker that
+            # takes the partition reads) never had them. Storing an unchanged state again is idempotent.
             summary = proc.summary(event.contact_id)
             if summary is not None:
                 proc.summaries[event.contact_id] = summary
+            if event.contact_id in proc.contacts:
+                proc.dirty.add(event.contact_id)
         self.last_processed_wall_us = self.clock()
         return accepted
 

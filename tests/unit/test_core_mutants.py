@@ -524,6 +524,23 @@ def test_a_duplicate_sends_the_contact_summary_again() -> None:
     assert live.contacts(0).drain_summaries() == first
 
 
+def test_a_duplicate_stores_its_contact_again() -> None:
+    """The table writer puts a batch into the worker's local RocksDB before its changelog records are sent, so a
+    worker restarted after a kill -9 may read from its own store a contact whose state never reached the
+    changelog. Its event, delivered again (its offset was not committed), is a duplicate of that state; unless
+    the contact is stored again, the commit moves past the event and any other worker that later takes the
+    partition (it reads the changelog) never has it. So a duplicate marks its contact changed: the batch stores
+    it (an unchanged state again: idempotent). q1 read and stored (``dirty`` cleared, as the worker's save
+    does), then q1 again: a duplicate, and c1 is to be stored again.
+
+    Kills the ``dirty.add`` on ``LiveKpis.handle``'s duplicate path."""
+    live = LiveKpis(KpiSettings(), clock=Clock(T0))
+    assert feed(live, 0, contact_event("queued", "q1", T0))
+    live.contacts(0).dirty.clear()
+    assert not feed(live, 0, contact_event("queued", "q1", T0))
+    assert live.contacts(0).dirty == {"c1"}
+
+
 @pytest.mark.parametrize(("ahead_us", "accepted"), [(300 * US, True), (300 * US + 1, False)])
 def test_live_admits_events_up_to_max_clock_skew_ahead(ahead_us: int, accepted: bool) -> None:
     """events.md: live, an event more than ``max_clock_skew`` (default 5 min = 300 s) ahead of the wall clock is
