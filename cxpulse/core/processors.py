@@ -279,9 +279,9 @@ class ContactProcessor:
         catching up a backlog reads far ahead of the contact events (round-robin over topics, and there are ~13x
         fewer surveys). Held until the stream time reached them, up to ~26k contacts of two simulated days were
         objects at once (most with no contact event yet; a few hundred with this rule, ``bench/days.py``, session
-        9; the worker's RSS after the load did not move with it: 378 vs 380 MiB). Nothing at the horizon needs a
-        fit contact: its feedback's original bytes stay in the stored state, which an event that makes it unfit
-        loads again (with them) for the dead-letter topic."""
+        9; the worker's RSS after the simulated week: 467 MiB against 532, see docs/performance.md). Nothing at the
+        horizon needs a fit contact: its feedback's original bytes stay in the stored state, which an event that
+        makes it unfit loads again (with them) for the dead-letter topic."""
         return state.waiting is None and not state.unfit and state.last_contact_ts() < horizon
 
     def _note_time(self, ts: int, kind: str) -> None:
