@@ -270,8 +270,7 @@ class LiveKpis:
             summary = proc.summary(event.contact_id)
             if summary is not None:
                 proc.summaries[event.contact_id] = summary
-            if event.contact_id in proc.contacts:
-                proc.dirty.add(event.contact_id)
+            proc.dirty.add(event.contact_id)  # handle() read it back into memory to tell it was a duplicate
         self.last_processed_wall_us = self.clock()
         return accepted
 
