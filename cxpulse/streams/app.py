@@ -31,6 +31,8 @@ from pathlib import Path
 
 import faust
 from faust.types.transports import TransportT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from cxpulse.core.live import LiveKpis
 from cxpulse.kafka_security import faust_credentials
@@ -51,11 +53,17 @@ from cxpulse.units import US_PER_SECOND
 
 
 class WorkerApp(faust.App):
-    """``faust.App`` whose Kafka consumer is :class:`cxpulse.streams.consumer.Consumer`: Faust's own with two
-    holes closed through which a restarted worker lost events (that module says which and why)."""
+    """``faust.App`` whose Kafka consumer is :class:`cxpulse.streams.consumer.Consumer` and whose flow control is
+    :class:`cxpulse.streams.consumer.FlowControl`: Faust's own with three holes closed through which a worker
+    lost events (that module says which and why)."""
 
     def _new_transport(self) -> TransportT:
         return consumer.Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """Flow control of the streams' queues that keeps what a resume of an active flow would have cleared."""
+        return consumer.FlowControl(loop=self.loop)
 
 
 def faust_app(settings: Settings) -> faust.App:

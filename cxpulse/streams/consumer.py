@@ -1,4 +1,4 @@
-"""Faust's aiokafka consumer with two holes closed through which a restarted worker lost events.
+"""Faust's aiokafka consumer and flow control with three holes closed through which a worker lost events.
 
 Both were found in the kill -9 test (``tests/integration/test_live_crash.py``, failing about one run in three,
 the restarted worker missing ~2,500 contact events per partition and every FCR summary before the crash), by
@@ -21,11 +21,27 @@ starts reading"):
    what the consumer's ``auto_offset_reset = "earliest"`` means for them (changelog partitions are left to
    Faust's recovery, which seeks them itself).
 
+3. **Records cleared by a resume of a flow that was never suspended** (found in session 10 from a rebalance soak
+   run that lost two events, ``bench/chaos.py`` scenario b, about one run in eight under load). Every stream's
+   and channel's queue is a ``FlowControlQueue(clear_on_resume=True)``, and mode's ``FlowControlEvent.resume``
+   clears them all, on every call. That is right the first time after a rebalance (what was buffered before it
+   belongs to the old assignment), but Faust's recovery resumes the flow while it reads the changelogs, and
+   ``Recovery.on_recovery_completed`` then resumes the stream partitions, seeks them to their commits, and only
+   *then* calls ``app.flow_control.resume()`` once more, on a flow already active. The records the fetcher put
+   into the agents' queues in those milliseconds after the seek (the first at exactly the committed offset)
+   were cleared, never processed and never acknowledged; Faust's ``_new_offset`` accepts a hole of exactly one
+   offset at the head of the acknowledged offsets (there for control records), so when one record was lost
+   the next commit moved past it for good. :class:`FlowControl` clears the queues only when a suspended flow
+   resumes. What an already active flow's queues hold was fetched in the current assignment, after the
+   rebalance's own suspend and clear: the records at and after the commit (read twice at worst when they came
+   before the seek, which the engine takes as duplicates).
+
 Faust issue #216 ("Recovery without tables resumes from kafka before seeking to committed offsets") is a
 relative of the first; neither is fixed upstream in faust-streaming 0.15.3. Subclassing the driver's
-``Consumer`` (and its ``Transport`` to name it) keeps the change to these two methods, each calling Faust's own.
+``Consumer`` (and its ``Transport`` to name it) keeps the change to these two methods, each calling Faust's own;
+the app's ``flow_control`` is a :class:`FlowControl` (``cxpulse.streams.app.WorkerApp``).
 They lean on Faust's internals (``_getmany``, ``_thread``, ``_is_changelog_tp``): pyproject pins faust-streaming
-below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if either method stops doing its part.
+below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if any of the three stops doing its part.
 """
 
 from __future__ import annotations
@@ -36,6 +52,7 @@ from typing import Any, ClassVar
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.transports import ConsumerT
+from mode.utils.queues import FlowControlEvent
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -59,3 +76,15 @@ class Transport(faust_aiokafka.Transport):
     """Faust's aiokafka transport, creating :class:`Consumer`."""
 
     Consumer: ClassVar[type[ConsumerT]] = Consumer
+
+
+class FlowControl(FlowControlEvent):
+    """mode's flow control, clearing the queues it manages only when a *suspended* flow resumes (3. above)."""
+
+    def resume(self) -> None:
+        """Resume production into the queues; drop what they hold only if the flow was suspended."""
+        was_suspended = not self.is_active()
+        self._suspend.clear()
+        self._resume.set()
+        if was_suspended:
+            self.clear()

@@ -1,5 +1,6 @@
-"""The worker's Kafka consumer (``cxpulse/streams/consumer.py``): the two holes in Faust's consumer through which
-a restarted worker lost events (the kill -9 test failing about one run in three until session 8).
+"""The worker's Kafka consumer and flow control (``cxpulse/streams/consumer.py``): the three holes in Faust's
+consumer through which a worker lost events (the kill -9 test failing about one run in three until session 8; the
+rebalance soak, ``bench/chaos.py`` scenario b, about one run in eight under load until session 10).
 
 The consumer thread is replaced by a recorder here: what is pinned is what Faust's consumer *asks* the thread
 for, which no broker can show deterministically (the race is between Faust's recovery and a fetch in flight).
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from faust.types import TP
+from mode.utils.queues import FlowControlQueue
 
 from cxpulse.settings import Settings
 from cxpulse.streams import consumer as worker_consumer
@@ -91,3 +93,48 @@ async def test_perform_seek_records_the_commits_as_before(consumer: Any) -> None
     await consumer.perform_seek()
     assert consumer._read_offset[EVENTS] == 2561 and consumer._read_offset[SUMMARIES] is None
     assert consumer._committed_offset[EVENTS] == 2561 and SUMMARIES not in consumer._committed_offset
+
+
+def queued(app: Any, *records: str) -> Any:
+    """One of the app's stream queues (every stream's and channel's queue is one), holding ``records``."""
+    queue = app.FlowControlQueue(maxsize=100, clear_on_resume=True)
+    for record in records:
+        queue.put_nowait(record)
+    return queue
+
+
+def test_the_worker_app_uses_the_fixed_flow_control(consumer: Any) -> None:
+    """The agents' queues are managed by the app's flow control: it must be the one that keeps them."""
+    app = consumer.app
+    assert type(app.flow_control) is worker_consumer.FlowControl
+    queue = queued(app, "stale")
+    app.flow_control.suspend()
+    app.flow_control.resume()
+    assert queue.empty()  # managed by it: cleared when a suspended flow resumes
+
+
+def test_the_last_resume_of_a_recovery_keeps_what_came_after_the_seek(consumer: Any) -> None:
+    """Faust's ``Recovery.on_recovery_completed``: the flow is already active (recovery resumed it to read the
+    changelogs); it seeks the stream partitions to their commits, the fetcher delivers the records from the
+    commit on, and then the flow is resumed once more. Those records must still be there for the agent (they
+    were cleared: the first, at the committed offset, was never processed, and the commit moved past it)."""
+    app = consumer.app
+    app.flow_control.suspend()  # a rebalance starts
+    app.flow_control.resume()  # recovery reads the changelogs
+    queue = queued(app, "offset 1033", "offset 1034")  # delivered after the seek to the commit, 1033
+    app.flow_control.resume()  # Recovery.on_recovery_completed, after the seek
+    assert app.flow_control.is_active()
+    assert [queue.get_nowait(), queue.get_nowait()] == ["offset 1033", "offset 1034"]
+
+
+def test_a_suspended_flow_resumes_without_what_it_held() -> None:
+    """What was buffered before a rebalance belongs to the old assignment: the first resume after the suspend
+    still drops it, as Faust's own does; and a suspended flow is reported inactive until then."""
+    flow = worker_consumer.FlowControl()
+    queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    flow.resume()
+    queue.put_nowait("old assignment")
+    flow.suspend()
+    assert not flow.is_active()
+    flow.resume()
+    assert flow.is_active() and queue.empty()
