@@ -46,6 +46,7 @@ below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if any of the three
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -53,6 +54,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.transports import ConsumerT
 from mode.utils.queues import FlowControlEvent
+
+log = logging.getLogger("cxpulse.worker")
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -88,3 +91,7 @@ class FlowControl(FlowControlEvent):
         self._resume.set()
         if was_suspended:
             self.clear()
+        else:
+            kept = sum(queue.qsize() for queue in self._queues)
+            if kept:  # what mode's resume would have dropped (the soak's lost records): seen, once per rebalance
+                log.info("flow control: a resume of the active flow kept %d queued records", kept)

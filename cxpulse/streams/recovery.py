@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cxpulse.gc_policy import freeze_state
 from cxpulse.kafka_security import client_options
 from cxpulse.streams import checkpoint, codec
 from cxpulse.streams.breach_log import read_published_feedback, read_published_visits
-from cxpulse.streams.worker import Worker
+from cxpulse.streams.worker import Worker, stop_now
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -64,40 +65,55 @@ class Recovery:
 
     async def contacts_recovered(self) -> None:
         """The contacts table is recovered: rebuild the live contacts (and counts) of the owned partitions."""
-        worker, live = self.worker, self.live
-        assigned = self.assigned(self.source_topic("contacts"))
-        if not self.from_checkpoint("contacts", assigned):
-            table = worker.contacts_table
-            items = ((codec.key_text(k), *codec.decode_contact(v, sync=False)) for k, v in table.items())
-            count = live.rebuild_contacts(items, assigned)
-            log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
-        worker.recovered.add("contacts")
-        self.maybe_ready()
+        self.side_recovered("contacts", self.rebuild_contacts)
 
     async def customers_recovered(self) -> None:
         """The customers table is recovered: rebuild the live customers of the owned partitions."""
-        worker, live = self.worker, self.live
-        assigned = self.assigned(self.source_topic("customers"))
-        if not self.from_checkpoint("customers", assigned):
-            table = worker.customers_table
-            items = ((codec.key_text(k), codec.decode(v)) for k, v in table.items())
-            count = live.rebuild_customers(items, assigned)
-            log.info("customers recovered: %d customers in %d partitions", count, len(live.customer_parts))
-        worker.recovered.add("customers")
-        self.maybe_ready()
+        self.side_recovered("customers", self.rebuild_customers)
 
     async def agents_recovered(self) -> None:
         """The agents table is recovered: rebuild the agent states of the owned partitions (contract v2)."""
-        worker, live = self.worker, self.live
-        table = worker.agents_table
-        assert table is not None  # registered only with the table
-        assigned = self.assigned(self.source_topic("agents"))
-        if not self.from_checkpoint("agents", assigned):
-            items = ((codec.key_text(k), *codec.decode_agent(v)) for k, v in table.items())
-            count = live.rebuild_agents(items, assigned)
-            log.info("agents recovered: %d agents in %d partitions", count, len(live.agent_parts))
-        worker.recovered.add("agents")
+        self.side_recovered("agents", self.rebuild_agents)
+
+    def side_recovered(self, side: str, rebuild: Callable[[set[int]], None]) -> None:
+        """Read ``side`` back from the checkpoint or rebuild it from its table, then maybe become ready.
+
+        A rebuild that raises stops the worker (exit code 70, the reason in its log). Why: Faust runs these
+        callbacks with ``asyncio.wait``, which keeps their exceptions to itself; the worker went on, alive and
+        consuming nothing useful, never ready and saying nothing. Stopped, it is restarted by its supervisor,
+        and an error that stays shows as a crash loop with its reason rather than as a silent, stuck worker."""
+        try:
+            assigned = self.assigned(self.source_topic(side))
+            if not self.from_checkpoint(side, assigned):
+                rebuild(assigned)
+        except Exception as exc:  # noqa: BLE001 - see above: never alive and silently unready
+            log.exception("the %s could not be rebuilt from the recovered table", side)
+            stop_now(f"the {side} could not be rebuilt from the recovered table ({type(exc).__name__})")
+            return
+        self.worker.recovered.add(side)
         self.maybe_ready()
+
+    def rebuild_contacts(self, assigned: set[int]) -> None:
+        """The live contacts (and counts) of the ``assigned`` partitions, from every stored contact."""
+        live, table = self.live, self.worker.contacts_table
+        items = ((codec.key_text(k), *codec.decode_contact(v, sync=False)) for k, v in table.items())
+        count = live.rebuild_contacts(items, assigned)
+        log.info("contacts recovered: %d contacts in %d partitions", count, len(live.contact_parts))
+
+    def rebuild_customers(self, assigned: set[int]) -> None:
+        """The live customers of the ``assigned`` partitions, from every stored customer."""
+        live, table = self.live, self.worker.customers_table
+        items = ((codec.key_text(k), codec.decode(v)) for k, v in table.items())
+        count = live.rebuild_customers(items, assigned)
+        log.info("customers recovered: %d customers in %d partitions", count, len(live.customer_parts))
+
+    def rebuild_agents(self, assigned: set[int]) -> None:
+        """The agent states of the ``assigned`` partitions, from every stored agent."""
+        live, table = self.live, self.worker.agents_table
+        assert table is not None  # registered only with the table
+        items = ((codec.key_text(k), *codec.decode_agent(v)) for k, v in table.items())
+        count = live.rebuild_agents(items, assigned)
+        log.info("agents recovered: %d agents in %d partitions", count, len(live.agent_parts))
 
     async def save_checkpoints(self, sender: Any = None, **kwargs: Any) -> None:
         """A clean stop (Faust's ``on_before_shutdown``: the consumer is stopped and every batch processed): wait
