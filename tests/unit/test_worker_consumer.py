@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from mode.utils.queues import FlowControlQueue
 
 from cxpulse.settings import Settings
@@ -138,3 +139,26 @@ def test_a_suspended_flow_resumes_without_what_it_held() -> None:
     assert not flow.is_active()
     flow.resume()
     assert flow.is_active() and queue.empty()
+
+
+def consumer_message(offset: int) -> Any:
+    return ConsumerMessage(EVENTS.topic, EVENTS.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=EVENTS)
+
+
+def test_a_record_a_stream_skipped_is_not_counted_as_processed(consumer: Any) -> None:
+    """Faust's stream acknowledges a record it skipped (flow suspended, or fetched before a rebalance) like a
+    processed one; that offset must not be one the commit can move past before the record is read again and
+    processed. A record the stream took (``tracked``) counts as before, and one skipped then read again counts
+    when the second delivery is processed."""
+    consumer.app.topics._acking_topics.add(EVENTS.topic)
+    skipped = consumer_message(1033)  # never tracked: the stream's skip path acknowledges it untracked
+    assert skipped.ack(consumer) is False
+    assert skipped.acked and 1033 not in consumer._acked[EVENTS]
+    taken = consumer_message(1034)
+    taken.tracked = True  # what the stream does before processing a record
+    assert taken.ack(consumer) is True
+    assert consumer._acked[EVENTS] == [1034]
+    again = consumer_message(1033)  # the seek after the rebalance delivers it again, and it is processed
+    again.tracked = True
+    assert again.ack(consumer) is True
+    assert sorted(consumer._acked[EVENTS]) == [1033, 1034]
