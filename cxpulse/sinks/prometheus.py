@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -154,10 +154,13 @@ class KpiCollector(Collector):
     """Reads :class:`LiveKpis` at scrape time; holds no copy of the numbers."""
 
     def __init__(self, settings: Settings, live: LiveKpis, histograms: Histograms, lag: dict[tuple[str, int], int],
-                 liveness: Liveness | None = None, ready: Callable[[], bool] | None = None) -> None:
-        """``liveness`` and ``ready`` are read at scrape time (the collector takes what it reads, not the worker)."""
+                 liveness: Liveness | None = None, ready: Callable[[], bool] | None = None,
+                 commit_holes: Callable[[], Mapping[Any, int]] | None = None) -> None:
+        """``liveness``, ``ready`` and ``commit_holes`` (the consumer's commits past an unprocessed record, by
+        topic partition) are read at scrape time (the collector takes what it reads, not the worker)."""
         self.liveness = liveness
         self.ready = ready
+        self.commit_holes = commit_holes
         self.settings = settings
         self.live = live
         self.histograms = histograms
@@ -193,6 +196,7 @@ class KpiCollector(Collector):
         fam["stalled"] = GaugeMetricFamily(f"{OWN_PREFIX}_consumer_stalled", "1 while records wait in the source topics and nothing has been consumed for worker.stall_seconds.")
         fam["broker"] = GaugeMetricFamily(f"{OWN_PREFIX}_broker_reachable", "0 while Kafka has not answered a metadata request for worker.broker_unreachable_seconds.")
         fam["stalls"] = CounterMetricFamily(f"{OWN_PREFIX}_consumer_stalls", "How many times consumption stalled while records waited.")
+        fam["holes"] = CounterMetricFamily(f"{OWN_PREFIX}_commits_past_unprocessed", "Offset commits that passed a record no stream processed (a transaction marker, or a record lost).", labels=["topic"])
         fam["ready"] = GaugeMetricFamily(f"{OWN_PREFIX}_ready", "1 when the worker has recovered its state and publishes (what /readyz says, minus liveness).")
         fam["published"] = CounterMetricFamily(f"{OWN_PREFIX}_sla_breaches_published", "Breach records published to the sla-breaches topic.")
         fam["feedback_published"] = CounterMetricFamily(f"{OWN_PREFIX}_feedback_breaches_published", "Feedback breach records published to the feedback-breaches topic (contract v2).")
@@ -270,6 +274,12 @@ class KpiCollector(Collector):
             fam["stalled"].add_metric([], 1 if self.liveness.stalled else 0)
             fam["broker"].add_metric([], 0 if self.liveness.broker_unreachable else 1)
             fam["stalls"].add_metric([], self.liveness.stalls)
+        if self.commit_holes is not None:
+            by_topic: dict[str, int] = {}
+            for tp, count in self.commit_holes().items():
+                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + count
+            for topic, count in sorted(by_topic.items()):
+                fam["holes"].add_metric([topic], count)
         if self.ready is not None:
             fam["ready"].add_metric([], 1 if self.ready() else 0)
         fam["centre_formula"].add_metric([kpi.sl_formula], 1)

@@ -163,7 +163,7 @@ def create_worker(settings: Settings) -> Worker:
                     contacts_table=contacts_table, customers_table=customers_table, agents_table=agents_table,
                     rocksdb_budget=budget)
     registry = worker.registry = registry_for(KpiCollector(settings, live, histograms, worker.lag, liveness,
-                                                          worker.is_ready))
+                                                          worker.is_ready, lambda: app.consumer.holes_passed))
 
     if budget is not None:
         registry.register(BudgetCollector(budget))

@@ -1,4 +1,4 @@
-"""Faust's aiokafka consumer and flow control with four holes closed through which a worker lost events.
+"""Faust's aiokafka consumer and flow control with four holes closed and a fifth watched through which a worker lost events.
 
 The first two were found in the kill -9 test (``tests/integration/test_live_crash.py``, failing about one run in three,
 the restarted worker missing ~2,500 contact events per partition and every FCR summary before the crash), by
@@ -45,17 +45,32 @@ starts reading"):
    skipped record stays unacknowledged until it is read again and processed. Not seen to lose an event (3. was
    the soak's loss); closed because nothing may let a commit pass an unprocessed record.
 
+5. **A commit past a record never processed, said.** Faust's ``_new_offset`` commits past a hole of exactly one
+   offset at the head of the acknowledged offsets (the record at the committed offset unacknowledged, the ones
+   after it acknowledged): after a seek it cannot tell a transaction marker there, which is no record and never
+   comes, from a record that was dropped. 3. was such a drop; nothing else is known to make one. Reading the
+   partition again from that offset would tell them apart, but a seek while Faust's fetch loop is inside a batch
+   lets the batch's later records raise its read offset, and the loop then drops the records read again below it
+   (a stalled commit instead of a lost record), so the worker does not do that. It *says* it:
+   :meth:`Consumer._new_offset` logs a WARNING (topic, partition, offset; once per partition per
+   :data:`HOLE_WARN_EVERY_SECONDS`, with the count) and counts it in :attr:`Consumer.holes_passed`. With the
+   shipped producers (no transactions) any such line is a lost record; a transactional producer upstream makes
+   them as a matter of course.
+
 Faust issue #216 ("Recovery without tables resumes from kafka before seeking to committed offsets") is a
 relative of the first; neither is fixed upstream in faust-streaming 0.15.3. Subclassing the driver's
-``Consumer`` (and its ``Transport`` to name it) keeps the change to three methods, each calling Faust's own;
+``Consumer`` (and its ``Transport`` to name it) keeps the change to a few methods, each calling Faust's own;
 the app's ``flow_control`` is a :class:`FlowControl` (``cxpulse.streams.app.WorkerApp``).
-They lean on Faust's internals (``_getmany``, ``_thread``, ``_is_changelog_tp``): pyproject pins faust-streaming
-below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if any of the four stops doing its part.
+They lean on Faust's internals (``_getmany``, ``_new_offset``, ``_thread``, ``_acked``, ``_committed_offset``,
+``_is_changelog_tp``): pyproject pins faust-streaming
+below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if any of the five stops doing its part.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -66,9 +81,32 @@ from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger("cxpulse.worker")
 
+HOLE_WARN_EVERY_SECONDS = 600.0  # at most one WARNING per partition this often about commits past a hole (5.)
+
 
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer: fetches only for a fixed set of partitions; seeks uncommitted ones to the start."""
+    """Faust's aiokafka consumer: fetches only for a fixed set of partitions, seeks uncommitted ones to the start,
+    counts only processed records, and says when a commit passes a record it never processed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.holes_passed: Counter[TP] = Counter()  # commits past an unprocessed record at the committed offset
+        self._hole_warned_at: dict[TP, float] = {}
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's; a commit past one unprocessed record at the committed offset is counted and logged (5.)."""
+        committed, acked = self._committed_offset[tp], self._acked[tp]
+        hole = bool(committed and acked and min(acked) == committed + 1)
+        offset = super()._new_offset(tp)
+        if hole and offset is not None and not self._is_changelog_tp(tp):
+            self.holes_passed[tp] += 1
+            now = time.monotonic()
+            if now - self._hole_warned_at.get(tp, -HOLE_WARN_EVERY_SECONDS) >= HOLE_WARN_EVERY_SECONDS:
+                self._hole_warned_at[tp] = now
+                log.warning("%s[%d]: committing past offset %d, which no stream processed (%d such commits "
+                            "here so far): a transaction marker, or a record lost", tp.topic, tp.partition,
+                            committed, self.holes_passed[tp])
+        return offset
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
         """Fetch for a copy of the active partitions taken now, not for the set Faust goes on changing (1. above)."""

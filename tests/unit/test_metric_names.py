@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
 from cxpulse.core.live import LiveKpis
@@ -43,11 +44,23 @@ def _exported(max_queues: int = 200, queues: tuple[str, ...] = ("billing",), eve
             offset += 1
     live.settle(0)
     collector = KpiCollector(settings, live, histograms, {("contact-events", 0): 0},
-                             liveness=Liveness(stall_after_us=30_000_000, exit_after_us=0, broker_after_us=15_000_000), ready=lambda: True)
+                             liveness=Liveness(stall_after_us=30_000_000, exit_after_us=0, broker_after_us=15_000_000), ready=lambda: True,
+                             commit_holes=lambda: COMMIT_HOLES)
     registry = registry_for(collector)
     registry.register(BudgetCollector(RocksDBBudget(MIB, MIB)))  # as create_worker does on rocksdb://
     text = exposition(registry).decode()
     return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+COMMIT_HOLES = {TP("contact-events", 0): 2, TP("contact-events", 3): 1, TP("survey-responses", 1): 1}
+
+
+def test_commits_past_an_unprocessed_record_are_summed_by_topic() -> None:
+    """The consumer counts them by partition; the metric has the topic only (partitions add nothing a
+    supervisor or an SRE acts on, and the WARNING in the log names the partition and offset)."""
+    family = _exported()["cxpulse_commits_past_unprocessed"]
+    samples = {s.labels["topic"]: s.value for s in family.samples}  # type: ignore[attr-defined]
+    assert samples == {"contact-events": 3, "survey-responses": 1}
 
 
 def _exposed_names(families: dict[str, object]) -> set[str]:
@@ -66,7 +79,7 @@ def test_the_pipelines_own_metrics_are_prefixed_cxpulse() -> None:
         "cxpulse_last_event_timestamp_seconds", "cxpulse_last_processed_timestamp_seconds", "cxpulse_consumer_lag",
         "cxpulse_consumer_stalled", "cxpulse_broker_reachable", "cxpulse_consumer_stalls", "cxpulse_ready",
         "cxpulse_sla_breaches_published", "cxpulse_queues_folded_into_other", "cxpulse_build_info",
-        "cxpulse_feedback_breaches_published", "cxpulse_rocksdb_memory_bytes",
+        "cxpulse_feedback_breaches_published", "cxpulse_rocksdb_memory_bytes", "cxpulse_commits_past_unprocessed",
     }
     assert not any("pipeline" in name for name in ours)
     assert "contactcenter_contacts_offered" in ours and "contactcenter_sl_formula_info" in ours

@@ -162,3 +162,28 @@ def test_a_record_a_stream_skipped_is_not_counted_as_processed(consumer: Any) ->
     again.tracked = True
     assert again.ack(consumer) is True
     assert sorted(consumer._acked[EVENTS]) == [1033, 1034]
+
+
+def test_a_commit_past_an_unprocessed_record_is_counted_and_said(consumer: Any,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Faust commits past a hole of one offset at the head of the acknowledged offsets (a transaction marker or
+    a lost record: it cannot tell). The worker commits as Faust does, and counts and logs it; a head without a
+    hole is neither, and changelog partitions are recovery's."""
+    consumer._committed_offset[EVENTS] = 1033
+    consumer._acked[EVENTS] = [1034, 1035]
+    consumer._acked_index[EVENTS] = {1034, 1035}
+    with caplog.at_level("WARNING", logger="cxpulse.worker"):
+        assert consumer._new_offset(EVENTS) == 1036  # as Faust: past the hole
+    assert consumer.holes_passed[EVENTS] == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "contact-events[0]: committing past offset 1033, which no stream processed (1 such commits here so far): "
+        "a transaction marker, or a record lost"]
+    consumer._committed_offset[EVENTS] = 1036
+    consumer._acked[EVENTS] = [1036, 1037]
+    consumer._acked_index[EVENTS] = {1036, 1037}
+    assert consumer._new_offset(EVENTS) == 1038
+    consumer._committed_offset[CHANGELOG] = 10
+    consumer._acked[CHANGELOG] = [11]
+    consumer._acked_index[CHANGELOG] = {11}
+    assert consumer._new_offset(CHANGELOG) == 12
+    assert consumer.holes_passed == {EVENTS: 1}
