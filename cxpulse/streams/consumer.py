@@ -1,7 +1,7 @@
-"""Faust's aiokafka consumer and flow control with four holes closed and a fifth watched through which a worker lost events.
+"""Faust's aiokafka consumer and flow control: four holes through which a worker lost events, closed; a fifth, watched.
 
-The first two were found in the kill -9 test (``tests/integration/test_live_crash.py``, failing about one run in three,
-the restarted worker missing ~2,500 contact events per partition and every FCR summary before the crash), by
+The first two were found in the kill -9 test (``tests/integration/test_live_crash.py``, failing about one run in
+three, the restarted worker missing ~2,500 contact events per partition and every FCR summary before the crash), by
 logging what Faust's consumer skips and drops (session 8, ``docs/live-engine.md``, "Where a restarted worker
 starts reading"):
 
@@ -62,8 +62,8 @@ relative of the first; neither is fixed upstream in faust-streaming 0.15.3. Subc
 ``Consumer`` (and its ``Transport`` to name it) keeps the change to a few methods, each calling Faust's own;
 the app's ``flow_control`` is a :class:`FlowControl` (``cxpulse.streams.app.WorkerApp``).
 They lean on Faust's internals (``_getmany``, ``_new_offset``, ``_thread``, ``_acked``, ``_committed_offset``,
-``_is_changelog_tp``): pyproject pins faust-streaming
-below 0.16, and ``tests/unit/test_worker_consumer.py`` fails if any of the five stops doing its part.
+``_is_changelog_tp``): pyproject pins faust-streaming below 0.16, and ``tests/unit/test_worker_consumer.py``
+fails if any of the five stops doing its part.
 """
 
 from __future__ import annotations
