@@ -585,7 +585,14 @@ class ContactProcessor:
                 state.forget_bytes(horizon)
             if self._leaves(state, horizon):
                 self.evictable.add(contact_id)
-        return self.evict(keep_packed=keep_packed)
+        moved = self.evict(keep_packed=keep_packed)
+        heap = self._settle_heap
+        if len(heap) > 2 * len(self.contacts) + 1024:
+            # restore() files every contact for settling; settle() skips those no longer in memory, but until the
+            # clock passed them a rebuild of 14 simulated days held 930k entries, and the memory they pinned
+            self._settle_heap = [entry for entry in heap if entry[1] in self.contacts]
+            heapq.heapify(self._settle_heap)
+        return moved
 
     def due_breaches(self, now_us: int) -> list[Breach]:
         """Visits still waiting whose wait now exceeds the threshold, each returned once (and marked)."""

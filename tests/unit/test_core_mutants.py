@@ -33,7 +33,7 @@ from cxpulse.core.contact import ContactState
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
 from cxpulse.core.partials import merge
-from cxpulse.core.windows import window_bounds
+from cxpulse.core.windows import history_us, window_bounds
 from cxpulse.models.events import InvalidEvent, format_ts, parse_any_event, parse_contact_event, to_us
 from cxpulse.spill import SpillMap, SpillStore
 from cxpulse.settings import KpiSettings
@@ -842,3 +842,40 @@ def test_pruning_keeps_what_today_on_a_25_hour_day_and_the_24h_window_reach(monk
     assert pruned == windows(False)
     assert (pruned["today"]["offered"], pruned["today"]["customers"]) == (2, 2)
     assert (pruned["24h"]["offered"], pruned["24h"]["customers"]) == (1, 1)
+
+
+def test_a_rebuild_drops_the_buckets_and_customers_no_window_reaches_while_it_reads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild restores every stored contact and customer, back to the start of the tables. The buckets and
+    distinct-customer entries no window can reach any more are dropped while it reads (every
+    ``RESTORE_EVICT_EVERY``), as the maintenance timer's prune does once the worker is ready: kept until then,
+    they pinned their memory in the process for good (14 simulated days restarted without a checkpoint: ready at
+    1,383 MiB, measured). Twelve customers' contacts, one every 6 hours over three days, each queued, answered
+    and ended; rebuilt three days later with ``RESTORE_EVICT_EVERY`` 2: no bucket and no index entry before
+    now - ``history_us`` is left, and the document (every window and ``all``) equals the stored worker's.
+    Kills the prune steps of ``rebuild_contacts`` and ``rebuild_customers``."""
+    hours = 6 * HOUR_US
+    clock = Clock(T0 + 72 * HOUR_US)
+    first = LiveKpis(KpiSettings(), clock=clock)
+    for k in range(12):
+        at = T0 + k * hours
+        for n, (kind, extra) in enumerate((("queued", 0), ("answered", 20), ("ended", 400))):
+            assert feed(first, 0, contact_event(kind, f"e{k}-{n}", at + extra * US, f"c{k}", customer=f"u{k}"))
+    first.settle(0)
+    for summary in first.contacts(0).drain_summaries():
+        first.customers(0).update(summary)
+    contacts = {cid: state for cid, state in first.contacts(0).contacts.items()}
+    customers = [(cid, {"p": 0, **state.to_dict()}) for cid, state in first.customers(0).items()]
+    monkeypatch.setattr(live_module, "RESTORE_EVICT_EVERY", 2)
+    second = LiveKpis(KpiSettings(), clock=clock, loader_for=lambda partition: contacts.get)
+    assert second.rebuild_contacts(sorted((cid, 0, state) for cid, state in contacts.items()), {0}) == 12
+    assert second.rebuild_customers(customers, {0}) == 12
+    limit = clock() - history_us(KpiSettings())
+    for proc in (second.contacts(0), second.customers(0)):
+        proc.aggregates._fold()  # the facts read but not yet added to their buckets
+        starts = [start for per_key in proc.aggregates._buckets.values() for start in per_key]
+        assert starts and min(starts) >= limit - proc.aggregates.bucket_us
+    entries = second.customers(0).distinct.all  # sorted by t0
+    assert entries and entries[0][0] >= limit
+    first.prune(clock())
+    assert second.document(clock(), include_all=True) == first.document(clock(), include_all=True)
