@@ -54,8 +54,8 @@ from cxpulse.units import US_PER_SECOND
 
 class WorkerApp(faust.App):
     """``faust.App`` whose Kafka consumer is :class:`cxpulse.streams.consumer.Consumer` and whose flow control is
-    :class:`cxpulse.streams.consumer.FlowControl`: Faust's own with three holes closed through which a worker
-    lost events (that module says which and why)."""
+    :class:`cxpulse.streams.consumer.FlowControl`: Faust's own with the holes through which a worker lost events
+    closed, and the one it cannot close counted (that module says which and why)."""
 
     def _new_transport(self) -> TransportT:
         return consumer.Transport(self.conf.broker_consumer, self)
