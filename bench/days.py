@@ -14,7 +14,9 @@ Steps:
 2. Unless ``--skip-replay``: ``cxpulse replay FILE`` as a subprocess; events/s over the wall time (start-up
    included) and the core's own events/s (what replay prints), peak RSS (``/usr/bin/time -f %M``, else the
    largest ``VmHWM`` polled), and the same for a replay of a one-event file: the start-up footprint, subtracted
-   to get the bytes per remembered contact.
+   to get the bytes per remembered contact. Then, for each number in ``--replay-jobs`` above 1 (default ``auto``,
+   one per CPU; skipped for a ``--rev`` whose replay has no ``--jobs``), ``cxpulse replay --jobs N``: the same
+   figures, its peak memory being the largest sum of the RSS of its processes (polled every 50 ms).
 3. Unless ``--skip-worker``: an empty worker (own empty topics) is started to learn the RSS of a worker holding
    nothing; then the file goes to fresh topics and one worker (rocksdb store, every KPI, Redis sink under its
    own key prefix) consumes it: events/s from its first to its last processed event (``/api/v1/status``
@@ -172,7 +174,20 @@ def _child_pid(pid: int) -> int:
     return int(children[0]) if children else pid
 
 
-def run_replay(path: Path, log: Path, progress_every: float = 15.0) -> ReplayRun:
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` and of all its descendants, summed (a split replay's processes)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += proc_kb(current, "VmRSS")
+        try:
+            todo += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def run_replay(path: Path, log: Path, progress_every: float = 15.0, jobs: int = 1) -> ReplayRun:
     """``cxpulse replay FILE --no-progress`` (its table to /dev/null); wall time and peak RSS of the replay.
 
     Why GNU ``time`` and not this process's ``wait4`` / ``RUSAGE_CHILDREN``: Linux charges a child's maximum
@@ -181,7 +196,9 @@ def run_replay(path: Path, log: Path, progress_every: float = 15.0) -> ReplayRun
     parent; without it, the largest ``VmHWM`` polled every 50 ms (it can miss the last 50 ms of growth)."""
     rss_file = log.with_suffix(".maxrss")
     cmd = [cxpulse_bin(), "replay", str(path), "--no-progress"]
-    if GNU_TIME.exists():
+    if jobs > 1:  # GNU time's %M is the largest single process: the sum is polled instead
+        cmd += ["--jobs", str(jobs)]
+    if GNU_TIME.exists() and jobs == 1:
         cmd = [str(GNU_TIME), "-f", "%M", "-o", str(rss_file)] + cmd
     began = time.monotonic()
     polled_hwm = 0
@@ -189,6 +206,10 @@ def run_replay(path: Path, log: Path, progress_every: float = 15.0) -> ReplayRun
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env())
         next_report = began + progress_every
         while proc.poll() is None:
+            if jobs > 1:
+                polled_hwm = max(polled_hwm, tree_rss_kb(proc.pid))
+                time.sleep(0.05)
+                continue
             replay_pid = _child_pid(proc.pid) if GNU_TIME.exists() else proc.pid
             polled_hwm = max(polled_hwm, proc_kb(replay_pid, "VmHWM"))
             if progress_every and time.monotonic() >= next_report:
@@ -201,14 +222,37 @@ def run_replay(path: Path, log: Path, progress_every: float = 15.0) -> ReplayRun
     if proc.returncode != 0:
         raise SystemExit(f"cxpulse replay failed (rc {proc.returncode}):\n{text[-2000:]}")
     peak, how = polled_hwm, "VmHWM polled every 50 ms"
-    try:
-        peak, how = int(rss_file.read_text().split()[-1]), "GNU time %M"
-    except (OSError, ValueError, IndexError):
-        pass
+    if jobs > 1:
+        how = f"the sum of {jobs + 1} processes' VmRSS, polled every 50 ms"
+    else:
+        try:
+            peak, how = int(rss_file.read_text().split()[-1]), "GNU time %M"
+        except (OSError, ValueError, IndexError):
+            pass
     summary = next((line for line in text.splitlines() if " events in " in line), "")
     match = re.search(r"\(([\d,]+) events/s", summary)
     core = float(match.group(1).replace(",", "")) if match else None
     return ReplayRun(wall, peak, how, core, summary.strip())
+
+
+def replay_jobs(text: str) -> list[int]:
+    """``--replay-jobs``: the process counts above 1 to replay with."""
+    out: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if item in ("", "none", "1"):
+            continue
+        count = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
+            if item == "auto" else int(item)
+        if count > 1 and count not in out:
+            out.append(count)
+    return out
+
+
+def replay_has_jobs() -> bool:
+    """Whether the measured code's replay knows ``--jobs`` (a ``--rev`` before it does not)."""
+    done = subprocess.run([cxpulse_bin(), "replay", "--help"], capture_output=True, env=child_env(), text=True)
+    return "--jobs" in done.stdout
 
 
 # ------------------------------------------------------------------------------------------------ worker
@@ -325,6 +369,7 @@ async def main(args: argparse.Namespace) -> None:
         say(f"worker settings: {' '.join(f'{k}={v}' for k, v in args.worker_env.items())}")
     replay: ReplayRun | None = None
     replay_empty: ReplayRun | None = None
+    split_runs: list[tuple[int, ReplayRun]] = []
     worker: WorkerDays | None = None
     try:
         sim = simulate_days(work, args.days, args.contacts_per_day, args.seed)
@@ -339,6 +384,14 @@ async def main(args: argparse.Namespace) -> None:
             replay = run_replay(sim.path, work / "replay.log")
             say(f"  replay: {sim.events / replay.wall_s:,.0f} events/s wall, peak RSS "
                 f"{replay.peak_rss_kb / 1024:,.0f} MiB; {replay.summary}")
+            for jobs in replay_jobs(args.replay_jobs):
+                if not replay_has_jobs():
+                    say(f"  replay --jobs {jobs}: skipped ({code} has no --jobs)")
+                    break
+                split = run_replay(sim.path, work / f"replay-{jobs}.log", jobs=jobs)
+                split_runs.append((jobs, split))
+                say(f"  replay --jobs {jobs}: {sim.events / split.wall_s:,.0f} events/s wall, peak RSS "
+                    f"{split.peak_rss_kb / 1024:,.0f} MiB; {split.summary}")
         if not args.skip_worker:
             worker = await run_worker(args, work, prefix, sim)
     finally:
@@ -362,6 +415,12 @@ async def main(args: argparse.Namespace) -> None:
         print(f"| `cxpulse replay` peak RSS ({replay.peak_how}) | {replay.peak_rss_kb / 1024:,.0f} MiB (one-event replay "
               f"{replay_empty.peak_rss_kb / 1024:,.0f} MiB; "
               f"{per_contact(replay.peak_rss_kb, replay_empty.peak_rss_kb, sim.contacts)}) |")
+        for jobs, split in split_runs:
+            core = f"; {split.core_rate:,.0f} events/s in the core" if split.core_rate else ""
+            print(f"| `cxpulse replay --jobs {jobs}` | {sim.events / split.wall_s:,.0f} events/s ({split.wall_s:.1f} s "
+                  f"wall with start-up{core}; {split.wall_s and replay.wall_s / split.wall_s:.2f}x the one process) |")
+            print(f"| `cxpulse replay --jobs {jobs}` peak RSS ({split.peak_how}) | "
+                  f"{split.peak_rss_kb / 1024:,.0f} MiB |")
     if worker is not None:
         print(f"| worker events/s (first..last) | {worker.rate:,.0f} (steady 10-90%: {worker.steady_rate:,.0f}; "
               f"start->ready {worker.ready_s:.1f} s) |")
@@ -388,6 +447,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-replay", action="store_true", help="no cxpulse replay")
     parser.add_argument("--skip-worker", action="store_true", help="no cxpulse worker")
+    parser.add_argument("--replay-jobs", default="auto",
+                        help="comma-separated process counts for extra `cxpulse replay --jobs N` runs (auto: one per "
+                             "CPU; 1 or none: no extra run)")
     parser.add_argument("--kafka", default=os.environ.get("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092"))
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up on the worker's load after this")
     parser.add_argument("--cold-restart", action=argparse.BooleanOptionalAction, default=True,

@@ -45,25 +45,28 @@ def with_window(kpi: "KpiSettings", window: str) -> "KpiSettings":
 
 def replay_file(
     path: Path, settings_path: Path | None = None, progress: bool = True, now_us: int | None = None,
-    window: str = "all", spill: bool = True,
+    window: str = "all", spill: bool = True, jobs: int = 1,
 ) -> tuple[dict[str, Any], Any, float]:
-    """Replay ``path``; returns (document with the ``all`` window, the engine, seconds spent in the core).
+    """Replay ``path``; returns (document with the ``all`` window, the pipeline's health, seconds in the core).
 
     ``now_us`` evaluates the windows at another instant than the stream time (e.g. a live API's
     ``generated_at``, to compare a live worker with the replay of the same file). ``window`` is computed
     too when the settings do not list it (:func:`with_window`). ``spill``: settled contacts and customers go
     to a temporary store on disk, removed before this returns (``cxpulse/spill.py``: memory then does not grow
-    with the days replayed); False keeps them in memory."""
+    with the days replayed); False keeps them in memory. ``jobs`` above 1 splits the file over that many
+    processes (``cxpulse/parallel_replay.py``)."""
     from cxpulse.core.engine import KpiEngine
     from cxpulse.gc_policy import tune_for_long_runs
     from cxpulse.settings import load_settings
     from cxpulse.spill import SpillStore
 
     settings = load_settings(settings_path)
+    kpi = with_window(settings.kpi, window)
     tune_for_long_runs()
+    if jobs > 1:
+        return _replay_jobs(path, kpi, jobs, progress, now_us, spill)
     with SpillStore() if spill else nullcontext() as store:  # type: ignore[attr-defined]
-        engine = KpiEngine(with_window(settings.kpi, window), until_us=now_us, keep_raw=False,
-                           spill=store.map if store is not None else None)
+        engine = KpiEngine(kpi, until_us=now_us, keep_raw=False, spill=store.map if store is not None else None)
         started = time.perf_counter()
         _feed(engine, path, progress)
         engine.finish()
@@ -72,7 +75,26 @@ def replay_file(
         if store is not None:  # the engine no longer reads what went to disk; what it holds in memory stays
             engine.contacts.settled = {}
             engine.customers.packed = {}
-    return document, engine, elapsed
+    return document, engine.health, elapsed
+
+
+def _replay_jobs(path: Path, kpi: "KpiSettings", jobs: int, progress: bool, now_us: int | None,
+                 spill: bool) -> tuple[dict[str, Any], Any, float]:
+    """:func:`replay_file` over ``jobs`` processes, with the same progress bar (bytes read by all of them)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cxpulse.parallel_replay import replay_parallel
+
+    size = path.stat().st_size * jobs  # every process reads the whole file
+    with Progress(
+        TextColumn(f"[bold]replay[/] ({jobs} processes)"), BarColumn(), TimeRemainingColumn(),
+        disable=not progress, transient=False, console=None,
+    ) as bar:
+        task = bar.add_task("replay", total=size)
+        outcome = replay_parallel(path, kpi, jobs, until_us=now_us, spill=spill,
+                                  on_progress=(lambda done: bar.update(task, completed=done)) if progress else None)
+        bar.update(task, completed=size)
+    return outcome.document, outcome.health, outcome.elapsed
 
 
 def _feed(engine: Any, path: Path, progress: bool) -> None:
@@ -94,6 +116,17 @@ def _feed(engine: Any, path: Path, progress: bool) -> None:
             if done & 0xFFFF < len(line):  # update the bar about every 64 KiB
                 bar.update(task, completed=done)
         bar.update(task, completed=size)
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: a positive number, or ``auto`` (the CPUs this process may use)."""
+    if text == "auto":
+        from cxpulse.parallel_replay import default_jobs
+
+        return default_jobs()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise typer.BadParameter(f"--jobs {text!r}: a number of processes from 1, or auto")
+    return int(text)
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
@@ -152,6 +185,11 @@ def register(app: typer.Typer) -> None:
             help="settled contacts and customers in a temporary RocksDB (memory flat over the days), or in memory",
         ),
         now: Optional[str] = typer.Option(None, "--now", help="evaluate at this RFC 3339 instant instead of stream time"),
+        jobs: str = typer.Option(
+            "1", "--jobs", "-j",
+            help="processes to split the file over, by contact as the live engine's partitions (a number, or auto: "
+                 "one per CPU)",
+        ),
     ) -> None:
         """Compute every KPI over an event file, "now" being the stream time."""
         import orjson
@@ -166,9 +204,11 @@ def register(app: typer.Typer) -> None:
                 now_us = to_us(parse_rfc3339(now))
             except Exception as exc:
                 raise typer.BadParameter(f"--now {now!r}: {exc}") from None
+        jobs_n = _jobs(jobs)
         try:
-            document, engine, elapsed = replay_file(
-                file, config, progress=progress and not json_out, now_us=now_us, window=window, spill=spill
+            document, health, elapsed = replay_file(
+                file, config, progress=progress and not json_out, now_us=now_us, window=window, spill=spill,
+                jobs=jobs_n,
             )
         except ConfigError as exc:
             typer.echo(str(exc), err=True)
@@ -176,7 +216,9 @@ def register(app: typer.Typer) -> None:
         except WindowError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        health = engine.health
+        except RuntimeError as exc:  # a process of --jobs failed: its traceback, for a bug report
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         invalid = sum(health.invalid.values())
         events = health.processed + health.duplicates + sum(c for k, c in health.invalid.items() if k != "lifecycle")
         summary = (

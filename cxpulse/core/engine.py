@@ -16,6 +16,7 @@ from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.agent_report import figures as agent_figures, section as agent_section
 from cxpulse.core.agents import AgentProcessor
 from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, SLA_BREACHES, zero_counts
+from cxpulse.core.contact import Summary
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, FeedbackBreach, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import history_us, window_bounds
@@ -42,7 +43,8 @@ class KpiEngine:
 
     def __init__(self, kpi: KpiSettings | None = None, *, publish_breaches: bool = False,
                  until_us: int | None = None, keep_raw: bool = True,
-                 spill: Callable[[str], MutableMapping[str, bytes]] | None = None) -> None:
+                 spill: Callable[[str], MutableMapping[str, bytes]] | None = None,
+                 summaries_to: Callable[[list[Summary]], None] | None = None) -> None:
         """``until_us``: the instant the document will be evaluated at, when it is not the stream time. Facts
         after it stay due instead of joining their buckets, so a file holding events after that instant (a live
         worker accepts events up to ``max_clock_skew`` ahead of its clock) replays to the live document.
@@ -50,7 +52,9 @@ class KpiEngine:
         counts them (``cxpulse replay``): the bytes of every event inside the allowed disorder are then not
         kept, a few microseconds per event. No count depends on it. ``spill``: where settled contacts and
         customers go, packed, by name (``"contacts"``, ``"customers"``); None: dicts in memory. ``cxpulse replay``
-        passes a store on disk (``cxpulse/spill.py``), so its memory does not grow with the days replayed."""
+        passes a store on disk (``cxpulse/spill.py``), so its memory does not grow with the days replayed.
+        ``summaries_to``: where changed FCR summaries go instead of this engine's own customer side (a replay split
+        over processes sends each to the process of its customer, ``cxpulse/parallel_replay.py``)."""
         self.kpi = kpi or KpiSettings()
         self.keep_raw = keep_raw
         self.until_us = until_us
@@ -62,6 +66,7 @@ class KpiEngine:
         if spill is not None:
             self.contacts.settled = spill("contacts")
             self.customers.packed = spill("customers")
+        self.summaries_to = summaries_to
         self.health = Health()
         self.rejections: list[Rejection] = []
         self._since_evict = 0
@@ -112,8 +117,7 @@ class KpiEngine:
         latest = self.contacts.latest_ts
         self.aggregates.advance(latest if self.until_us is None or latest < self.until_us else self.until_us)
         if self.contacts.summaries:
-            for summary in self.contacts.drain_summaries():
-                self.customers.update(summary)
+            self._drain_summaries()
         if self.contacts.settle_due():
             for rejection in self.contacts.settle():
                 self._reject(rejection)
@@ -130,6 +134,14 @@ class KpiEngine:
             now = latest if self.until_us is None or latest < self.until_us else self.until_us
             self.aggregates.prune(now - self.history_us)
         return True
+
+    def _drain_summaries(self) -> None:
+        summaries = self.contacts.drain_summaries()
+        if self.summaries_to is not None:
+            self.summaries_to(summaries)
+        else:
+            for summary in summaries:
+                self.customers.update(summary)
 
     def process_agent_event(self, event: Any) -> bool:
         """Apply one validated ``agent.state`` event; False for a duplicate (same id for the same agent)."""
@@ -159,6 +171,8 @@ class KpiEngine:
                 self._reject(rejection)
         finally:
             self.contacts.stream_time = held
+        if self.contacts.summaries:  # what settling changed, like after any event
+            self._drain_summaries()
 
     def due_breaches(self, now_us: int) -> list[Breach]:
         return self.contacts.due_breaches(now_us)
@@ -175,15 +189,28 @@ class KpiEngine:
             raise ValueError(
                 f"cannot evaluate at {format_ts(now)}: before the newest event time {format_ts(self.aggregates.now)}"
             )
-        document = build_document(
-            self.kpi, [self.aggregates], self.contacts.waiting_by_queue(now), now,
-            all_window=(self.contacts.first_ts, now + 1) if include_all and self.contacts.first_ts is not None else None,
-            awaiting=self.contacts.awaiting_by_queue(now),
+        return replay_document(
+            self.kpi, [self.aggregates], self.contacts.waiting_by_queue(now), self.contacts.awaiting_by_queue(now),
+            now, first_ts=self.contacts.first_ts if include_all else None, agents=[self.agents],
+            listing=self.agent_listing,
         )
-        if self.agents.first_ts is not None:  # agent events seen: the document has an agents section
-            document["agents"] = agent_section(self.kpi, agent_figures(
-                self.kpi, [self.agents], [self.aggregates], now, listing=self.agent_listing))
-        return document
+
+
+def replay_document(
+    kpi: KpiSettings, parts: list[Aggregates], waiting: dict[tuple[str, str], tuple[int, float]],
+    awaiting: dict[tuple[str, str], tuple[int, float]], now_us: int, *, first_ts: int | None,
+    agents: list[AgentProcessor], listing: bool = False,
+) -> dict[str, Any]:
+    """The document of a replay over its parts (one, or one per process of a split replay): the windows at
+    ``now_us``, the ``all`` window from ``first_ts`` (None: no ``all`` window), and the agents section when any
+    part saw an agent event."""
+    document = build_document(
+        kpi, parts, waiting, now_us,
+        all_window=(first_ts, now_us + 1) if first_ts is not None else None, awaiting=awaiting,
+    )
+    if any(part.first_ts is not None for part in agents):  # agent events seen: the document has an agents section
+        document["agents"] = agent_section(kpi, agent_figures(kpi, agents, parts, now_us, listing=listing))
+    return document
 
 
 def _as_bytes(raw: bytes | str | dict[str, Any]) -> bytes | None:
