@@ -187,6 +187,21 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+def rss_parts(pid: int) -> str:
+    """What a process's RSS is made of (``/proc/PID/smaps_rollup``): anonymous memory (Python objects, the
+    allocators, RocksDB's caches and memtables) against file-backed pages (the interpreter, libraries)."""
+    fields: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0])
+    except (OSError, ValueError):
+        return "smaps_rollup unreadable"
+    anon = fields.get("Anonymous", 0)
+    return f"anonymous {anon / 1024:,.0f} MiB, file-backed {(fields.get('Rss', 0) - anon) / 1024:,.0f} MiB"
+
+
 def run_replay(path: Path, log: Path, progress_every: float = 15.0, jobs: int = 1) -> ReplayRun:
     """``cxpulse replay FILE --no-progress`` (its table to /dev/null); wall time and peak RSS of the replay.
 
@@ -316,7 +331,8 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
         run = await measure_worker(worker, sim.events, timeout=args.timeout, ready_timeout=args.ready_timeout,
                                    progress_every=15.0, poll=0.25, say=say)
         hwm = proc_kb(worker_pid(worker), "VmHWM")
-        say(f"  worker: {run.rate:,.0f} events/s, RSS {run.rss_kb / 1024:,.0f} MiB (peak {hwm / 1024:,.0f} MiB)")
+        say(f"  worker: {run.rate:,.0f} events/s, RSS {run.rss_kb / 1024:,.0f} MiB (peak {hwm / 1024:,.0f} MiB); "
+            f"{rss_parts(worker_pid(worker))}")
         began = time.monotonic()
         worker.stop(grace=120)
         stop_s = time.monotonic() - began

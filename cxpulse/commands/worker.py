@@ -24,11 +24,13 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
 
         from cxpulse.gc_policy import tune_for_long_runs
+        from cxpulse.heap import fix_mmap_threshold
         from cxpulse.kafka_io import KafkaUnavailable
         from cxpulse.streams.partition_check import PartitionMismatch
         from cxpulse.streams.runner import run_worker
 
         tune_for_long_runs()
+        fix_mmap_threshold()  # large buffers in mappings of their own (cxpulse/heap.py)
         try:
             run_worker(settings, loglevel)
         except (KafkaUnavailable, PartitionMismatch) as exc:  # before Faust starts: nothing to clean up

@@ -8,6 +8,7 @@
                                    and a slice of the contacts table: streams/sweeper.py)
     lag (every 5 s)             ─> the lag gauge and the stall guard (streams/liveness.py)
     broker probe (every 5 s)    ─> is Kafka answering this worker
+    heap trim (every 10 s)      ─> the C allocator's free pages back to the system (cxpulse/heap.py)
 
 Why timers and not agents: each acts on the wall clock, not on a record. None of them writes a table (tables
 change inside the agents only): the maintenance timer only marks keys, which the next batch deletes.
@@ -24,6 +25,7 @@ import orjson
 from faust.types import TP
 
 from cxpulse.core.live import now_us
+from cxpulse.heap import trim
 from cxpulse.kafka_security import client_options
 from cxpulse.settings import KafkaSettings
 from cxpulse.streams.liveness import EXIT_STALLED
@@ -37,6 +39,9 @@ MAINTENANCE_EVERY = 60.0  # seconds: forget contacts past the retention
 LAG_EVERY = 5.0  # seconds between lag measurements (and stall judgements)
 PROBE_EVERY = 5.0  # seconds between metadata requests to the bootstrap servers
 PROBE_TIMEOUT = 4.5  # seconds a metadata request may take before Kafka counts as not answering
+# seconds between heap trims: often enough that the free memory of a busy minute is not held to the next one
+# (a trim took 28 ms with ~80 MiB to return, about 1 ms with little); never on the per-event path
+TRIM_EVERY = 10.0
 
 
 class Timers:
@@ -137,6 +142,11 @@ class Timers:
             if swept:
                 log.info("%d stored %s past the retention marked for deletion", swept, what)
 
+    async def trim_heap(self) -> None:
+        """The C allocator's free pages back to the system (:mod:`cxpulse.heap`): what the worker's RSS
+        shows is then what it holds, not what a past batch left free."""
+        trim()
+
     async def measure_lag(self) -> None:
         """Consumer lag per source partition = high watermark - next offset to process (aiokafka has no API)."""
         worker, liveness = self.worker, self.liveness
@@ -207,11 +217,12 @@ class BrokerProbe:
 
 
 def install(worker: Worker) -> Timers:
-    """Register the four timers on ``worker.app`` (in this order: breaches, maintenance, lag, broker)."""
+    """Register the five timers on ``worker.app`` (in this order: breaches, maintenance, lag, broker, heap trim)."""
     timers = Timers(worker)
     app = worker.app
     app.timer(BREACH_TICK, name="publish_breaches")(timers.publish_breaches)
     app.timer(MAINTENANCE_EVERY, name="forget_old_contacts")(timers.forget_old_contacts)
     app.timer(LAG_EVERY, name="measure_lag")(timers.measure_lag)
     app.timer(PROBE_EVERY, name="check_broker")(timers.check_broker)
+    app.timer(TRIM_EVERY, name="trim_heap")(timers.trim_heap)
     return timers
