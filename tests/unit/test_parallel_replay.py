@@ -42,18 +42,18 @@ def _write(stream: list[Any], path: Path) -> Path:
     return path
 
 
-def _one_process(kpi: KpiSettings, path: Path) -> tuple[dict[str, Any], KpiEngine]:
-    engine = KpiEngine(kpi, keep_raw=False)
+def _one_process(kpi: KpiSettings, path: Path, until_us: int | None = None) -> tuple[dict[str, Any], KpiEngine]:
+    engine = KpiEngine(kpi, keep_raw=False, until_us=until_us)
     for line in path.read_bytes().splitlines():
         if line.strip():
             engine.process(line.strip())
     engine.finish()
-    return engine.snapshot(include_all=True), engine
+    return engine.snapshot(until_us, include_all=True), engine
 
 
-def _assert_same_replay(kpi: KpiSettings, path: Path, jobs: int) -> None:
-    document, engine = _one_process(kpi, path)
-    split = replay_parallel(path, kpi, jobs, spill=False)
+def _assert_same_replay(kpi: KpiSettings, path: Path, jobs: int, until_us: int | None = None) -> None:
+    document, engine = _one_process(kpi, path, until_us)
+    split = replay_parallel(path, kpi, jobs, spill=False, until_us=until_us)
     assert orjson.dumps(split.document) == orjson.dumps(document)
     assert (split.health.processed, split.health.duplicates) == (engine.health.processed, engine.health.duplicates)
     assert split.health.invalid == engine.health.invalid and split.health.reasons == engine.health.reasons
@@ -98,9 +98,13 @@ def test_split_replay_equals_one_process_on_random_histories(
     tmp_path_factory: pytest.TempPathFactory, scenario: tuple[KpiSettings, list[Any], set[str], int, list[int]],
     jobs: int,
 ) -> None:
-    kpi, stream, _, _, _ = scenario
+    kpi, stream, _, later, _ = scenario
     path = _write(stream, tmp_path_factory.mktemp("split") / "events.jsonl")
     _assert_same_replay(kpi, path, jobs)
+    # ``--now``: an instant inside the file (later events stay due) and one after it
+    stream_time = _one_process(kpi, path)[1].stream_time
+    for until in (stream_time - 20 * 60 * 1_000_000, stream_time + later):
+        _assert_same_replay(kpi, path, jobs, until)
 
 
 @settings(max_examples=15, deadline=None, derandomize=True, database=None,
