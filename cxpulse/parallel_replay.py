@@ -35,7 +35,8 @@ import pickle
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -51,6 +52,7 @@ from cxpulse.core.engine import EVICT_EVERY, Health, KpiEngine, merge_live, repl
 from cxpulse.core.windows import history_us
 from cxpulse.models.events import format_ts
 from cxpulse.settings import KpiSettings
+from cxpulse.spill import SpillStore
 
 SPOOL_BATCH = 4096  # summaries per pickled batch of a spool file: one write per batch, not per summary
 _KEY = b'"contact_id"'
@@ -132,7 +134,7 @@ class _Spool:
             self.files[dest].close()
 
 
-def _read_spool(path: Path) -> Any:
+def _read_spool(path: Path) -> Iterator[list[tuple[Any, ...]]]:
     with path.open("rb") as handle:
         while True:
             try:
@@ -142,15 +144,11 @@ def _read_spool(path: Path) -> Any:
 
 
 def _run_part(index: int, parts: int, path: Path, kpi: KpiSettings, until_us: int | None, spill: bool,
-              spool_dir: Path, conn: Connection, progress: Any) -> None:
+              spool_dir: Path, conn: Connection, progress: Any | None) -> None:
     """One process: phase 1 reads the file (its contacts, and its own customers' summaries at once); after
     the parent's go (every process has read the file), phase 2 applies the summaries the others spooled for
     its customers; then it hands its :class:`PartResult` back."""
     try:
-        from contextlib import nullcontext
-
-        from cxpulse.spill import SpillStore
-
         with SpillStore() if spill else nullcontext() as store:  # type: ignore[attr-defined]
             spool = _Spool(spool_dir, index, parts)
             engine: KpiEngine

@@ -15,8 +15,8 @@ from cxpulse.units import US_PER_SECOND
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.agent_report import figures as agent_figures, section as agent_section
 from cxpulse.core.agents import AgentProcessor
-from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, SLA_BREACHES, zero_counts
 from cxpulse.core.contact import Summary
+from cxpulse.core.measures import CUSTOMERS, FEEDBACK_BREACHES, SLA_BREACHES, zero_counts
 from cxpulse.core.processors import Breach, ContactProcessor, CustomerProcessor, FeedbackBreach, Rejection
 from cxpulse.core.report import add_counts, window_kpis
 from cxpulse.core.windows import history_us, window_bounds
