@@ -144,6 +144,10 @@ def print_table(document: dict[str, Any], window: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if window not in document["totals"]["windows"]:  # "all" spans the accepted events: a file with none has none
+        Console().print(f"KPIs, window {window!r}: no valid contact event in the file, nothing to count")
+        return
+
     table = Table(title=f"KPIs, window {window!r} (generated at {document['generated_at']})")
     columns = [
         ("queue", "queue"), ("channel", "channel"), ("offered", "offered"), ("answered", "answered"),
@@ -230,5 +234,7 @@ def register(app: typer.Typer) -> None:
         else:
             print_table(document, window)
         typer.echo(summary, err=True)
-        for reason, count in health.reasons.most_common(10):
+        # the most frequent first, ties by reason: the same lines whatever the order the reasons were met in
+        # (``--jobs`` merges the counts of several processes)
+        for reason, count in sorted(health.reasons.items(), key=lambda item: (-item[1], item[0]))[:10]:
             typer.echo(f"  invalid x{count}: {reason}", err=True)

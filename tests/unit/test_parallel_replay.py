@@ -169,3 +169,28 @@ def test_bad_jobs_is_one_line(tmp_path: Path, jobs: str) -> None:
     out = _cli("replay", str(events), "--jobs", jobs)
     assert out.returncode == 2
     assert "--jobs" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_lists_reasons_of_equal_counts_in_one_order(tmp_path: Path) -> None:
+    """Two invalid lines of different reasons, once each: the same two lines, in the same order (count, then
+    reason), whichever process met which first."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"event_id":"e1","type":"contact.queued","ts":"2026-03-02T10:00:00Z","contact_id":"c1",'
+                       b'"queue":"billing","channel":"voice"}\nnot json\n')
+    reasons = []
+    for jobs in ("1", "3"):
+        out = _cli("replay", str(events), "--jobs", jobs)
+        assert out.returncode == 0, out.stderr
+        reasons.append([line for line in out.stderr.splitlines() if "invalid x" in line])
+    assert len(reasons[0]) == 2 and reasons[0] == sorted(reasons[0]) and reasons[1] == reasons[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"not json\n"])
+def test_cli_table_of_a_file_without_a_valid_event_says_so(tmp_path: Path, content: bytes) -> None:
+    """No accepted event, so no ``all`` window: one line instead of a table (it was a KeyError traceback)."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(content)
+    for jobs in ("1", "2"):
+        out = _cli("replay", str(events), "--no-progress", "--jobs", jobs)
+        assert out.returncode == 0, out.stderr
+        assert "no valid contact event in the file" in out.stdout and "Traceback" not in out.stderr
