@@ -250,6 +250,20 @@ def run_replay(path: Path, log: Path, progress_every: float = 15.0, jobs: int = 
     return ReplayRun(wall, peak, how, core, summary.strip())
 
 
+def source_digest() -> str:
+    """A digest of the package the benchmark runs (first on ``sys.path``): a checkpoint is only read back by the
+    same code (``cxpulse/streams/checkpoint.py``), so a tree edited during a run turns the restart into a rebuild."""
+    import hashlib
+
+    import cxpulse
+
+    digest = hashlib.sha256()
+    package = Path(cxpulse.__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def replay_jobs(text: str) -> list[int]:
     """``--replay-jobs``: the process counts above 1 to replay with."""
     out: list[int] = []
@@ -378,6 +392,7 @@ async def main(args: argparse.Namespace) -> None:
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="cxpulse-days-", dir="/tmp"))
     code = use_code(args.rev, work)
+    source_before = source_digest()
     prefix = f"bench-days-{uuid.uuid4().hex[:8]}"
     say(f"days: {code}, {args.days:g} days at ~{args.contacts_per_day:,} contacts/day, {args.partitions} partitions, "
         f"prefix {prefix}, load average {load_before[0]:.2f}")
@@ -418,6 +433,9 @@ async def main(args: argparse.Namespace) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     load_after = os.getloadavg()
+    if source_digest() != source_before:
+        print("\nWARNING: cxpulse/ changed while this ran (measure a commit with --rev instead): the later steps ran "
+              "other code, and a restart found a checkpoint of other code, so it rebuilt from the tables.")
     print()
     print(f"{args.days:g} simulated days, {code}: {sim.events:,} events, {sim.contacts:,} contacts, "
           f"{sim.customers:,} customers; {args.partitions} partitions; load average "
