@@ -103,7 +103,7 @@
   var breachHideAt = 0;
   var breachCount = 0;
   var messages = [];  // [{id, text, queues, hideAt}]
-  var hooks = { chimes: [], breaches: [], boards: [] };  // for tests: what the page did
+  var hooks = { chimes: [], breaches: [], banners: [], boards: [] };  // for tests: what the page did
 
   var $ = function (id) { return document.getElementById(id); };
 
@@ -605,6 +605,7 @@
     var name = tile ? tile.title.textContent : b.queue;
     // queue, channel and threshold only: never a contact or customer id on screen
     $("breach-text").textContent = name + " (" + b.channel + ") waited over " + format.threshold(b.threshold_seconds);
+    hooks.banners.push($("breach-text").textContent);  // each text shown: a newer breach may replace it at once
     $("breach-more").textContent = breachCount > 1 ? "+" + (breachCount - 1) + " more" : "";
     var banner = $("breach-banner");
     banner.hidden = false;
