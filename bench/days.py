@@ -265,14 +265,16 @@ def source_digest() -> str:
 
 
 def replay_jobs(text: str) -> list[int]:
-    """``--replay-jobs``: the process counts above 1 to replay with."""
+    """``--replay-jobs``: the process counts above 1 to replay with (``auto``: what ``cxpulse replay --jobs auto``
+    takes; only asked of code that has ``--jobs``, see :func:`replay_has_jobs`)."""
+    from cxpulse.parallel_replay import default_jobs
+
     out: list[int] = []
     for item in text.split(","):
         item = item.strip()
         if item in ("", "none", "1"):
             continue
-        count = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
-            if item == "auto" else int(item)
+        count = default_jobs() if item == "auto" else int(item)
         if count > 1 and count not in out:
             out.append(count)
     return out
@@ -415,10 +417,10 @@ async def main(args: argparse.Namespace) -> None:
             replay = run_replay(sim.path, work / "replay.log")
             say(f"  replay: {sim.events / replay.wall_s:,.0f} events/s wall, peak RSS "
                 f"{replay.peak_rss_kb / 1024:,.0f} MiB; {replay.summary}")
-            for jobs in replay_jobs(args.replay_jobs):
-                if not replay_has_jobs():
-                    say(f"  replay --jobs {jobs}: skipped ({code} has no --jobs)")
-                    break
+            has_jobs = replay_has_jobs()
+            if args.replay_jobs.strip() not in ("", "none", "1") and not has_jobs:
+                say(f"  replay --jobs: skipped ({code} has no --jobs)")
+            for jobs in replay_jobs(args.replay_jobs) if has_jobs else []:
                 split = run_replay(sim.path, work / f"replay-{jobs}.log", jobs=jobs)
                 split_runs.append((jobs, split))
                 say(f"  replay --jobs {jobs}: {sim.events / split.wall_s:,.0f} events/s wall, peak RSS "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 from typing import Any
@@ -31,25 +32,20 @@ log = logging.getLogger("cxpulse.worker")
 MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept fixed
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
-_libc: Any = None
-_looked = False
 
-
+@functools.cache
 def _glibc() -> Any:
-    """glibc, with ``malloc_trim`` and ``mallopt`` typed; None where they are missing."""
-    global _libc, _looked
-    if not _looked:
-        _looked = True
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            libc.malloc_trim.argtypes = [ctypes.c_size_t]
-            libc.malloc_trim.restype = ctypes.c_int
-            libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            libc.mallopt.restype = ctypes.c_int
-            _libc = libc
-        except (OSError, AttributeError):
-            log.info("not glibc: the C heap is left to its allocator's defaults")
-    return _libc
+    """glibc, with ``malloc_trim`` and ``mallopt`` typed; None where they are missing (looked up once)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        log.info("not glibc: the C heap is left to its allocator's defaults")
+        return None
+    return libc
 
 
 def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:

@@ -48,8 +48,7 @@ import orjson
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.agents import AgentProcessor
 from cxpulse.core.contact import Summary
-from cxpulse.core.engine import EVICT_EVERY, Health, KpiEngine, merge_live, replay_document
-from cxpulse.core.windows import history_us
+from cxpulse.core.engine import Health, KpiEngine, merge_live, replay_document
 from cxpulse.models.events import format_ts
 from cxpulse.settings import KpiSettings
 from cxpulse.spill import SpillStore
@@ -181,21 +180,10 @@ def _run_part(index: int, parts: int, path: Path, kpi: KpiSettings, until_us: in
             if message[0] != "go":
                 return
             now_us = message[1]
-            own_now = engine.aggregates.now
-            applied = 0
             for source in range(parts):
-                if source == index:
-                    continue
-                for batch in _read_spool(spool_dir / f"{source}-{index}.spool"):
-                    for row in batch:
-                        engine.customers.update(Summary(*row))
-                    applied += len(batch)
-                    if applied >= EVICT_EVERY:  # as the one-process engine does: buckets no window reaches
-                        applied = 0
-                        engine.customers.dirty.clear()
-                        engine.customers.evict()
-                        engine.aggregates.prune(own_now - history_us(kpi))
-            engine.customers.dirty.clear()
+                if source != index:
+                    for batch in _read_spool(spool_dir / f"{source}-{index}.spool"):
+                        engine.apply_summaries(Summary(*row) for row in batch)
             result = PartResult(
                 aggregates=engine.aggregates,
                 waiting=engine.contacts.waiting_by_queue(now_us),

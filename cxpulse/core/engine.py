@@ -7,7 +7,7 @@ Faust, Kafka or Redis: the live engine runs the same processors, partition by pa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,19 @@ class KpiEngine:
             now = latest if self.until_us is None or latest < self.until_us else self.until_us
             self.aggregates.prune(now - self.history_us)
         return True
+
+    def apply_summaries(self, summaries: Iterable[Summary]) -> None:
+        """FCR summaries of this engine's customers computed by another engine (a split replay's other processes,
+        ``cxpulse/parallel_replay.py``), with the memory cadence of :meth:`process_event`: every ``EVICT_EVERY``
+        the customers not changed lately leave memory and the buckets no window reaches are pruned."""
+        for summary in summaries:
+            self.customers.update(summary)
+            self._since_evict += 1
+            if self._since_evict >= EVICT_EVERY:
+                self._since_evict = 0
+                self.customers.dirty.clear()
+                self.customers.evict()
+                self.aggregates.prune(self.aggregates.now - self.history_us)
 
     def _drain_summaries(self) -> None:
         summaries = self.contacts.drain_summaries()
