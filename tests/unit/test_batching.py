@@ -14,18 +14,20 @@ import faust
 from cxpulse.streams.batching import WITHIN_BEHIND, WITHIN_LIVE, batch_wait, take_batches
 
 
-async def _run(values: list[bytes], max_: int, within: Any) -> tuple[list[list[bytes]], list[bool]]:
+async def _run(values: list[bytes], max_: int, within: Any) -> tuple[list[list[bytes]], list[bool], list[Any]]:
     app = faust.App("cxpulse-test-batching", broker="kafka://127.0.0.1:1", value_serializer="raw",
                     key_serializer="raw")
     topic = app.topic("batching-test", value_serializer="raw")
     seen: list[list[bytes]] = []
     acked_inside: list[bool] = []
+    events: list[Any] = []
 
     @app.agent(topic)
     async def agent(stream: Any) -> None:
         async for batch in take_batches(stream, max_, within):
             acked_inside.append(any(event.message.acked for event in batch))
             seen.append([event.value for event in batch])
+            events.extend(batch)
 
     async with agent.test_context() as running:
         for value in values:
@@ -34,16 +36,18 @@ async def _run(values: list[bytes], max_: int, within: Any) -> tuple[list[list[b
             if sum(map(len, seen)) >= len(values):
                 break
             await asyncio.sleep(0.02)
-    return seen, acked_inside
+        await asyncio.sleep(0.1)  # the last batch is acknowledged when the loop asks for the next one
+    return seen, acked_inside, events
 
 
 async def test_batches_hold_at_most_max_events_each_once_in_order_and_are_acked_after_the_body() -> None:
     asked: list[int] = []
     values = [str(n).encode() for n in range(7)]
-    seen, acked_inside = await _run(values, 3, lambda: asked.append(1) or 0.02)
+    seen, acked_inside, events = await _run(values, 3, lambda: asked.append(1) or 0.02)
     assert [value for batch in seen for value in batch] == values
     assert all(1 <= len(batch) <= 3 for batch in seen) and seen[0] == values[:3]
     assert acked_inside == [False] * len(seen)
+    assert len(events) == len(values) and all(event.message.acked for event in events)  # and acked after it
     assert len(asked) >= len(seen)  # the wait is asked before each batch
 
 

@@ -59,3 +59,59 @@ def test_behind_means_a_backlog_of_at_least_backlog_records() -> None:
     assert not liveness.behind
     liveness.lag_measured(BACKLOG_RECORDS)
     assert liveness.behind
+
+
+def _record(topic: str, partition: int, offset: int, value: bytes, key: bytes | None = b"k") -> object:
+    """A consumed record as the agents see it (Faust's event: ``value`` and ``message``'s coordinates)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(value=value, message=SimpleNamespace(topic=topic, partition=partition, offset=offset,
+                                                                key=key))
+
+
+def test_every_event_is_applied_or_comes_back_as_a_dead_letter_with_its_reason() -> None:
+    """The agents' per-event step: a valid event is applied (None), an invalid one comes back as a dead letter
+    with its reason and kind, and one whose handling raises as ``internal error`` with its original bytes and
+    coordinates; each is counted on its topic, and every offset is recorded as consumed, whatever its fate."""
+    import orjson
+
+    from cxpulse.core.live import LiveKpis
+    from cxpulse.models.wire import decode_contact_event
+    from cxpulse.settings import KpiSettings
+    from cxpulse.streams.agents import apply_event
+
+    live = LiveKpis(KpiSettings())
+    applied: list[tuple[str, int, int]] = []
+
+    def handle(topic: str, partition: int, parsed: object, raw: bytes, offset: int, key: object) -> None:
+        if parsed.contact_id == "boom":  # type: ignore[attr-defined]
+            raise RuntimeError("a bug")
+        live.handle(topic, partition, parsed, raw, offset, key)
+        applied.append((topic, partition, offset))
+
+    def parse(topic: str, raw: bytes) -> object:
+        return decode_contact_event(raw)
+
+    def event(contact_id: str) -> bytes:
+        return orjson.dumps({"event_id": f"e-{contact_id}", "type": "contact.queued", "ts": "2026-11-28T10:00:00Z",
+                             "contact_id": contact_id, "customer_id": "c1", "channel": "voice", "queue": "billing"})
+
+    assert apply_event(live, _record("contact-events", 3, 7, event("ok")), parse, handle) is None
+    assert applied == [("contact-events", 3, 7)]
+
+    invalid = apply_event(live, _record("contact-events", 3, 8, b"{not json"), parse, handle)
+    assert invalid is not None and invalid.value == b"{not json" and invalid.reason
+    assert (invalid.source_topic, invalid.source_partition, invalid.source_offset) == ("contact-events", 3, 8)
+
+    broken = event("boom")
+    bug = apply_event(live, _record("contact-events", 1, 9, broken, key=b"boom"), parse, handle)
+    assert bug is not None
+    assert (bug.kind, bug.reason, bug.value, bug.key) == ("internal_error", "internal error: RuntimeError", broken,
+                                                          b"boom")
+    assert (bug.source_partition, bug.source_offset) == (1, 9)
+    assert applied == [("contact-events", 3, 7)]
+
+    health = live.topic_health("contact-events")
+    assert health.processed == 1 and health.invalid["internal_error"] == 1
+    assert sum(health.invalid.values()) == 2 and invalid.kind in health.invalid
+    assert live.offsets[("contact-events", 3)] == 8 and live.offsets[("contact-events", 1)] == 9
