@@ -20,11 +20,12 @@ Steps:
 3. Unless ``--skip-worker``: an empty worker (own empty topics) is started to learn the RSS of a worker holding
    nothing; then the file goes to fresh topics and one worker (rocksdb store, every KPI, Redis sink under its
    own key prefix) consumes it: events/s from its first to its last processed event (``/api/v1/status``
-   polled, as in ``bench/worker_throughput.py``), its RSS once everything is processed, then SIGTERM, its data
-   dir size (``du``), a start again and the time to ``/readyz`` 200 (the stop wrote a checkpoint of the live
-   state: the start reads it back, see ``cxpulse/streams/checkpoint.py``), and its RSS once ready; then
-   (``--no-cold-restart`` skips it) a stop, the checkpoint deleted, and a start that rebuilds every contact
-   from the tables, as after a kill -9.
+   polled, as in ``bench/worker_throughput.py``), its RSS once everything is processed, then a kill -9 at once
+   and a start: the time to ``/readyz`` 200 (the contact side is read from its last checkpoint taken while
+   running and the contacts stored since, see ``cxpulse/streams/checkpoint.py``; the customers are rebuilt);
+   then SIGTERM, its data dir size (``du``), a start again and the time to ``/readyz`` 200 (the stop wrote a
+   checkpoint of the live state: the start reads it back), and its RSS once ready; then (``--no-cold-restart``
+   skips it) a stop, the checkpoints deleted, and a start that rebuilds every contact from the tables.
 4. Bytes per remembered contact = (RSS − RSS of the empty one) / contacts in the file (every contact of a run of
    up to 30 days is still remembered).
 
@@ -54,7 +55,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import yaml
@@ -304,8 +304,11 @@ class WorkerDays:
     rss_ready_kb: int
     rss_ready_later_kb: int
     restart_how: str = ""  # "from the checkpoint" or "rebuilt"
-    cold_restart_s: float = 0.0  # with the checkpoint deleted (as after a kill -9); 0: not measured
+    cold_restart_s: float = 0.0  # with the checkpoints deleted (every contact rebuilt); 0: not measured
     cold_rss_kb: int = 0
+    killed_restart_s: float = 0.0  # after a kill -9 at the end of the load
+    killed_how: str = ""
+    killed_rss_kb: int = 0
 
 
 def du_kb(path: Path) -> int:
@@ -349,6 +352,17 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
         hwm = proc_kb(worker_pid(worker), "VmHWM")
         say(f"  worker: {run.rate:,.0f} events/s, RSS {run.rss_kb / 1024:,.0f} MiB (peak {hwm / 1024:,.0f} MiB); "
             f"{rss_parts(worker_pid(worker))}")
+        worker.kill()  # a crash at the end of the load: no clean stop's checkpoint
+        worker.start()
+        killed_s = await worker.wait_ready(timeout=args.ready_timeout)
+        tail = worker.log_tail(400).rsplit(f"===== start #{worker.starts}", 1)[-1]
+        caught = [line.split("[INFO] ", 1)[-1].strip() for line in tail.splitlines()
+                  if "recovered from the checkpoint and the" in line]
+        killed_how = caught[-1] if caught else "rebuilt"
+        await asyncio.sleep(5.0)
+        killed_rss = proc_kb(worker_pid(worker), "VmRSS")
+        say(f"  killed (-9) and started again: ready after {killed_s:.1f} s ({killed_how}), RSS "
+            f"{killed_rss / 1024:,.0f} MiB 5 s later")
         began = time.monotonic()
         worker.stop(grace=120)
         stop_s = time.monotonic() - began
@@ -363,9 +377,9 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
         say(f"  ready again after {restart_s:.1f} s ({how}), RSS {rss_ready / 1024:,.0f} MiB "
             f"({rss_later / 1024:,.0f} MiB 5 s later)")
         cold_s = cold_rss = 0.0
-        if args.cold_restart:  # what a start after a kill -9 costs: no checkpoint, every contact rebuilt
+        if args.cold_restart:  # what a start costs with no checkpoint: every contact rebuilt
             worker.stop(grace=120)
-            for path in worker.data_dir.rglob("*.checkpoint"):
+            for path in [*worker.data_dir.rglob("*.checkpoint"), *worker.data_dir.rglob("contacts.log")]:
                 path.unlink()
             worker.start()
             cold_s = await worker.wait_ready(timeout=args.ready_timeout)
@@ -375,7 +389,8 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
     finally:
         worker.stop(grace=60)
     return WorkerDays(empty_rss, produce_s, run.ready_s, run.rate, run.steady_rate, run.rss_kb, hwm, stop_s,
-                      data_kb, restart_s, rss_ready, rss_later, how, cold_s, int(cold_rss))
+                      data_kb, restart_s, rss_ready, rss_later, how, cold_s, int(cold_rss), killed_s, killed_how,
+                      killed_rss)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -463,6 +478,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"| worker RSS after the load | {worker.rss_loaded_kb / 1024:,.0f} MiB (peak "
               f"{worker.hwm_loaded_kb / 1024:,.0f} MiB; empty worker {worker.empty_rss_kb / 1024:,.0f} MiB; "
               f"{per_contact(worker.rss_loaded_kb, worker.empty_rss_kb, sim.contacts)}) |")
+        print(f"| worker restart -> ready after a kill -9 at the end of the load | {worker.killed_restart_s:.1f} s "
+              f"({worker.killed_how}); RSS 5 s later {worker.killed_rss_kb / 1024:,.0f} MiB |")
         print(f"| worker data dir (rocksdb, after SIGTERM) | {worker.data_dir_kb / 1024:,.0f} MiB "
               f"({worker.data_dir_kb * 1024 / sim.contacts:,.0f} B/contact) |")
         print(f"| worker SIGTERM -> exit | {worker.stop_s:.1f} s |")
@@ -471,7 +488,7 @@ async def main(args: argparse.Namespace) -> None:
               f"({worker.rss_ready_later_kb / 1024:,.0f} MiB 5 s later; "
               f"{per_contact(worker.rss_ready_later_kb, worker.empty_rss_kb, sim.contacts)}) |")
         if worker.cold_restart_s:
-            print(f"| worker restart -> ready without the checkpoint (as after a kill -9) | {worker.cold_restart_s:.1f} s; "
+            print(f"| worker restart -> ready without any checkpoint (every contact rebuilt) | {worker.cold_restart_s:.1f} s; "
                   f"RSS 5 s later {worker.cold_rss_kb / 1024:,.0f} MiB |")
 
 
@@ -489,7 +506,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kafka", default=os.environ.get("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092"))
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up on the worker's load after this")
     parser.add_argument("--cold-restart", action=argparse.BooleanOptionalAction, default=True,
-                        help="also restart once more without the checkpoint (as after a kill -9)")
+                        help="also restart once more without any checkpoint (every contact rebuilt)")
     parser.add_argument("--ready-timeout", type=float, default=900.0, help="give up waiting for /readyz after this")
     parser.add_argument("--rev", help="measure this commit (git archive) instead of the working tree")
     parser.add_argument("--keep", action="store_true", help="keep the topics, Redis keys and temporary files")

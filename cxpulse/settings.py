@@ -318,6 +318,12 @@ class WorkerSettings(_Strict):
         description="on a clean stop, save the live state beside the tables, so the next start reads it back "
         "instead of rebuilding it from every stored contact (used only while the tables are unchanged)",
     )
+    checkpoint_every_seconds: float = Field(
+        default=60.0, ge=0,
+        description="with checkpoint on, also save the contacts' live state this often while running, and log the "
+        "contacts stored since, so a start after a crash (kill -9, the OOM killer) reads the checkpoint and those "
+        "contacts instead of rebuilding every stored contact; 0 = only on a clean stop",
+    )
     broker_unreachable_seconds: float = Field(
         default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
     )

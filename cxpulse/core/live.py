@@ -222,6 +222,10 @@ class LiveKpis:
         """Replace one side by a checkpoint of it (instead of ``rebuild_*`` from the tables); returns the number
         of partitions. The caller has checked that the checkpoint is the state of the tables as they are."""
         saved, extra = checkpoint.loads(data)
+        return self.load_saved(side, saved, extra)
+
+    def load_saved(self, side: str, saved: dict[int, dict[str, Any]], extra: Any) -> int:
+        """:meth:`load_checkpoint` of a checkpoint already read (:func:`cxpulse.core.checkpoint.loads`)."""
         parts = self._side(side)
         parts.clear()
         make = {"contacts": self.contacts, "customers": self.customers, "agents": self.agents}[side]

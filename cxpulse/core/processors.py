@@ -679,6 +679,9 @@ class ContactProcessor:
         that changed it go to the dead-letter topic and the contact must count exactly as its stored state says,
         so the counts in memory never run ahead of what a restart would rebuild."""
         current = self.contacts.pop(contact_id, None)
+        if current is None:
+            packed = self.settled.pop(contact_id, None)
+            current = unpack_contact(packed) if packed is not None else None
         if current is not None and current.records:
             self.aggregates.apply(contact_facts(walk(current.records), self.queue_settings), -1)
         self._not_waiting(contact_id)
@@ -689,6 +692,18 @@ class ContactProcessor:
         self.evictable.discard(contact_id)
         if state is not None:
             self.restore(contact_id, state)
+
+    def catch_up(self, contact_id: str, was: ContactState | None, state: ContactState | None) -> None:
+        """A start from a checkpoint older than the table: this contact was stored again since the checkpoint.
+
+        If the checkpoint held it in memory, it is :meth:`replace`\\ d by ``state`` (its stored value now). If not
+        (settled, it was only on disk), its stored value at the checkpoint, ``was`` (None: none, or one whose
+        counts stay, as a contact forgotten past the retention keeps them), is what the checkpoint's counts hold of
+        it: those facts are taken out, then ``state`` is restored like any stored contact. Either way the counts
+        are those of the checkpoint with this contact's contribution moved to its stored value now."""
+        if contact_id not in self.contacts and contact_id not in self.settled and was is not None and was.records:
+            self.aggregates.apply(contact_facts(walk(was.records), self.queue_settings), -1)
+        self.replace(contact_id, state)
 
     def summary(self, contact_id: str) -> Summary | None:
         """The contact's current FCR summary (None when unknown or without a queued event)."""

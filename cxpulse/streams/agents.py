@@ -16,8 +16,9 @@ state cannot be stored stops the worker before its offsets are committed (:func:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -115,6 +116,11 @@ class ContactBatches:
         self.dead_letters = dead_letters
         self.survey_topic = worker.settings.kafka.topics.survey_responses
         self.partitions = worker.settings.kafka.partitions
+        # the contact side's checkpoint while running, taken between two batches (streams/recovery.py): the lock
+        # is held by each batch and by a checkpoint, so none is taken while a batch's changes are half stored
+        self.checkpoint_due: Callable[[], bool] = lambda: False
+        self.save_checkpoint: Callable[[], Awaitable[None]] | None = None
+        self.lock = asyncio.Lock()
 
     def parse(self, topic: str, raw: bytes) -> Any:
         """The validated event of ``raw`` (raises :class:`InvalidEvent`), by the contract of its topic."""
@@ -123,7 +129,20 @@ class ContactBatches:
         return decode_contact_event(raw)
 
     async def process(self, events: Sequence[EventT]) -> None:
-        """Validate, apply and store one batch; every event either counts, is a duplicate, or is dead-lettered."""
+        """Validate, apply and store one batch; every event either counts, is a duplicate, or is dead-lettered;
+        then the contact side's checkpoint, if one is due."""
+        async with self.lock:
+            await self._process(events)
+            if self.save_checkpoint is not None and self.checkpoint_due():
+                await self.save_checkpoint()
+
+    async def checkpoint_when_idle(self) -> None:
+        """The checkpoint of a worker that has no batch to end (a timer's): between two batches too."""
+        if self.save_checkpoint is not None and self.checkpoint_due() and not self.lock.locked():
+            async with self.lock:
+                await self.save_checkpoint()
+
+    async def _process(self, events: Sequence[EventT]) -> None:
         live, writer = self.live, self.writer
         touched: dict[int, EventT] = {}
         parse, handle = self.parse, live.handle

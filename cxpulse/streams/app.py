@@ -40,13 +40,14 @@ from cxpulse.settings import Settings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.sinks.redis_sink import attach_redis_sink
 from cxpulse.streams import agents, consumer, recovery, timers
-from cxpulse.streams.checkpoint import CheckpointStore, fingerprint
+from cxpulse.streams.checkpoint import CHECKPOINT_TICK, CheckpointStore, fingerprint
 from cxpulse.streams.dead_letters import DeadLetterOutbox
 from cxpulse.streams.liveness import Liveness
 from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget, share_budget
 from cxpulse.streams.runner import MAX_RECORD_BYTES
 from cxpulse.streams.storage import contact_loader, customer_loader, save_changed, stored_value
 from cxpulse.streams.table_writer import BulkTableWriter
+from cxpulse.streams.touch_log import TouchLog
 from cxpulse.streams.web import add_routes
 from cxpulse.streams.worker import Worker, WorkerTopics, stop_now
 from cxpulse.units import US_PER_SECOND
@@ -172,10 +173,18 @@ def create_worker(settings: Settings) -> Worker:
     writers = worker.writers = {side: BulkTableWriter(app, table, stop_now) for side, table in
                                 (("contacts", contacts_table), ("customers", customers_table), ("agents", agents_table))}
     if ws.checkpoint:
-        worker.checkpoints = CheckpointStore(Path(app.conf.tabledir) / "checkpoints", fingerprint(settings))
-    agents.install(worker, writers["contacts"], writers["customers"], dead_letters)
+        directory = Path(app.conf.tabledir) / "checkpoints"
+        worker.checkpoints = CheckpointStore(directory, fingerprint(settings))
+        if ws.checkpoint_every_seconds > 0 and budget is not None:  # rocksdb:// (memory:// keeps no offsets)
+            worker.contact_log = writers["contacts"].touch_log = TouchLog(directory / "contacts.log")
+            worker.checkpoint_every = ws.checkpoint_every_seconds
+    contact_batches, _ = agents.install(worker, writers["contacts"], writers["customers"], dead_letters)
     agents.install_agent_states(worker, writers["agents"], dead_letters)
-    recovery.install(worker)
+    recovering = recovery.install(worker)
+    if worker.contact_log is not None:
+        contact_batches.checkpoint_due = recovering.checkpoint_due
+        contact_batches.save_checkpoint = recovering.save_running_checkpoint
+        app.timer(CHECKPOINT_TICK, name="checkpoint_contacts")(contact_batches.checkpoint_when_idle)
     timers.install(worker)
     sink = attach_redis_sink(app, settings, live, worker.is_ready, behind=lambda: worker.liveness.behind)
     if sink is not None:

@@ -18,6 +18,7 @@ from cxpulse.gc_policy import freeze_state
 from cxpulse.kafka_security import client_options
 from cxpulse.streams import checkpoint, codec
 from cxpulse.streams.breach_log import read_published_feedback, read_published_visits
+from cxpulse.streams.storage import stored_value
 from cxpulse.streams.worker import Worker, stop_now
 
 log = logging.getLogger("cxpulse.worker")
@@ -44,7 +45,8 @@ class Recovery:
 
     def from_checkpoint(self, side: str, assigned: set[int]) -> bool:
         """Read ``side`` back from the clean stop's checkpoint if it describes the recovered table (see
-        :mod:`cxpulse.streams.checkpoint`); False: rebuild from the table."""
+        :mod:`cxpulse.streams.checkpoint`), or, for the contacts, from the last checkpoint and the contacts
+        logged since; False: rebuild from the table."""
         worker = self.worker
         table = worker.table_of(side)
         offsets = checkpoint.recovered_offsets(table, assigned)
@@ -53,6 +55,10 @@ class Recovery:
         worker.recovered_offsets[side] = offsets
         if worker.checkpoints is None:
             return False
+        if side == "contacts" and worker.contact_log is not None:
+            if self.from_checkpoint_and_log(offsets):
+                return True
+            worker.contact_log.discard()  # the state is read otherwise: the log no longer follows a checkpoint
         data, why = worker.checkpoints.take(side, offsets)
         if data is None:
             if why != "no checkpoint":
@@ -62,6 +68,50 @@ class Recovery:
         log.info("%s recovered from the checkpoint of the last clean stop: %d partitions, %d MiB, in %.1f s",
                  side, partitions, len(data) >> 20, seconds)
         return True
+
+    def from_checkpoint_and_log(self, offsets: checkpoint.Offsets) -> bool:
+        """The contact side from its last checkpoint (a periodic one, or a clean stop's) and the contacts its log
+        names (see :mod:`cxpulse.streams.checkpoint`); False, saying why, when they cannot describe the table."""
+        worker = self.worker
+        log_, store = worker.contact_log, worker.checkpoints
+        assert log_ is not None and store is not None
+        table = worker.contacts_table
+        began = time.monotonic()
+        applied = {partition: keys for partition, keys in worker.recovery_keys.items() if partition in offsets}
+        worker.recovery_keys = {}
+        found, why = checkpoint.read_with_log(store, log_, offsets, applied,
+                                              lambda partition, key: stored_value(table, partition, key))
+        if found is None:
+            if why != "no checkpoint":
+                log.info("contacts: not read from the checkpoint and its log: %s", why)
+            return False
+        saved, extra, touched, now, era = found
+        self.live.load_saved("contacts", saved, extra)
+        caught_up = checkpoint.catch_up(self.live, touched, now)
+        log_.resume(era)
+        log.info("contacts recovered from the checkpoint and the %d contacts stored since, in %.1f s",
+                 caught_up, time.monotonic() - began)
+        return True
+
+    def observe_recovery(self) -> None:
+        """Note the keys of the contacts' changelog records Faust's recovery writes into the stores of the
+        partitions this worker owns, before it is ready (standby updates later are not its own partitions'): a
+        start from a checkpoint and its log must find every one of them in the log."""
+        worker = self.worker
+        table = worker.contacts_table
+        apply = table.apply_changelog_batch
+        topic = table.changelog_topic.get_topic_name()
+
+        def observed(batch: Any) -> None:
+            if not worker.ready.is_set():
+                actives = {tp.partition for tp in worker.app.assignor.assigned_actives() if tp.topic == topic}
+                for event in batch:
+                    message = event.message
+                    if message.partition in actives:
+                        worker.recovery_keys.setdefault(message.partition, set()).add(message.key)
+            apply(batch)
+
+        table.apply_changelog_batch = observed
 
     async def contacts_recovered(self) -> None:
         """The contacts table is recovered: rebuild the live contacts (and counts) of the owned partitions."""
@@ -133,11 +183,49 @@ class Recovery:
                 began = time.monotonic()
                 data = self.live.checkpoint(side)
                 offsets = checkpoint.offsets_now(recovered, writer)
-                worker.checkpoints.save(side, offsets, data)
+                era = checkpoint.new_era() if side == "contacts" and worker.contact_log is not None else None
+                worker.checkpoints.save(side, offsets, data, era)
+                if era is not None:
+                    assert worker.contact_log is not None
+                    worker.contact_log.begin(era)
                 log.info("%s saved for the next start: %d partitions, %d MiB, in %.1f s", side, len(offsets),
                          len(data) >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the next start rebuilds from the tables instead
             log.exception("cannot save the checkpoint; the next start rebuilds from the tables")
+
+    def checkpoint_due(self) -> bool:
+        """Is a checkpoint of the contact side due (between two batches, see :meth:`save_running_checkpoint`)?"""
+        worker = self.worker
+        return (worker.contact_log is not None and worker.checkpoint_every > 0 and worker.is_ready()
+                and time.monotonic() >= worker.next_checkpoint_at and "contacts" in worker.recovered_offsets)
+
+    async def save_running_checkpoint(self) -> None:
+        """Save the contact side and start a new log (the contacts agent calls this between two batches).
+
+        First every changelog batch sent is acknowledged (the checkpoint names the offsets its state reflects) and
+        every breach marked published in memory is handed to the producer and acknowledged (``publishing`` keeps
+        the breach timer out meanwhile): a kill -9 after the checkpoint can then lose no breach it calls published.
+        The snapshot, the file and the new log are then made without yielding to the loop, so no write falls
+        between them. A failure only postpones the next checkpoint: the last one and its log stay valid."""
+        worker = self.worker
+        writer = worker.writers.get("contacts")
+        assert worker.contact_log is not None and worker.checkpoints is not None and writer is not None
+        worker.next_checkpoint_at = time.monotonic() + worker.checkpoint_every
+        try:
+            async with worker.publishing:
+                await writer.drain()
+                await worker.app.producer.flush()
+                if not worker.is_ready():
+                    return  # a rebalance began meanwhile
+                began = time.monotonic()
+                data = self.live.checkpoint("contacts")
+                offsets = checkpoint.offsets_now(worker.recovered_offsets["contacts"], writer)
+                era = checkpoint.new_era()
+                worker.checkpoints.save("contacts", offsets, data, era)
+                worker.contact_log.begin(era)
+            log.debug("contacts checkpoint: %d MiB in %.2f s", len(data) >> 20, time.monotonic() - began)
+        except Exception:  # noqa: BLE001 - the previous checkpoint and its log still describe the state
+            log.exception("cannot save the contacts' checkpoint; trying again in %.0f s", worker.checkpoint_every)
 
     def maybe_ready(self) -> None:
         """Ready once the breach log is read and every table is recovered."""
@@ -154,6 +242,12 @@ class Recovery:
         worker.ready.clear()
         worker.recovered.clear()
         worker.breaches_loaded = False
+        worker.recovery_keys = {}
+        if worker.contact_log is not None and worker.contact_log.active:
+            # the state is rebuilt for the new assignment; until the next checkpoint nothing follows one. Only an
+            # active log: the revocation that starts a worker's first assignment must leave the last process's
+            # log for the recovery to read
+            worker.contact_log.discard()
 
     async def partitions_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
         """A new assignment: read the breach log again (in the background; recovery runs meanwhile)."""
@@ -189,6 +283,8 @@ class Recovery:
 def install(worker: Worker) -> Recovery:
     """Register the tables' recovery callbacks and the rebalance signals on ``worker.app``."""
     recovery = Recovery(worker)
+    if worker.contact_log is not None:
+        recovery.observe_recovery()
     worker.contacts_table.on_recover(recovery.contacts_recovered)
     worker.customers_table.on_recover(recovery.customers_recovered)
     if worker.agents_table is not None:

@@ -26,6 +26,8 @@ from typing import Any, Callable
 from faust.types import TP
 from rocksdict import Rdict, WriteBatch
 
+from cxpulse.streams.touch_log import TouchLog
+
 
 class BulkTableWriter:
     """Stages ``(partition, key, value)`` changes of one table and writes them with :meth:`flush`."""
@@ -40,10 +42,21 @@ class BulkTableWriter:
         self.staged: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._persisted: dict[TP, int] = {}
         self._inflight: set[Any] = set()  # futures of batches sent and not answered yet
+        # the contacts' writer logs its writes before they reach the store (streams/touch_log.py); None: no log
+        self.touch_log: TouchLog | None = None
 
     def stage(self, partition: int, key: bytes, value: bytes | None) -> None:
         """A new value for ``key`` in ``partition`` (None: delete it)."""
         self.staged.setdefault(partition, []).append((key, value))
+
+    def _reader(self, partition: int) -> Callable[[bytes], bytes | None]:
+        """A key's value in ``partition``'s store now (before this batch's write)."""
+        store = self.table.data
+        db_for = getattr(store, "_db_for_partition", None)
+        if db_for is not None:  # rocksdb://
+            get: Callable[[bytes], bytes | None] = db_for(partition).get
+            return get
+        return store.data.get  # type: ignore[no-any-return]  # memory:// (tests): one dict for all partitions
 
     def _store(self, partition: int, changes: list[tuple[bytes, bytes | None]]) -> None:
         """Write one partition's changes to the store: one RocksDB write batch (one call into RocksDB, as Faust's
@@ -87,6 +100,8 @@ class BulkTableWriter:
         sent = 0
         staged, self.staged = self.staged, {}
         for partition, changes in staged.items():
+            if self.touch_log is not None:
+                self.touch_log.note(partition, changes, self._reader(partition))
             self._store(partition, changes)
             batch = producer.create_batch()
             count = 0

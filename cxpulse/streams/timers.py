@@ -96,18 +96,19 @@ class Timers:
         worker = self.worker
         if not worker.ready.is_set():
             return
-        now = now_us()
-        try:
-            due = self.live.due_breaches(now, self.caught_up)
-        except Exception:  # a timer must never take the worker down; the breaches stay due for the next tick
-            log.exception("breach timer failed")
-            due = []
-        for breach in due:
-            record = breach.to_dict()
-            await worker.topics.breaches.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
-            for listener in worker.breach_listeners:
-                listener(record)
-        await self.publish_feedback_breaches(now)
+        async with worker.publishing:  # marked published in memory and handed to the producer, or neither
+            now = now_us()
+            try:
+                due = self.live.due_breaches(now, self.caught_up)
+            except Exception:  # a timer must never take the worker down; the breaches stay due for the next tick
+                log.exception("breach timer failed")
+                due = []
+            for breach in due:
+                record = breach.to_dict()
+                await worker.topics.breaches.send(key=breach.contact_id.encode(), value=orjson.dumps(record))
+                for listener in worker.breach_listeners:
+                    listener(record)
+            await self.publish_feedback_breaches(now)
 
     async def publish_feedback_breaches(self, now: int) -> None:
         """Detractor feedback whose target passed without a follow-up (contract v2), each once, keyed by

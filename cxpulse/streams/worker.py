@@ -23,6 +23,7 @@ from cxpulse.settings import Settings
 from cxpulse.streams.checkpoint import CheckpointStore, Offsets
 from cxpulse.streams.liveness import Liveness
 from cxpulse.streams.rocksdb_budget import RocksDBBudget
+from cxpulse.streams.touch_log import TouchLog
 
 log = logging.getLogger("cxpulse.worker")
 
@@ -63,6 +64,15 @@ class Worker:
     checkpoints: CheckpointStore | None = None  # the live state saved on a clean stop (None: worker.checkpoint off)
     writers: dict[str, Any] = field(default_factory=dict)  # side -> its table's BulkTableWriter
     recovered_offsets: dict[str, Offsets] = field(default_factory=dict)  # side -> changelog offsets at recovery
+    # the contacts stored since the last checkpoint (streams/touch_log.py; None: no checkpoints while running)
+    contact_log: TouchLog | None = None
+    checkpoint_every: float = 0.0  # seconds between checkpoints of the contact side while running (0: none)
+    next_checkpoint_at: float = 0.0  # time.monotonic() of the next one
+    # keys of the contacts' changelog records Faust's recovery applied since the last assignment, by partition
+    recovery_keys: dict[int, set[bytes]] = field(default_factory=dict)
+    # held while breaches are marked published in memory but not yet handed to the producer: a checkpoint taken then
+    # would hold a mark of a breach a kill -9 loses
+    publishing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def table_of(self, side: str) -> TableT | None:
         """The table that stores ``side`` (contacts, customers or agents)."""

@@ -89,6 +89,7 @@ class CrashRun:
     offline3: dict[str, Any]
     breaches3: Any
     stall_restarts: int  # run 2 stopped reading and its stall guard made it exit 75 (then started again)
+    start2_log: str  # run 2's start, after the kill
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,8 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
     # as its supervisor would (seen twice in CI, session 6: run 2 stopped reading after ~3,500 events)
     worker.env["CXPULSE_WORKER__STALL_SECONDS"] = "10"
     worker.env["CXPULSE_WORKER__STALL_EXIT_SECONDS"] = "30"
+    # the contact side's checkpoint while running, every second: the kill falls after a few of them
+    worker.env["CXPULSE_WORKER__CHECKPOINT_EVERY_SECONDS"] = "1"
     try:
         await prepare_topics_for(worker)
         assert await produce_file(kafka_bootstrap, worker.topics, path) == count
@@ -127,6 +130,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         # run 2: same app id, same data dir, until it has committed the end of every partition
         worker.start()
         await worker.wait_ready()
+        start2_log = worker.log_tail(400).rsplit(f"===== start #{worker.starts}", 1)[-1]
         began = time.monotonic()
         stall_restarts = 0
         while missing := await _not_committed(kafka_bootstrap, worker.app_id, ends):
@@ -168,7 +172,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         await asyncio.sleep(2.0)  # a breach published twice would be published by the timer at once
         breaches3 = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
         return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at,
-                        start3_log, live3, offline3, breaches3, stall_restarts)
+                        start3_log, live3, offline3, breaches3, stall_restarts, start2_log)
     finally:
         worker.stop()
         await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
@@ -186,6 +190,15 @@ async def test_after_sigkill_and_restart_the_document_equals_the_replay(crash_ru
     assert run.live == run.offline, _diff(run.live, run.offline)
     totals = run.live["totals"]["windows"]["all"]
     assert totals["offered"] > 5_000 and totals["handled"] > 1_000 and totals["first_contacts"] > 0
+
+
+async def test_after_sigkill_the_start_reads_the_last_checkpoint_and_the_contacts_stored_since(
+        crash_run: CrashRun) -> None:
+    """The kill -9 left no clean stop's checkpoint, but the one taken while running and its log: the contact side
+    is read from them (no rebuild of every stored contact); the document equals the replay (the test above)."""
+    log = crash_run.start2_log
+    assert "contacts recovered from the checkpoint and the" in log, log[-3000:]
+    assert "contacts recovered:" not in log, log[-3000:]  # the rebuild's line
 
 
 async def test_after_sigkill_and_restart_no_breach_is_published_twice(crash_run: CrashRun) -> None:
