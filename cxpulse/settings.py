@@ -324,6 +324,14 @@ class WorkerSettings(_Strict):
         "contacts stored since, so a start after a crash (kill -9, the OOM killer) reads the checkpoint and those "
         "contacts instead of rebuilding every stored contact; 0 = only on a clean stop",
     )
+    group_instance_id: str | None = Field(
+        default=None, min_length=1, max_length=249,
+        description="Kafka static group membership (KIP-345): a name unique to this worker that stays the same "
+        "across its restarts (the Helm chart sets the StatefulSet pod's name). A worker restarted within the "
+        "session timeout then gets its partitions back at once, without a rebalance, where without one it waits for "
+        "its old member's session to expire (10 s) after a kill -9. Two workers must never share one. Unset: "
+        "dynamic membership (a clean stop leaves the group at once)",
+    )
     broker_unreachable_seconds: float = Field(
         default=15.0, gt=0, description="no answer to a metadata request this long: unready (broker unreachable)"
     )

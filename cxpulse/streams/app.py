@@ -71,8 +71,10 @@ def faust_app(settings: Settings) -> faust.App:
     """The Faust app for ``settings``: broker, store, partitions, web port, and the producer and consumer
     tuning the worker relies on (raw bytes in and out, at-least-once, offsets committed every second)."""
     kafka, ws = settings.kafka, settings.worker
+    static = {"consumer_group_instance_id": ws.group_instance_id} if ws.group_instance_id else {}
     return WorkerApp(
         ws.app_id,
+        **static,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(kafka),
         store=ws.store,

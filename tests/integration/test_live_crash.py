@@ -112,6 +112,8 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
     worker.env["CXPULSE_WORKER__STALL_EXIT_SECONDS"] = "30"
     # the contact side's checkpoint while running, every second: the kill falls after a few of them
     worker.env["CXPULSE_WORKER__CHECKPOINT_EVERY_SECONDS"] = "1"
+    # static group membership, as the Helm chart runs a worker: a restart takes its partitions back at once
+    worker.env["CXPULSE_WORKER__GROUP_INSTANCE_ID"] = f"{worker.app_id}-0"
     try:
         await prepare_topics_for(worker)
         assert await produce_file(kafka_bootstrap, worker.topics, path) == count

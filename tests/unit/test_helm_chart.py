@@ -161,6 +161,8 @@ def test_worker_statefulset_keeps_its_state_and_its_budget(everything: list[dict
     env = {e["name"]: e for e in container["env"]}
     assert env["CXPULSE_REDIS__URL"]["valueFrom"]["secretKeyRef"] == {"name": "cxpulse-redis", "key": "url"}
     assert env["CXPULSE_KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "cxpulse-kafka"
+    # static group membership by pod name: a pod restarted after a crash takes its partitions back at once
+    assert env["CXPULSE_WORKER__GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     pdb = one(everything, "PodDisruptionBudget", "worker")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     assert pdb["spec"]["maxUnavailable"] == 1
