@@ -24,6 +24,10 @@ from cxpulse.streams.worker import Worker, stop_now
 log = logging.getLogger("cxpulse.worker")
 
 BREACH_LOG_RETRY = 1.0  # seconds between attempts to read sla-breaches
+# changelog keys noted during one recovery at most: a checkpoint's tail is a minute of writes; past this, Faust is
+# restoring a whole table (a new disk), which no checkpoint on that disk can describe, and the set would only cost
+# memory (a month of a large centre: millions of keys)
+RECOVERY_KEYS_MAX = 500_000
 
 
 class Recovery:
@@ -78,7 +82,11 @@ class Recovery:
         table = worker.contacts_table
         began = time.monotonic()
         applied = {partition: keys for partition, keys in worker.recovery_keys.items() if partition in offsets}
-        worker.recovery_keys = {}
+        overflow, worker.recovery_keys, worker.recovery_keys_overflow = worker.recovery_keys_overflow, {}, False
+        if overflow:
+            log.info("contacts: not read from the checkpoint and its log: Faust's recovery restored more than %d "
+                     "changelog records", RECOVERY_KEYS_MAX)
+            return False
         found, why = checkpoint.read_with_log(store, log_, offsets, applied,
                                               lambda partition, key: stored_value(table, partition, key))
         if found is None:
@@ -103,12 +111,15 @@ class Recovery:
         topic = table.changelog_topic.get_topic_name()
 
         def observed(batch: Any) -> None:
-            if not worker.ready.is_set():
+            if not worker.ready.is_set() and not worker.recovery_keys_overflow:
                 actives = {tp.partition for tp in worker.app.assignor.assigned_actives() if tp.topic == topic}
+                keys = worker.recovery_keys
                 for event in batch:
                     message = event.message
                     if message.partition in actives:
-                        worker.recovery_keys.setdefault(message.partition, set()).add(message.key)
+                        keys.setdefault(message.partition, set()).add(message.key)
+                if sum(map(len, keys.values())) > RECOVERY_KEYS_MAX:
+                    worker.recovery_keys, worker.recovery_keys_overflow = {}, True
             apply(batch)
 
         table.apply_changelog_batch = observed
@@ -242,7 +253,7 @@ class Recovery:
         worker.ready.clear()
         worker.recovered.clear()
         worker.breaches_loaded = False
-        worker.recovery_keys = {}
+        worker.recovery_keys, worker.recovery_keys_overflow = {}, False
         if worker.contact_log is not None and worker.contact_log.active:
             # the state is rebuilt for the new assignment; until the next checkpoint nothing follows one. Only an
             # active log: the revocation that starts a worker's first assignment must leave the last process's

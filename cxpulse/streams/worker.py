@@ -70,6 +70,7 @@ class Worker:
     next_checkpoint_at: float = 0.0  # time.monotonic() of the next one
     # keys of the contacts' changelog records Faust's recovery applied since the last assignment, by partition
     recovery_keys: dict[int, set[bytes]] = field(default_factory=dict)
+    recovery_keys_overflow: bool = False  # more than RECOVERY_KEYS_MAX of them: a whole table restored, not a tail
     # held while breaches are marked published in memory but not yet handed to the producer: a checkpoint taken then
     # would hold a mark of a breach a kill -9 loses
     publishing: asyncio.Lock = field(default_factory=asyncio.Lock)

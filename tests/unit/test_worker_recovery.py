@@ -67,3 +67,36 @@ async def test_a_rebuild_that_works_marks_its_side_recovered_and_the_worker_read
     assert stops == []
     assert worker.recovered == {"contacts", "customers", "agents"} and worker.ready.is_set()
     assert set(worker.live.contact_parts) == {0, 1}
+
+
+def test_the_changelog_keys_faust_recovers_are_noted_until_ready_and_up_to_a_cap(
+        worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start from a checkpoint and its log must find every changelog record Faust's recovery applied in the log:
+    the keys are noted for the partitions the worker owns (not standbys'), only while it recovers, and past a cap
+    (a whole table restored, not a tail) noting stops and says so."""
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    recovery = worker_recovery.Recovery(worker)
+    table = worker.contacts_table
+    topic = table.changelog_topic.get_topic_name()
+    monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {TP(topic, 0), TP(topic, 1)})
+    applied: list[list[Any]] = []
+    monkeypatch.setattr(table, "apply_changelog_batch", lambda batch: applied.append(list(batch)))
+    recovery.observe_recovery()
+
+    def record(partition: int, key: bytes) -> Any:
+        return SimpleNamespace(message=SimpleNamespace(partition=partition, key=key))
+
+    table.apply_changelog_batch([record(0, b"a"), record(1, b"b"), record(5, b"a standby's")])
+    assert worker.recovery_keys == {0: {b"a"}, 1: {b"b"}} and len(applied) == 1 and len(applied[0]) == 3
+    worker.ready.set()
+    table.apply_changelog_batch([record(0, b"after ready")])
+    assert worker.recovery_keys == {0: {b"a"}, 1: {b"b"}} and len(applied) == 2
+    worker.ready.clear()
+    monkeypatch.setattr(worker_recovery, "RECOVERY_KEYS_MAX", 2)
+    table.apply_changelog_batch([record(0, b"c")])
+    assert worker.recovery_keys_overflow and worker.recovery_keys == {} and len(applied) == 3
+    table.apply_changelog_batch([record(0, b"d")])
+    assert worker.recovery_keys == {}  # no more noting once over the cap
