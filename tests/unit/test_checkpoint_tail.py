@@ -17,20 +17,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxpulse.core import checkpoint as saved_state
 from cxpulse.core.live import LiveKpis
-from cxpulse.models.wire import decode_any_event
 from cxpulse.settings import KpiSettings
 from cxpulse.streams import codec, touch_log
 from cxpulse.streams.checkpoint import catch_up, tail_problem
 from cxpulse.streams.storage import save_changed
 from cxpulse.streams.touch_log import Touched, TouchLog
 from test_kpi_oracle import assert_same, document_of, picture
-from test_kpi_properties import _crc, scenarios
+from test_kpi_properties import _crc, scenarios, valid_events
 
 PARTS = 3
 TAIL = settings(max_examples=int(os.environ.get("CXPULSE_TAIL_EXAMPLES", "60")), deadline=None,
@@ -83,17 +81,6 @@ class SimulatedWorker:
                     store[key] = value
 
 
-def _events(stream: list[Any]) -> list[tuple[Any, bytes]]:
-    out = []
-    for raw in stream:
-        data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
-        try:
-            out.append((decode_any_event(data), data))
-        except Exception:  # noqa: BLE001 - the invalid ones go to the DLQ before the core
-            continue
-    return out
-
-
 def _contact_side(live: LiveKpis, now: int) -> tuple[Any, ...]:
     """What the contact side counts: every total, the live waiting and awaiting figures, and the windows."""
     totals = {key: counts for key, counts in live.totals().items() if any(counts)}
@@ -106,7 +93,7 @@ def test_a_checkpoint_caught_up_with_its_log_counts_what_the_killed_worker_did(
     tmp_path_factory: Any, scenario: Any, cut: float, more: float, size: int, data: Any
 ) -> None:
     kpi, stream, _, _, _ = scenario
-    events = _events(stream)
+    events = valid_events(stream)
     batches = [events[at:at + size] for at in range(0, len(events), size)]
     at_checkpoint = int(len(batches) * cut)
     at_kill = min(len(batches), at_checkpoint + int(len(batches) * more))

@@ -579,6 +579,20 @@ def test_generators_reach_every_v2_count() -> None:
         assert seen.get(name, 0) > 0, name
 
 
+def valid_events(stream: list[Any]) -> list[tuple[Any, bytes]]:
+    """The stream's valid events, parsed, with their bytes (a worker's agents send the others to the DLQ)."""
+    from cxpulse.models.wire import decode_any_event
+
+    out: list[tuple[Any, bytes]] = []
+    for raw in stream:
+        data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+        try:
+            out.append((decode_any_event(data), data))
+        except Exception:  # noqa: BLE001 - the invalid ones go to the DLQ before the core
+            continue
+    return out
+
+
 def _crc(text: str, parts: int) -> int:
     import zlib
 
@@ -597,17 +611,10 @@ def test_live_partitions_and_a_restart_match_the_oracle(
     customers add up over customer partitions; feedback still awaiting survives the restart), and a feedback
     breach is handed out once over the restart."""
     from cxpulse.core.live import LiveKpis
-    from cxpulse.models.wire import decode_any_event
     from cxpulse.streams import codec
 
     kpi, stream, _, later, _ = scenario
-    events: list[tuple[Any, bytes]] = []
-    for raw in stream:
-        data = raw if isinstance(raw, bytes) else orjson.dumps(raw)
-        try:
-            events.append((decode_any_event(data), data))
-        except Exception:  # noqa: BLE001 - the invalid ones go to the DLQ before the core
-            continue
+    events = valid_events(stream)
     split = int(len(events) * cut)
 
     def feed(live: LiveKpis, part: list[tuple[Any, bytes]], published: set[tuple[str, str]], now: int) -> None:
