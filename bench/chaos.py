@@ -233,6 +233,11 @@ async def scenario_b(args: argparse.Namespace, tmp: Path) -> bool:
     a.env["BROKER_SESSION_TIMEOUT"] = "10"
     a.env["CXPULSE_REDIS__ENABLED"] = "false"
     b = twin(a, tmp / "b", "b")
+    if args.static_membership:
+        for worker, name in ((a, "a"), (b, "b")):
+            worker.env["CXPULSE_WORKER__GROUP_INSTANCE_ID"] = f"{worker.app_id}-{name}"
+            worker.env["CXPULSE_WORKER__CHECKPOINT_EVERY_SECONDS"] = "1"
+            worker.env["CXPULSE_WORKER__STORE"] = "rocksdb://"  # the log needs the store to outlive the process
     workers = [a, b]
     results: list[str] = []
     try:
@@ -257,8 +262,12 @@ async def scenario_b(args: argparse.Namespace, tmp: Path) -> bool:
             await asyncio.sleep(args.hold)
             victim.start()
             why = why or await ready(victim)
+            start_log = victim.log_tail(300).rsplit(f"===== start #{victim.starts}", 1)[-1]
+            how = ("checkpoint and log" if "contacts recovered from the checkpoint and the" in start_log
+                   else "rebuilt" if "contacts recovered:" in start_log else "?")
             results.append(f"rep {rep}: join at {sent_at_join}, kill -9 at {sent_at_kill} of {count} sent, rejoin "
-                           f"{'ok' if why is None else 'FAILED: ' + why} ({time.monotonic() - began:.0f} s)")
+                           f"{'ok' if why is None else 'FAILED: ' + why} ({time.monotonic() - began:.0f} s; "
+                           f"contacts {how})")
             if why:
                 out.fail(f"repetition {rep}: {why}")
             stay, victim = victim, stay
@@ -464,6 +473,10 @@ async def main() -> int:
     parser.add_argument("--events", type=int, default=6000, help="b, c: simulator events streamed")
     parser.add_argument("--repetitions", type=int, default=3, help="b: join / kill -9 / rejoin rounds")
     parser.add_argument("--hold", type=float, default=4.0, help="b: seconds a killed worker stays down")
+    parser.add_argument("--static-membership", action="store_true",
+                        help="b: each worker with its own worker.group_instance_id (as the Helm chart runs them), rocksdb "
+                        "and a checkpoint every second: a worker back within the 10 s session takes its partitions back "
+                        "and starts from its checkpoint and log; one back later finds the other's writes and rebuilds")
     parser.add_argument("--outage", type=float, default=17.0, help="c: seconds the broker stays down each time")
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds to wait for a worker to catch up")
     args = parser.parse_args()

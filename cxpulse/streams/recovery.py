@@ -59,23 +59,26 @@ class Recovery:
         worker.recovered_offsets[side] = offsets
         if worker.checkpoints is None:
             return False
+        said = None
         if side == "contacts" and worker.contact_log is not None:
-            if self.from_checkpoint_and_log(offsets):
+            said = self.from_checkpoint_and_log(offsets)
+            if said is None:
                 return True
             worker.contact_log.discard()  # the state is read otherwise: the log no longer follows a checkpoint
         data, why = worker.checkpoints.take(side, offsets)
         if data is None:
             if why != "no checkpoint":
-                log.info("%s: not read from the checkpoint: %s; rebuilding from the table", side, why)
+                log.info("%s: not read from the checkpoint: %s; rebuilding from the table", side,
+                         "see above" if why == said else why)
             return False
         partitions, seconds = checkpoint.timed_load(self.live, side, data)
         log.info("%s recovered from the checkpoint of the last clean stop: %d partitions, %d MiB, in %.1f s",
                  side, partitions, len(data) >> 20, seconds)
         return True
 
-    def from_checkpoint_and_log(self, offsets: checkpoint.Offsets) -> bool:
+    def from_checkpoint_and_log(self, offsets: checkpoint.Offsets) -> str | None:
         """The contact side from its last checkpoint (a periodic one, or a clean stop's) and the contacts its log
-        names (see :mod:`cxpulse.streams.checkpoint`); False, saying why, when they cannot describe the table."""
+        names (see :mod:`cxpulse.streams.checkpoint`); None when read, else why not (logged)."""
         worker = self.worker
         log_, store = worker.contact_log, worker.checkpoints
         assert log_ is not None and store is not None
@@ -84,22 +87,22 @@ class Recovery:
         applied = {partition: keys for partition, keys in worker.recovery_keys.items() if partition in offsets}
         overflow, worker.recovery_keys, worker.recovery_keys_overflow = worker.recovery_keys_overflow, {}, False
         if overflow:
-            log.info("contacts: not read from the checkpoint and its log: Faust's recovery restored more than %d "
-                     "changelog records", RECOVERY_KEYS_MAX)
-            return False
+            why = f"Faust's recovery restored more than {RECOVERY_KEYS_MAX} changelog records"
+            log.info("contacts: not read from the checkpoint and its log: %s", why)
+            return why
         found, why = checkpoint.read_with_log(store, log_, offsets, applied,
                                               lambda partition, key: stored_value(table, partition, key))
         if found is None:
             if why != "no checkpoint":
                 log.info("contacts: not read from the checkpoint and its log: %s", why)
-            return False
+            return why
         saved, extra, touched, now, era = found
         self.live.load_saved("contacts", saved, extra)
         caught_up = checkpoint.catch_up(self.live, touched, now)
         log_.resume(era)
         log.info("contacts recovered from the checkpoint and the %d contacts stored since, in %.1f s",
                  caught_up, time.monotonic() - began)
-        return True
+        return None
 
     def observe_recovery(self) -> None:
         """Note the keys of the contacts' changelog records Faust's recovery writes into the stores of the
