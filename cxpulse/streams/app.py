@@ -40,7 +40,7 @@ from cxpulse.settings import Settings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, registry_for, wait_buckets
 from cxpulse.sinks.redis_sink import attach_redis_sink
 from cxpulse.streams import agents, consumer, recovery, timers
-from cxpulse.streams.checkpoint import CHECKPOINT_TICK, CheckpointStore, fingerprint
+from cxpulse.streams.checkpoint import CHECKPOINT_TICK, CheckpointCollector, CheckpointStore, fingerprint
 from cxpulse.streams.dead_letters import DeadLetterOutbox
 from cxpulse.streams.liveness import Liveness
 from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget, share_budget
@@ -187,6 +187,7 @@ def create_worker(settings: Settings) -> Worker:
         contact_batches.checkpoint_due = recovering.checkpoint_due
         contact_batches.save_checkpoint = recovering.save_running_checkpoint
         app.timer(CHECKPOINT_TICK, name="checkpoint_contacts")(contact_batches.checkpoint_when_idle)
+        registry.register(CheckpointCollector(lambda: worker.checkpoint_saved_at))
     timers.install(worker)
     sink = attach_redis_sink(app, settings, live, worker.is_ready, behind=lambda: worker.liveness.behind)
     if sink is not None:

@@ -202,6 +202,7 @@ class Recovery:
                 if era is not None:
                     assert worker.contact_log is not None
                     worker.contact_log.begin(era)
+                    worker.checkpoint_saved_at = time.time()
                 log.info("%s saved for the next start: %d partitions, %d MiB, in %.1f s", side, len(offsets),
                          len(data) >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the next start rebuilds from the tables instead
@@ -237,6 +238,7 @@ class Recovery:
                 era = checkpoint.new_era()
                 worker.checkpoints.save("contacts", offsets, data, era)
                 worker.contact_log.begin(era)
+                worker.checkpoint_saved_at = time.time()
             log.debug("contacts checkpoint: %d MiB in %.2f s", len(data) >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the previous checkpoint and its log still describe the state
             log.exception("cannot save the contacts' checkpoint; trying again in %.0f s", worker.checkpoint_every)

@@ -68,6 +68,7 @@ class Worker:
     contact_log: TouchLog | None = None
     checkpoint_every: float = 0.0  # seconds between checkpoints of the contact side while running (0: none)
     next_checkpoint_at: float = 0.0  # time.monotonic() of the next one
+    checkpoint_saved_at: float | None = None  # time.time() of the contact side's last checkpoint (for /metrics)
     # keys of the contacts' changelog records Faust's recovery applied since the last assignment, by partition
     recovery_keys: dict[int, set[bytes]] = field(default_factory=dict)
     recovery_keys_overflow: bool = False  # more than RECOVERY_KEYS_MAX of them: a whole table restored, not a tail

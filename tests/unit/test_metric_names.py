@@ -22,6 +22,7 @@ from cxpulse.models.events import format_ts, parse_any_event
 from cxpulse.settings import Settings, WorkerSettings
 from cxpulse.sinks.prometheus import Histograms, KpiCollector, QueueLabels, exposition, registry_for, wait_buckets
 from cxpulse.streams.liveness import Liveness
+from cxpulse.streams.checkpoint import CheckpointCollector
 from cxpulse.streams.rocksdb_budget import MIB, BudgetCollector, RocksDBBudget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +49,12 @@ def _exported(max_queues: int = 200, queues: tuple[str, ...] = ("billing",), eve
                              commit_holes=lambda: COMMIT_HOLES)
     registry = registry_for(collector)
     registry.register(BudgetCollector(RocksDBBudget(MIB, MIB)))  # as create_worker does on rocksdb://
+    registry.register(CheckpointCollector(lambda: CHECKPOINT_AT))  # and with checkpoints while running
     text = exposition(registry).decode()
     return {family.name: family for family in text_string_to_metric_families(text)}
 
 
+CHECKPOINT_AT = 1_795_000_000.5
 COMMIT_HOLES = {TP("contact-events", 0): 2, TP("contact-events", 3): 1, TP("survey-responses", 1): 1}
 
 
@@ -61,6 +64,14 @@ def test_commits_past_an_unprocessed_record_are_summed_by_topic() -> None:
     family = _exported()["cxpulse_commits_past_unprocessed"]
     samples = {s.labels["topic"]: s.value for s in family.samples}  # type: ignore[attr-defined]
     assert samples == {"contact-events": 3, "survey-responses": 1}
+
+
+def test_the_last_checkpoint_s_time_is_a_gauge_absent_before_the_first() -> None:
+    family = _exported()["cxpulse_contacts_checkpoint_timestamp_seconds"]
+    assert family.type == "gauge"  # type: ignore[attr-defined]
+    assert [s.value for s in family.samples] == [CHECKPOINT_AT]  # type: ignore[attr-defined]
+    none = list(CheckpointCollector(lambda: None).collect())
+    assert [family.samples for family in none] == [[]]
 
 
 def _exposed_names(families: dict[str, object]) -> set[str]:
@@ -80,6 +91,7 @@ def test_the_pipelines_own_metrics_are_prefixed_cxpulse() -> None:
         "cxpulse_consumer_stalled", "cxpulse_broker_reachable", "cxpulse_consumer_stalls", "cxpulse_ready",
         "cxpulse_sla_breaches_published", "cxpulse_queues_folded_into_other", "cxpulse_build_info",
         "cxpulse_feedback_breaches_published", "cxpulse_rocksdb_memory_bytes", "cxpulse_commits_past_unprocessed",
+        "cxpulse_contacts_checkpoint_timestamp_seconds",
     }
     assert not any("pipeline" in name for name in ours)
     assert "contactcenter_contacts_offered" in ours and "contactcenter_sl_formula_info" in ours
