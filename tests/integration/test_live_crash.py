@@ -90,6 +90,7 @@ class CrashRun:
     breaches3: Any
     stall_restarts: int  # run 2 stopped reading and its stall guard made it exit 75 (then started again)
     start2_log: str  # run 2's start, after the kill
+    metrics2: str  # run 2's /metrics once it committed everything
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +150,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
                 await worker.wait_ready()
             await asyncio.sleep(0.5)
         status_after = await worker.status()
+        metrics2 = str((await worker.get("/metrics"))[1])
 
         # the live document vs the replay (the customer side may trail by a moment: retry a few times)
         for attempt in range(1, 16):
@@ -174,7 +176,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         await asyncio.sleep(2.0)  # a breach published twice would be published by the timer at once
         breaches3 = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
         return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at,
-                        start3_log, live3, offline3, breaches3, stall_restarts, start2_log)
+                        start3_log, live3, offline3, breaches3, stall_restarts, start2_log, metrics2)
     finally:
         worker.stop()
         await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
@@ -201,6 +203,10 @@ async def test_after_sigkill_the_start_reads_the_last_checkpoint_and_the_contact
     log = crash_run.start2_log
     assert "contacts recovered from the checkpoint and the" in log, log[-3000:]
     assert "contacts recovered:" not in log, log[-3000:]  # the rebuild's line
+    # and it goes on taking checkpoints (every second here), which /metrics shows
+    saved = [float(line.split()[-1]) for line in crash_run.metrics2.splitlines()
+             if line.startswith("cxpulse_contacts_checkpoint_timestamp_seconds ")]
+    assert saved and time.time() - saved[0] < 120, crash_run.metrics2[-2000:]
 
 
 async def test_after_sigkill_and_restart_no_breach_is_published_twice(crash_run: CrashRun) -> None:
