@@ -746,10 +746,17 @@ async def test_live_document_equals_replay_of_the_same_file(workers, kafka_boots
     assert totals["1h"]["first_contacts"] > 0 and totals["1h"]["nps_responses"] > 0 and totals["1h"]["sla_breaches"] > 0
     assert len(doc["queues"]) >= 3
 
-    read_at = now_us()
-    counts = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
     expected = breach_visits(path)
+    # a visit still waiting at the file's end breaches by the partition's breach clock, which follows event time
+    # until the consumer sees the partition caught up and idle (a loaded machine delays that by seconds: seen once
+    # in CI beside two chaos soaks); what is due must be on the topic within a few more seconds, and once
+    for _ in range(15):
+        read_at = now_us()
+        counts = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
+        missing = missing_breaches(counts, expected, read_at)
+        if not missing:
+            break
+        await asyncio.sleep(1.0)
     assert not published_twice(counts)
-    missing = missing_breaches(counts, expected, read_at)
     assert not missing, f"{len(missing)} breaches due but never published, e.g. {missing[:5]}"
     # (a breach record for a visit answered in time: see test_live_crash.py, the catch-up test)
