@@ -262,7 +262,7 @@ async def scenario_b(args: argparse.Namespace, tmp: Path) -> bool:
             await asyncio.sleep(args.hold)
             victim.start()
             why = why or await ready(victim)
-            start_log = victim.log_tail(300).rsplit(f"===== start #{victim.starts}", 1)[-1]
+            start_log = victim.start_log(300)
             how = ("checkpoint and log" if "contacts recovered from the checkpoint and the" in start_log
                    else "rebuilt" if "contacts recovered:" in start_log else "?")
             results.append(f"rep {rep}: join at {sent_at_join}, kill -9 at {sent_at_kill} of {count} sent, rejoin "

@@ -355,7 +355,7 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
         worker.kill()  # a crash at the end of the load: no clean stop's checkpoint
         worker.start()
         killed_s = await worker.wait_ready(timeout=args.ready_timeout)
-        tail = worker.log_tail(400).rsplit(f"===== start #{worker.starts}", 1)[-1]
+        tail = worker.start_log(400)
         caught = [line.split("[INFO] ", 1)[-1].strip() for line in tail.splitlines()
                   if "recovered from the checkpoint and the" in line]
         killed_how = caught[-1] if caught else "rebuilt"

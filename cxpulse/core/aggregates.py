@@ -41,7 +41,7 @@ class Aggregates:
     included (a key whose facts cancel out still gets its zero counts)."""
 
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "closing", "now", "_totals", "observer", "open",
-                 "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of", "_floor")
+                 "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")
 
     FOLD_EVERY = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
 
@@ -74,11 +74,6 @@ class Aggregates:
         # time, which is now; they join their buckets at the next advance, without a heap (Engine v2)
         self.at_now: list[Fact] = []
         self._pending: list[Fact] = []  # signed facts before now, not yet folded into their buckets
-        # the last prune's limit: a bucket starting at or before it is gone, and a fact folded there later goes
-        # to the totals (and to its hour while that hour is kept) only. Why: a rebuild restores a month of stored
-        # contacts and pruned every 8,192 of them; folding their old facts into buckets only to delete them
-        # again was a quarter of its time (session 12, measured)
-        self._floor = -1 << 62
         # contract v2: detractor feedback not followed up yet, per key: like a waiting visit's breach, its
         # feedback breach (at survey ts + target) is a live figure, counted once its moment lies before now
         self.awaiting: dict[Key, Awaiting] = {}
@@ -152,22 +147,18 @@ class Aggregates:
         return (measure, code >> _COMBO_BITS, queue, channel, value)
 
     def _fold(self) -> None:
-        """Add the pending facts to their buckets, hours and totals (see the class docstring). A fact in a bucket
-        the last :meth:`prune` forgot (at or before ``_floor``) counts in the totals, and in its hour if the prune
-        kept that hour, exactly as if it had been folded before that prune: the same counts, no bucket to delete."""
+        """Add the pending facts to their buckets, hours and totals (see the class docstring)."""
         pending = self._pending
         if not pending:
             return
         self._pending = []
         bucket_us = self.bucket_us
-        floor = self._floor
         summed: dict[tuple[str, str, int, int], int] = {}
         get = summed.get
         for measure, at, queue, channel, value in pending:
             slot = (queue, channel, at - at % bucket_us, measure)
             summed[slot] = get(slot, 0) + value
         buckets, hours, totals = self._buckets, self._hours, self._totals
-        hour_floor = floor + self.bucket_us - HOUR_US  # prune keeps an hour starting after this
         for (queue, channel, start, measure), value in summed.items():
             key = (queue, channel)
             per_key = buckets.get(key)
@@ -175,21 +166,17 @@ class Aggregates:
                 per_key = buckets[key] = {}
                 totals[key] = [0] * N_MEASURES
                 hours[key] = {}
-            totals[key][measure] += value
-            hour = start - start % HOUR_US  # a bucket divides 15 minutes (settings), so it lies in one hour
-            if start <= floor:  # pruned already: only what prune keeps
-                if hour <= hour_floor:
-                    continue
-            else:
-                counts = per_key.get(start)
-                if counts is None:
-                    counts = per_key[start] = [0] * N_MEASURES
-                counts[measure] += value
+            counts = per_key.get(start)
+            if counts is None:
+                counts = per_key[start] = [0] * N_MEASURES
             per_hour = hours[key]
+            hour = start - start % HOUR_US  # a bucket divides 15 minutes (settings), so it lies in one hour
             hour_counts = per_hour.get(hour)
             if hour_counts is None:
                 hour_counts = per_hour[hour] = [0] * N_MEASURES
+            counts[measure] += value
             hour_counts[measure] += value
+            totals[key][measure] += value
 
     def advance(self, now_us: int) -> None:
         """Let time pass: facts before ``now_us`` join their buckets. Time never goes back."""
@@ -255,7 +242,6 @@ class Aggregates:
         """Forget buckets that end before ``before_us`` (older than every window still reported)."""
         limit = before_us - self.bucket_us
         self._fold()
-        self._floor = max(self._floor, limit)
         for per_key in self._buckets.values():
             for start in [s for s in per_key if s <= limit]:
                 del per_key[start]

@@ -100,6 +100,20 @@ class CheckpointStore:
         """The saved state of ``side`` and its header if it may be caught up to the tables at ``offsets`` (the
         same code, settings and partitions; no partition's offset past the recovered one), with why not
         otherwise. The file stays (see the module docstring)."""
+        return self._read(side, offsets, exact=False)
+
+    def take(self, side: str, offsets: Offsets) -> tuple[bytes | None, str]:
+        """The saved state of ``side`` if it describes the tables at ``offsets`` (the recovered ones), with why
+        not otherwise; the file is gone afterwards either way."""
+        try:
+            data, _, why = self._read(side, offsets, exact=True)
+            return data, why
+        finally:
+            self.path(side).unlink(missing_ok=True)
+
+    def _read(self, side: str, offsets: Offsets, *, exact: bool) -> tuple[bytes | None, dict[str, Any], str]:
+        """The state, its header and "checkpoint", or None, the header read so far and why not. ``exact``: each
+        partition's saved offset must equal the recovered one (nothing written since), else be at or before it."""
         try:
             handle = self.path(side).open("rb")
         except FileNotFoundError:
@@ -112,46 +126,20 @@ class CheckpointStore:
                 saved = header.get("offsets")
                 if set(saved) != set(offsets):
                     return None, header, f"it holds partitions {sorted(saved)}, this worker owns {sorted(offsets)}"
-                ahead = sorted(p for p in offsets if not _at_or_before(saved[p], offsets[p]))
-                if ahead:
-                    return None, header, f"the table is older than it (partitions {ahead})"
+                if exact:
+                    moved = sorted(p for p in offsets if saved[p] != offsets[p])
+                    if moved:
+                        return None, header, f"the table changed since it was written (partitions {moved})"
+                else:
+                    ahead = sorted(p for p in offsets if not _at_or_before(saved[p], offsets[p]))
+                    if ahead:
+                        return None, header, f"the table is older than it (partitions {ahead})"
                 data = handle.read()
                 if len(data) != header.get("size"):
                     return None, header, f"it is cut short ({len(data)} of {header.get('size')} bytes)"
                 return data, header, "checkpoint"
         except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is only a slower start
             return None, {}, f"it cannot be read ({exc!r})"
-
-    def drop(self, side: str) -> None:
-        self.path(side).unlink(missing_ok=True)
-
-    def take(self, side: str, offsets: Offsets) -> tuple[bytes | None, str]:
-        """The saved state of ``side`` if it describes the tables at ``offsets`` (the recovered ones), with why
-        not otherwise; the file is gone afterwards either way."""
-        path = self.path(side)
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            return None, "no checkpoint"
-        try:
-            with handle:
-                header = pickle.load(handle)
-                if header.get("fingerprint") != self.fingerprint:
-                    return None, "the settings or the code changed since it was written"
-                saved = header.get("offsets")
-                if set(saved) != set(offsets):
-                    return None, f"it holds partitions {sorted(saved)}, this worker owns {sorted(offsets)}"
-                moved = sorted(p for p in offsets if saved[p] != offsets[p])
-                if moved:
-                    return None, f"the table changed since it was written (partitions {moved})"
-                data = handle.read()
-                if len(data) != header.get("size"):
-                    return None, f"it is cut short ({len(data)} of {header.get('size')} bytes)"
-                return data, "checkpoint"
-        except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is only a slower start
-            return None, f"it cannot be read ({exc!r})"
-        finally:
-            path.unlink(missing_ok=True)
 
 
 def recovered_offsets(table: Any, partitions: set[int]) -> Offsets | None:

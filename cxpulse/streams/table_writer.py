@@ -21,11 +21,13 @@ failure callback runs before the commit's own wait returns (callbacks run in the
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Callable
 
 from faust.types import TP
 from rocksdict import Rdict, WriteBatch
 
+from cxpulse.streams.storage import stored_value
 from cxpulse.streams.touch_log import TouchLog
 
 
@@ -48,15 +50,6 @@ class BulkTableWriter:
     def stage(self, partition: int, key: bytes, value: bytes | None) -> None:
         """A new value for ``key`` in ``partition`` (None: delete it)."""
         self.staged.setdefault(partition, []).append((key, value))
-
-    def _reader(self, partition: int) -> Callable[[bytes], bytes | None]:
-        """A key's value in ``partition``'s store now (before this batch's write)."""
-        store = self.table.data
-        db_for = getattr(store, "_db_for_partition", None)
-        if db_for is not None:  # rocksdb://
-            get: Callable[[bytes], bytes | None] = db_for(partition).get
-            return get
-        return store.data.get  # type: ignore[no-any-return]  # memory:// (tests): one dict for all partitions
 
     def _store(self, partition: int, changes: list[tuple[bytes, bytes | None]]) -> None:
         """Write one partition's changes to the store: one RocksDB write batch (one call into RocksDB, as Faust's
@@ -101,7 +94,7 @@ class BulkTableWriter:
         staged, self.staged = self.staged, {}
         for partition, changes in staged.items():
             if self.touch_log is not None:
-                self.touch_log.note(partition, changes, self._reader(partition))
+                self.touch_log.note(partition, changes, functools.partial(stored_value, self.table, partition))
             self._store(partition, changes)
             batch = producer.create_batch()
             count = 0

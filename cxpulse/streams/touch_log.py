@@ -124,7 +124,7 @@ def read(path: Path, era: str) -> dict[int, dict[bytes, Touched]] | None:
     except FileNotFoundError:
         return None
     out: dict[int, dict[bytes, Touched]] = {}
-    at, size, first = 0, len(data), True
+    at, size, empty = 0, len(data), True
     while at + _LENGTH <= size:
         length = int.from_bytes(data[at:at + _LENGTH], "little")
         if at + _LENGTH + length > size:
@@ -133,7 +133,7 @@ def read(path: Path, era: str) -> dict[int, dict[bytes, Touched]] | None:
         at += _LENGTH + length
         if record_era != era:
             return None
-        first = False
+        empty = False
         for partition, key, old, deleted in entries:
             keys = out.setdefault(partition, {})
             known = keys.get(key)
@@ -141,7 +141,7 @@ def read(path: Path, era: str) -> dict[int, dict[bytes, Touched]] | None:
                 keys[key] = Touched(old, deleted)
             elif deleted:
                 known.deleted_later = True
-    return None if first else out
+    return None if empty else out
 
 
 def _write_all(fd: int, data: bytes) -> None:

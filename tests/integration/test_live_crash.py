@@ -133,7 +133,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         # run 2: same app id, same data dir, until it has committed the end of every partition
         worker.start()
         await worker.wait_ready()
-        start2_log = worker.log_tail(400).rsplit(f"===== start #{worker.starts}", 1)[-1]
+        start2_log = worker.start_log(400)
         began = time.monotonic()
         stall_restarts = 0
         while missing := await _not_committed(kafka_bootstrap, worker.app_id, ends):
@@ -166,7 +166,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         worker.stop(grace=60)
         worker.start()
         await worker.wait_ready()
-        start3_log = worker.log_tail(400).rsplit(f"===== start #{worker.starts}", 1)[-1]
+        start3_log = worker.start_log(400)
         for _ in range(15):
             live3 = await worker.kpis(all_window=True)
             offline3 = await asyncio.to_thread(replay, path, live3["generated_at"], config_path(worker))

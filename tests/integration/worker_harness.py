@@ -140,6 +140,10 @@ class WorkerProcess:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def start_log(self, lines: int = 400) -> str:
+        """The log of the latest start only (what its recovery said), from the last ``lines`` lines."""
+        return self.log_tail(lines).rsplit(f"===== start #{self.starts}", 1)[-1]
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
