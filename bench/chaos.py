@@ -263,11 +263,12 @@ async def scenario_b(args: argparse.Namespace, tmp: Path) -> bool:
             victim.start()
             why = why or await ready(victim)
             start_log = victim.start_log(300)
-            how = ("checkpoint and log" if "contacts recovered from the checkpoint and the" in start_log
-                   else "rebuilt" if "contacts recovered:" in start_log else "?")
+            how = ", ".join(f"{side} " + ("checkpoint and log" if f"{side} recovered from the checkpoint and the"
+                                          in start_log else "rebuilt" if f"{side} recovered:" in start_log else "?")
+                            for side in ("contacts", "customers"))
             results.append(f"rep {rep}: join at {sent_at_join}, kill -9 at {sent_at_kill} of {count} sent, rejoin "
                            f"{'ok' if why is None else 'FAILED: ' + why} ({time.monotonic() - began:.0f} s; "
-                           f"contacts {how})")
+                           f"{how})")
             if why:
                 out.fail(f"repetition {rep}: {why}")
             stay, victim = victim, stay

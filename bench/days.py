@@ -358,7 +358,7 @@ async def run_worker(args: argparse.Namespace, work: Path, prefix: str, sim: Sim
         tail = worker.start_log(400)
         caught = [line.split("[INFO] ", 1)[-1].strip() for line in tail.splitlines()
                   if "recovered from the checkpoint and the" in line]
-        killed_how = caught[-1] if caught else "rebuilt"
+        killed_how = "; ".join(caught) if caught else "rebuilt"
         await asyncio.sleep(5.0)
         killed_rss = proc_kb(worker_pid(worker), "VmRSS")
         say(f"  killed (-9) and started again: ready after {killed_s:.1f} s ({killed_how}), RSS "

@@ -320,9 +320,9 @@ class WorkerSettings(_Strict):
     )
     checkpoint_every_seconds: float = Field(
         default=60.0, ge=0,
-        description="with checkpoint on, also save the contacts' live state this often while running, and log the "
-        "contacts stored since, so a start after a crash (kill -9, the OOM killer) reads the checkpoint and those "
-        "contacts instead of rebuilding every stored contact; 0 = only on a clean stop",
+        description="with checkpoint on, also save the contacts' and the customers' live state this often while "
+        "running, and log the keys stored since, so a start after a crash (kill -9, the OOM killer) reads the "
+        "checkpoints and those keys instead of rebuilding every stored contact and customer; 0 = only on a clean stop",
     )
     group_instance_id: str | None = Field(
         default=None, min_length=1, max_length=249,

@@ -859,6 +859,31 @@ class CustomerProcessor:
         if len(self.customers) > 2 * RECENT_CUSTOMERS:
             self.evict()
 
+    def catch_up(self, customer_id: str, was: CustomerState | None, state: CustomerState) -> None:
+        """A start from a checkpoint older than the table: this customer was stored again since the checkpoint.
+
+        ``was`` is its stored value at the checkpoint (None: none), which is what the checkpoint held of it, in
+        memory or (moved out) on disk: its facts and index entries are moved to ``state``, its stored value now,
+        as the updates in between moved them one summary at a time. Exact because a customer's facts depend only
+        on its set of summaries, and between two checkpoints a customer only gains or changes summaries: the
+        worker forgets old contacts just before a checkpoint (the caller refuses a customer that lost one), so
+        nothing counted was dropped from a state without its facts being taken out."""
+        held = self.customers.get(customer_id)
+        if held is not None:
+            was = held
+        before = customer_facts(was, self.window_us) if was is not None else []
+        old = was.contacts if was is not None else {}
+        for summary in state.contacts.values():
+            previous = old.get(summary.contact_id)
+            self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel,
+                               None if previous is None else (previous.t0, previous.queue, previous.channel),
+                               summary.contact_id)
+        _diff(self.aggregates, before, customer_facts(state, self.window_us))
+        self._recent.pop(customer_id, None)
+        self.dirty.discard(customer_id)
+        self.packed.pop(customer_id, None)
+        self.customers[customer_id] = state  # recently changed: as after its last update, evicted in turn
+
     def forget(self, now_us: int) -> list[str]:
         """Drop contacts older than twice the FCR window plus the allowance: they can change no count (see
         :meth:`CustomerState.forget_before`). A packed customer goes whole once its newest contact is that old;

@@ -26,7 +26,7 @@ import orjson
 from faust.types import EventT
 
 from cxpulse.core.contact import Summary
-from cxpulse.core.live import LiveKpis
+from cxpulse.core.live import LiveKpis, now_us
 from cxpulse.models.agent_events import parse_agent_event
 from cxpulse.models.events import InvalidEvent
 from cxpulse.models.wire import decode_contact_event, decode_survey_response
@@ -106,31 +106,18 @@ async def dead_letter_unstored(live: LiveKpis, dead_letters: DeadLetterOutbox, p
             ))
 
 
-class ContactBatches:
-    """Validate, apply and store batches of source events (the body of the contacts agent)."""
+class CheckpointedBatches:
+    """What the contacts' and the customers' agents share: each batch runs under ``lock``, and the side's checkpoint
+    while running (:meth:`cxpulse.streams.recovery.Recovery.save_running_checkpoint`), when due, is taken under it
+    too, between two batches: never while a batch's changes are half stored."""
 
-    def __init__(self, worker: Worker, writer: BulkTableWriter, dead_letters: DeadLetterOutbox) -> None:
-        self.worker = worker
-        self.live = worker.live
-        self.writer = writer
-        self.dead_letters = dead_letters
-        self.survey_topic = worker.settings.kafka.topics.survey_responses
-        self.partitions = worker.settings.kafka.partitions
-        # the contact side's checkpoint while running, taken between two batches (streams/recovery.py): the lock
-        # is held by each batch and by a checkpoint, so none is taken while a batch's changes are half stored
+    def __init__(self) -> None:
         self.checkpoint_due: Callable[[], bool] = lambda: False
         self.save_checkpoint: Callable[[], Awaitable[None]] | None = None
         self.lock = asyncio.Lock()
 
-    def parse(self, topic: str, raw: bytes) -> Any:
-        """The validated event of ``raw`` (raises :class:`InvalidEvent`), by the contract of its topic."""
-        if topic == self.survey_topic:
-            return decode_survey_response(raw)
-        return decode_contact_event(raw)
-
     async def process(self, events: Sequence[EventT]) -> None:
-        """Validate, apply and store one batch; every event either counts, is a duplicate, or is dead-lettered;
-        then the contact side's checkpoint, if one is due."""
+        """Apply and store one batch, then the side's checkpoint, if one is due."""
         async with self.lock:
             await self._process(events)
             if self.save_checkpoint is not None and self.checkpoint_due():
@@ -141,6 +128,29 @@ class ContactBatches:
         if self.save_checkpoint is not None and self.checkpoint_due() and not self.lock.locked():
             async with self.lock:
                 await self.save_checkpoint()
+
+    async def _process(self, events: Sequence[EventT]) -> None:
+        raise NotImplementedError
+
+
+class ContactBatches(CheckpointedBatches):
+    """Validate, apply and store batches of source events (the body of the contacts agent): every event either
+    counts, is a duplicate, or is dead-lettered."""
+
+    def __init__(self, worker: Worker, writer: BulkTableWriter, dead_letters: DeadLetterOutbox) -> None:
+        super().__init__()
+        self.worker = worker
+        self.live = worker.live
+        self.writer = writer
+        self.dead_letters = dead_letters
+        self.survey_topic = worker.settings.kafka.topics.survey_responses
+        self.partitions = worker.settings.kafka.partitions
+
+    def parse(self, topic: str, raw: bytes) -> Any:
+        """The validated event of ``raw`` (raises :class:`InvalidEvent`), by the contract of its topic."""
+        if topic == self.survey_topic:
+            return decode_survey_response(raw)
+        return decode_contact_event(raw)
 
     async def _process(self, events: Sequence[EventT]) -> None:
         live, writer = self.live, self.writer
@@ -184,24 +194,31 @@ class ContactBatches:
         proc.dirty -= contact_ids
 
 
-class CustomerBatches:
+class CustomerBatches(CheckpointedBatches):
     """Apply and store batches of FCR summaries (the body of the customers agent)."""
 
     def __init__(self, worker: Worker, writer: BulkTableWriter) -> None:
+        super().__init__()
         self.live = worker.live
         self.writer = writer
         self.summaries_topic = worker.topics.summaries.get_topic_name()
 
-    async def process(self, events: Sequence[EventT]) -> None:
+    async def _process(self, events: Sequence[EventT]) -> None:
         """Update each summary's customer, then store every changed customer; a storage failure stops the worker."""
-        live, writer = self.live, self.writer
-        touched: dict[int, EventT] = {}
+        live = self.live
+        touched: set[int] = set()
         for event in events:
             partition = event.message.partition
             customers = live.customers(partition)
             for summary in codec.decode_summaries(event.value):
                 customers.update(summary)
-            touched[partition] = event
+            touched.add(partition)
+        await self.store(touched)
+
+    async def store(self, touched: set[int]) -> bool:
+        """Store every changed customer (``touched`` partitions first, then any other with changes: forgotten
+        contacts, the sweeper's deletions); a storage failure stops the worker. True when nothing is left unsaved."""
+        live, writer = self.live, self.writer
         try:
             for partition in touched:
                 proc = live.customers(partition)
@@ -210,13 +227,23 @@ class CustomerBatches:
                 proc.dirty.update(failed)
                 for _ in failed:
                     live.note_invalid(self.summaries_topic, "internal_error")
-            for partition, proc in live.customer_parts.items():  # forgotten by the maintenance timer
+            for partition, proc in live.customer_parts.items():  # forgotten contacts, swept customers
                 if proc.dirty and partition not in touched:
                     save_changed(writer.stage, proc.dirty, proc.customers, codec.encode_customer, partition)
             await writer.flush()
         except Exception as exc:  # noqa: BLE001 - never ack summaries whose customers were not stored
             log.exception("a batch of FCR summaries could not be stored")
             stop_now(f"a batch of FCR summaries could not be stored ({type(exc).__name__})")
+        return not any(proc.dirty for proc in live.customer_parts.values())
+
+    async def forget_and_store(self) -> bool:
+        """Before a checkpoint of the customers: forget the contacts past their memory and store the customers that
+        changed (the maintenance timer's forget, moved here when the customers are checkpointed while running: see
+        :func:`cxpulse.streams.checkpoint.lost_contact`). False when a customer stays unsaved (no checkpoint now)."""
+        now = now_us()
+        for proc in self.live.customer_parts.values():
+            proc.dirty.update(proc.forget(now))
+        return await self.store(set())
 
 
 def install(worker: Worker, contact_writer: BulkTableWriter, customer_writer: BulkTableWriter,

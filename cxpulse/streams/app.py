@@ -27,6 +27,7 @@ This module only composes the worker; each part lives in the module named for it
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import faust
@@ -178,15 +179,21 @@ def create_worker(settings: Settings) -> Worker:
         directory = Path(app.conf.tabledir) / "checkpoints"
         worker.checkpoints = CheckpointStore(directory, fingerprint(settings))
         if ws.checkpoint_every_seconds > 0 and budget is not None:  # rocksdb:// (memory:// keeps no offsets)
-            worker.contact_log = writers["contacts"].touch_log = TouchLog(directory / "contacts.log")
+            for side in ("contacts", "customers"):
+                worker.touch_logs[side] = writers[side].touch_log = TouchLog(directory / f"{side}.log")
             worker.checkpoint_every = ws.checkpoint_every_seconds
-    contact_batches, _ = agents.install(worker, writers["contacts"], writers["customers"], dead_letters)
+    contact_batches, customer_batches = agents.install(worker, writers["contacts"], writers["customers"],
+                                                       dead_letters)
     agents.install_agent_states(worker, writers["agents"], dead_letters)
     recovering = recovery.install(worker)
-    if worker.contact_log is not None:
-        contact_batches.checkpoint_due = recovering.checkpoint_due
-        contact_batches.save_checkpoint = recovering.save_running_checkpoint
+    if worker.touch_logs:
+        contact_batches.checkpoint_due = functools.partial(recovering.checkpoint_due, "contacts")
+        contact_batches.save_checkpoint = functools.partial(recovering.save_running_checkpoint, "contacts")
+        customer_batches.checkpoint_due = functools.partial(recovering.checkpoint_due, "customers")
+        customer_batches.save_checkpoint = functools.partial(recovering.save_running_checkpoint, "customers",
+                                                             customer_batches.forget_and_store)
         app.timer(CHECKPOINT_TICK, name="checkpoint_contacts")(contact_batches.checkpoint_when_idle)
+        app.timer(CHECKPOINT_TICK, name="checkpoint_customers")(customer_batches.checkpoint_when_idle)
         registry.register(CheckpointCollector(lambda: worker.checkpoint_saved_at))
     timers.install(worker)
     sink = attach_redis_sink(app, settings, live, worker.is_ready, behind=lambda: worker.liveness.behind)

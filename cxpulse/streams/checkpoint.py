@@ -17,13 +17,13 @@ only when it certainly describes the tables as they are now:
 Anything else rebuilds from the tables as before. The file is deleted when it is read, used or not: the state goes
 on changing from there, and only the next clean stop describes it again.
 
-The contact side, the one a rebuild takes longest for (a simulated week: 16 of a 24 s start), is also saved while
-the worker runs (``worker.checkpoint_every_seconds``, between two batches), each time with a new log of the
-contacts stored since (:mod:`cxpulse.streams.touch_log`). A start after a kill -9 reads that checkpoint and moves
-the contribution of each logged contact from its value at the checkpoint to its value now (:func:`catch_up`),
-when the checkpoint's offsets are at or before the recovered ones and every changelog record Faust's recovery
-applied is one the log names (none written by another worker, none lost with a machine crash). That checkpoint and
-its log stay: the restarted worker goes on logging in the same era until the next checkpoint.
+The contact and customer sides, the ones a rebuild takes long for (a simulated week: 16 and 6 s of a 24 s start),
+are also saved while the worker runs (``worker.checkpoint_every_seconds``, each between two of its agent's batches),
+each time with a new log of the keys stored since (:mod:`cxpulse.streams.touch_log`). A start after a kill -9 reads
+those checkpoints and moves the contribution of each logged key from its value at the checkpoint to its value now
+(:func:`catch_up`), when the checkpoint's offsets are at or before the recovered ones and every changelog record
+Faust's recovery applied is one the log names (none written by another worker, none lost with a machine crash).
+That checkpoint and its log stay: the restarted worker goes on logging in the same era until the next checkpoint.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from prometheus_client.registry import Collector
 
 import cxpulse
 from cxpulse.core import checkpoint as saved_state
+from cxpulse.core.customer import CustomerState
 from cxpulse.settings import Settings
 from cxpulse.streams import codec, touch_log
 from cxpulse.streams.touch_log import Touched, TouchLog
@@ -177,61 +178,95 @@ def _at_or_before(saved: int | None, recovered: int | None) -> bool:
 
 def tail_problem(touched: dict[int, dict[bytes, Touched]], in_memory: dict[int, set[str]],
                  applied: dict[int, set[bytes]], now: dict[tuple[int, bytes], bytes | None]) -> str | None:
-    """Why the contacts logged since a checkpoint cannot bring it up to the tables (None: they can).
+    """Why the keys (contacts or customers) logged since a checkpoint cannot bring it up to the tables (None: they
+    can).
 
-    ``in_memory``: the contacts the checkpoint holds, by partition; ``applied``: the keys of the changelog records
+    ``in_memory``: the keys the checkpoint holds, by partition; ``applied``: the keys of the changelog records
     Faust's recovery wrote into the stores at this start; ``now``: each logged key's stored value now. What is
     refused (the start rebuilds instead, exactly): a changelog record the log does not name (another worker wrote
-    the partition, or a machine crash lost the end of the log); a contact deleted after a write of it since the
+    the partition, or a machine crash lost the end of the log); a key deleted after a write of it since the
     checkpoint, or deleted while the checkpoint held it in memory, or stored again after its deletion (the
-    deletion kept its counts: they are no longer its stored value's); a contact missing from the store without a
+    deletion kept its counts: they are no longer its stored value's); a key missing from the store without a
     logged deletion."""
     for partition, keys in applied.items():
         logged = touched.get(partition, {})
         missing = sum(1 for key in keys if key not in logged)
         if missing:
-            return f"partition {partition}'s changelog holds {missing} contacts the log does not name"
+            return f"partition {partition}'s changelog holds {missing} records the log does not name"
     for partition, keys in touched.items():
         memory = in_memory.get(partition)
         if memory is None:
             return f"the log names partition {partition}, which the checkpoint does not hold"
         for key, touch in keys.items():
             if touch.deleted_later:
-                return "a contact stored since the checkpoint was deleted afterwards"
+                return "a key stored since the checkpoint was deleted afterwards"
             if touch.deleted_first:
                 if key.decode() in memory or now[(partition, key)] is not None:
-                    return "a contact deleted since the checkpoint was in memory then, or was stored again"
+                    return "a key deleted since the checkpoint was in memory then, or was stored again"
             elif now[(partition, key)] is None:
-                return "a contact stored since the checkpoint is missing from the table"
+                return "a key stored since the checkpoint is missing from the table"
     return None
 
 
-def catch_up(live: Any, touched: dict[int, dict[bytes, Touched]], now: dict[tuple[int, bytes], bytes | None]) -> int:
-    """Bring the contact side, just read from a checkpoint, up to the tables: each logged contact's contribution
-    moves from its value at the checkpoint to ``now`` (checked first with :func:`tail_problem`). A contact whose
-    first write since deleted it (the sweeper, past the retention) keeps its counts, as the running worker kept
-    them. Returns how many contacts were caught up."""
+def lost_contact(touched: dict[int, dict[bytes, Touched]], now: dict[tuple[int, bytes], bytes | None]) -> str | None:
+    """The customers' own refusal: a customer stored since the checkpoint without a contact it held then. Between
+    two checkpoints a customer only gains or changes contacts (the worker forgets old ones just before a checkpoint,
+    :meth:`cxpulse.streams.recovery.Recovery.save_running_checkpoint`); a forget in between (a save that failed
+    after it) kept the dropped contacts' facts in the counts, which the stored value no longer explains."""
+    for partition, keys in touched.items():
+        for key, touch in keys.items():
+            value = now[(partition, key)]
+            if touch.deleted_first or touch.old is None or value is None:
+                continue
+            had = {item[0] for item in codec.decode(touch.old)["c"]}
+            if not had <= {item[0] for item in codec.decode(value)["c"]}:
+                return "a customer stored since the checkpoint lost a contact it held then (forgotten)"
+    return None
+
+
+def held_keys(side: str, saved: dict[int, dict[str, Any]]) -> dict[int, set[str]]:
+    """The keys a checkpoint of ``side`` holds in memory, by partition (the rest of its keys were on disk)."""
+    if side == "contacts":
+        return {partition: set(state.get("contacts", ())) | set(state.get("settled", ()))
+                for partition, state in saved.items()}
+    return {partition: set(state.get("customers", ())) | set(state.get("packed", ()))
+            for partition, state in saved.items()}
+
+
+def catch_up(live: Any, side: str, touched: dict[int, dict[bytes, Touched]],
+             now: dict[tuple[int, bytes], bytes | None]) -> int:
+    """Bring ``side`` (contacts or customers), just read from a checkpoint, up to the tables: each logged key's
+    contribution moves from its value at the checkpoint to ``now`` (checked first with :func:`tail_problem`). A key
+    whose first write since deleted it (the sweeper, past the retention) keeps its counts, as the running worker
+    kept them. Returns how many keys were caught up."""
     count = 0
     for partition, keys in touched.items():
-        proc = live.contacts(partition)
+        proc = live.contacts(partition) if side == "contacts" else live.customers(partition)
         for key, touch in keys.items():
             if touch.deleted_first:
                 continue
             value = now[(partition, key)]
-            assert value is not None  # tail_problem refused a logged contact missing from the table
-            was = codec.decode_contact(touch.old)[1] if touch.old is not None else None
-            proc.catch_up(key.decode(), was, codec.decode_contact(value)[1])
+            assert value is not None  # tail_problem refused a logged key missing from the table
+            if side == "contacts":
+                was = codec.decode_contact(touch.old)[1] if touch.old is not None else None
+                proc.catch_up(key.decode(), was, codec.decode_contact(value)[1])
+            else:
+                old = CustomerState.from_dict(codec.decode(touch.old)) if touch.old is not None else None
+                proc.catch_up(key.decode(), old, CustomerState.from_dict(codec.decode(value)))
             count += 1
-        proc.evict_settled(keep_packed=False)  # those settled are stored: out of memory, as after a rebuild
+        if side == "contacts":
+            proc.evict_settled(keep_packed=False)  # those settled are stored: out of memory, as after a rebuild
+        else:
+            proc.evict()
     return count
 
 
-def read_with_log(store: CheckpointStore, log: TouchLog, offsets: Offsets, applied: dict[int, set[bytes]],
-                  stored: Callable[[int, bytes], bytes | None]) -> tuple[Any, str]:
-    """The contact side's checkpoint and what its log names, if they bring it up to the tables at ``offsets``:
+def read_with_log(store: CheckpointStore, side: str, log: TouchLog, offsets: Offsets,
+                  applied: dict[int, set[bytes]], stored: Callable[[int, bytes], bytes | None]) -> tuple[Any, str]:
+    """``side``'s checkpoint and what its log names, if they bring it up to the tables at ``offsets``:
     ``((saved, extra, touched, now, era), "checkpoint")``, else ``(None, why)``. Reads the stored value now of
     every logged key with ``stored(partition, key)``."""
-    data, header, why = store.open("contacts", offsets)
+    data, header, why = store.open(side, offsets)
     if data is None:
         return None, why
     era = header.get("era")
@@ -239,10 +274,10 @@ def read_with_log(store: CheckpointStore, log: TouchLog, offsets: Offsets, appli
     if touched is None:
         return None, "no log of the checkpoint's era"
     saved, extra = saved_state.loads(data)
-    in_memory = {partition: set(state.get("contacts", ())) | set(state.get("settled", ()))
-                 for partition, state in saved.items()}
     now = {(partition, key): stored(partition, key) for partition, keys in touched.items() for key in keys}
-    problem = tail_problem(touched, in_memory, applied, now)
+    problem = tail_problem(touched, held_keys(side, saved), applied, now)
+    if problem is None and side == "customers":
+        problem = lost_contact(touched, now)
     if problem is not None:
         return None, problem
     return (saved, extra, touched, now, era), "checkpoint"
@@ -253,18 +288,23 @@ def new_era() -> str:
 
 
 class CheckpointCollector(Collector):
-    """``cxpulse_contacts_checkpoint_timestamp_seconds`` on /metrics: when the contact side was last saved (while
-    running or on a clean stop), so an SRE sees that a crash would start from a recent checkpoint (an old one
-    means a failing save, logged at ERROR: the next start after a kill -9 would catch up more, or rebuild)."""
+    """``cxpulse_contacts_checkpoint_timestamp_seconds`` and ``cxpulse_customers_checkpoint_timestamp_seconds`` on
+    /metrics: when each side was last saved (while running or on a clean stop), so an SRE sees that a crash would
+    start from a recent checkpoint (an old one means a failing save, logged at ERROR: the next start after a kill -9
+    would catch up more, or rebuild)."""
 
-    def __init__(self, saved_at: Callable[[], float | None]) -> None:
+    SIDES = ("contacts", "customers")
+
+    def __init__(self, saved_at: Callable[[], dict[str, float]]) -> None:
         self.saved_at = saved_at
 
     def collect(self) -> Any:
-        family = GaugeMetricFamily("cxpulse_contacts_checkpoint_timestamp_seconds",
-                                   "Wall clock of the contact side's last checkpoint (taken every "
-                                   "worker.checkpoint_every_seconds); absent before the first.")
-        at = self.saved_at()
-        if at is not None:
-            family.add_metric([], at)
-        yield family
+        saved = self.saved_at()
+        for side in self.SIDES:
+            family = GaugeMetricFamily(f"cxpulse_{side}_checkpoint_timestamp_seconds",
+                                       f"Wall clock of the {side[:-1]} side's last checkpoint (taken every "
+                                       "worker.checkpoint_every_seconds); absent before the first.")
+            at = saved.get(side)
+            if at is not None:
+                family.add_metric([], at)
+            yield family

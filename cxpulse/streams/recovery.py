@@ -9,9 +9,10 @@ answers 503, the Redis sink and the timers wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cxpulse.gc_policy import freeze_state
@@ -49,8 +50,8 @@ class Recovery:
 
     def from_checkpoint(self, side: str, assigned: set[int]) -> bool:
         """Read ``side`` back from the clean stop's checkpoint if it describes the recovered table (see
-        :mod:`cxpulse.streams.checkpoint`), or, for the contacts, from the last checkpoint and the contacts
-        logged since; False: rebuild from the table."""
+        :mod:`cxpulse.streams.checkpoint`), or, for a logged side (contacts, customers), from its last checkpoint
+        and the keys logged since; False: rebuild from the table."""
         worker = self.worker
         table = worker.table_of(side)
         offsets = checkpoint.recovered_offsets(table, assigned)
@@ -60,11 +61,12 @@ class Recovery:
         if worker.checkpoints is None:
             return False
         said = None
-        if side == "contacts" and worker.contact_log is not None:
-            said = self.from_checkpoint_and_log(offsets)
+        side_log = worker.touch_logs.get(side)
+        if side_log is not None:
+            said = self.from_checkpoint_and_log(side, offsets)
             if said is None:
                 return True
-            worker.contact_log.discard()  # the state is read otherwise: the log no longer follows a checkpoint
+            side_log.discard()  # the state is read otherwise: the log no longer follows a checkpoint
         data, why = worker.checkpoints.take(side, offsets)
         if data is None:
             if why != "no checkpoint":
@@ -76,53 +78,55 @@ class Recovery:
                  side, partitions, len(data) >> 20, seconds)
         return True
 
-    def from_checkpoint_and_log(self, offsets: checkpoint.Offsets) -> str | None:
-        """The contact side from its last checkpoint (a periodic one, or a clean stop's) and the contacts its log
-        names (see :mod:`cxpulse.streams.checkpoint`); None when read, else why not (logged)."""
+    def from_checkpoint_and_log(self, side: str, offsets: checkpoint.Offsets) -> str | None:
+        """``side`` from its last checkpoint (a periodic one, or a clean stop's) and the keys its log names (see
+        :mod:`cxpulse.streams.checkpoint`); None when read, else why not (logged)."""
         worker = self.worker
-        log_, store = worker.contact_log, worker.checkpoints
-        assert log_ is not None and store is not None
-        table = worker.contacts_table
+        log_, store = worker.touch_logs[side], worker.checkpoints
+        assert store is not None
+        table = worker.table_of(side)
         began = time.monotonic()
-        applied = {partition: keys for partition, keys in worker.recovery_keys.items() if partition in offsets}
-        overflow, worker.recovery_keys, worker.recovery_keys_overflow = worker.recovery_keys_overflow, {}, False
-        if overflow:
+        noted = worker.recovery_keys.pop(side, {})
+        applied = {partition: keys for partition, keys in noted.items() if partition in offsets}
+        if side in worker.recovery_keys_overflow:
+            worker.recovery_keys_overflow.discard(side)
             why = f"Faust's recovery restored more than {RECOVERY_KEYS_MAX} changelog records"
-            log.info("contacts: not read from the checkpoint and its log: %s", why)
+            log.info("%s: not read from the checkpoint and its log: %s", side, why)
             return why
-        found, why = checkpoint.read_with_log(store, log_, offsets, applied,
+        found, why = checkpoint.read_with_log(store, side, log_, offsets, applied,
                                               lambda partition, key: stored_value(table, partition, key))
         if found is None:
-            if why != "no checkpoint":
-                log.info("contacts: not read from the checkpoint and its log: %s", why)
+            log.info("%s: not read from the checkpoint and its log: %s", side, why)
             return why
         saved, extra, touched, now, era = found
-        self.live.load_saved("contacts", saved, extra)
-        caught_up = checkpoint.catch_up(self.live, touched, now)
+        self.live.load_saved(side, saved, extra)
+        caught_up = checkpoint.catch_up(self.live, side, touched, now)
         log_.resume(era)
-        log.info("contacts recovered from the checkpoint and the %d contacts stored since, in %.1f s",
-                 caught_up, time.monotonic() - began)
+        log.info("%s recovered from the checkpoint and the %d %s stored since, in %.1f s", side, caught_up, side,
+                 time.monotonic() - began)
         return None
 
-    def observe_recovery(self) -> None:
-        """Note the keys of the contacts' changelog records Faust's recovery writes into the stores of the
-        partitions this worker owns, before it is ready (standby updates later are not its own partitions'): a
-        start from a checkpoint and its log must find every one of them in the log."""
+    def observe_recovery(self, side: str) -> None:
+        """Note the keys of ``side``'s changelog records Faust's recovery writes into the stores of the partitions
+        this worker owns, before it is ready (standby updates later are not its own partitions'): a start from a
+        checkpoint and its log must find every one of them in the log."""
         worker = self.worker
-        table = worker.contacts_table
+        table = worker.table_of(side)
+        assert table is not None
         apply = table.apply_changelog_batch
         topic = table.changelog_topic.get_topic_name()
 
         def observed(batch: Any) -> None:
-            if not worker.ready.is_set() and not worker.recovery_keys_overflow:
+            if not worker.ready.is_set() and side not in worker.recovery_keys_overflow:
                 actives = {tp.partition for tp in worker.app.assignor.assigned_actives() if tp.topic == topic}
-                keys = worker.recovery_keys
+                keys = worker.recovery_keys.setdefault(side, {})
                 for event in batch:
                     message = event.message
                     if message.partition in actives:
                         keys.setdefault(message.partition, set()).add(message.key)
                 if sum(map(len, keys.values())) > RECOVERY_KEYS_MAX:
-                    worker.recovery_keys, worker.recovery_keys_overflow = {}, True
+                    worker.recovery_keys.pop(side, None)
+                    worker.recovery_keys_overflow.add(side)
             apply(batch)
 
         table.apply_changelog_batch = observed
@@ -197,51 +201,58 @@ class Recovery:
                 began = time.monotonic()
                 data = self.live.checkpoint(side)
                 offsets = checkpoint.offsets_now(recovered, writer)
-                era = checkpoint.new_era() if side == "contacts" and worker.contact_log is not None else None
+                side_log = worker.touch_logs.get(side)
+                era = checkpoint.new_era() if side_log is not None else None
                 worker.checkpoints.save(side, offsets, data, era)
-                if era is not None:
-                    assert worker.contact_log is not None
-                    worker.contact_log.begin(era)
-                    worker.checkpoint_saved_at = time.time()
+                if side_log is not None and era is not None:
+                    side_log.begin(era)
+                    worker.checkpoint_saved_at[side] = time.time()
                 log.info("%s saved for the next start: %d partitions, %d MiB, in %.1f s", side, len(offsets),
                          len(data) >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the next start rebuilds from the tables instead
             log.exception("cannot save the checkpoint; the next start rebuilds from the tables")
 
-    def checkpoint_due(self) -> bool:
-        """Is a checkpoint of the contact side due (between two batches, see :meth:`save_running_checkpoint`)?"""
+    def checkpoint_due(self, side: str) -> bool:
+        """Is a checkpoint of ``side`` due (between two batches, see :meth:`save_running_checkpoint`)?"""
         worker = self.worker
-        return (worker.contact_log is not None and worker.checkpoint_every > 0 and worker.is_ready()
-                and time.monotonic() >= worker.next_checkpoint_at and "contacts" in worker.recovered_offsets)
+        return (side in worker.touch_logs and worker.checkpoint_every > 0 and worker.is_ready()
+                and time.monotonic() >= worker.next_checkpoint_at.get(side, 0.0) and side in worker.recovered_offsets)
 
-    async def save_running_checkpoint(self) -> None:
-        """Save the contact side and start a new log (the contacts agent calls this between two batches).
+    async def save_running_checkpoint(self, side: str, prepare: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Save ``side`` and start a new log (its agent calls this between two batches).
 
-        First every changelog batch sent is acknowledged (the checkpoint names the offsets its state reflects) and
-        every breach marked published in memory is handed to the producer and acknowledged (``publishing`` keeps
-        the breach timer out meanwhile): a kill -9 after the checkpoint can then lose no breach it calls published.
-        The snapshot, the file and the new log are then made without yielding to the loop, so no write falls
-        between them. A failure only postpones the next checkpoint: the last one and its log stay valid."""
+        First ``prepare`` (the customers: forget old contacts and store what that changed; False: not now), then
+        every changelog batch sent is acknowledged (the checkpoint names the offsets its state reflects); for the
+        contacts, every breach marked published in memory is also handed to the producer and acknowledged
+        (``publishing`` keeps the breach timer out meanwhile): a kill -9 after the checkpoint can then lose no
+        breach it calls published. The snapshot, the file and the new log are then made without yielding to the
+        loop, so no write falls between them. A failure only postpones the next checkpoint: the last one and its
+        log stay valid (a customers' log that saw the forget's writes is refused at the next start, which then
+        rebuilds: :func:`cxpulse.streams.checkpoint.lost_contact`)."""
         worker = self.worker
-        writer = worker.writers.get("contacts")
-        assert worker.contact_log is not None and worker.checkpoints is not None and writer is not None
-        worker.next_checkpoint_at = time.monotonic() + worker.checkpoint_every
+        writer = worker.writers.get(side)
+        side_log = worker.touch_logs[side]
+        assert worker.checkpoints is not None and writer is not None
+        worker.next_checkpoint_at[side] = time.monotonic() + worker.checkpoint_every
         try:
-            async with worker.publishing:
+            async with worker.publishing if side == "contacts" else contextlib.nullcontext():
+                if prepare is not None and not await prepare():
+                    return
                 await writer.drain()
-                await worker.app.producer.flush()
+                if side == "contacts":
+                    await worker.app.producer.flush()
                 if not worker.is_ready():
                     return  # a rebalance began meanwhile
                 began = time.monotonic()
-                data = self.live.checkpoint("contacts")
-                offsets = checkpoint.offsets_now(worker.recovered_offsets["contacts"], writer)
+                data = self.live.checkpoint(side)
+                offsets = checkpoint.offsets_now(worker.recovered_offsets[side], writer)
                 era = checkpoint.new_era()
-                worker.checkpoints.save("contacts", offsets, data, era)
-                worker.contact_log.begin(era)
-                worker.checkpoint_saved_at = time.time()
-            log.debug("contacts checkpoint: %d MiB in %.2f s", len(data) >> 20, time.monotonic() - began)
+                worker.checkpoints.save(side, offsets, data, era)
+                side_log.begin(era)
+                worker.checkpoint_saved_at[side] = time.time()
+            log.debug("%s checkpoint: %d MiB in %.2f s", side, len(data) >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the previous checkpoint and its log still describe the state
-            log.exception("cannot save the contacts' checkpoint; trying again in %.0f s", worker.checkpoint_every)
+            log.exception("cannot save the %s' checkpoint; trying again in %.0f s", side, worker.checkpoint_every)
 
     def maybe_ready(self) -> None:
         """Ready once the breach log is read and every table is recovered."""
@@ -258,12 +269,13 @@ class Recovery:
         worker.ready.clear()
         worker.recovered.clear()
         worker.breaches_loaded = False
-        worker.recovery_keys, worker.recovery_keys_overflow = {}, False
-        if worker.contact_log is not None and worker.contact_log.active:
-            # the state is rebuilt for the new assignment; until the next checkpoint nothing follows one. Only an
-            # active log: the revocation that starts a worker's first assignment must leave the last process's
-            # log for the recovery to read
-            worker.contact_log.discard()
+        worker.recovery_keys, worker.recovery_keys_overflow = {}, set()
+        for side_log in worker.touch_logs.values():
+            if side_log.active:
+                # the state is rebuilt for the new assignment; until the next checkpoint nothing follows one. Only
+                # an active log: the revocation that starts a worker's first assignment must leave the last
+                # process's log for the recovery to read
+                side_log.discard()
 
     async def partitions_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
         """A new assignment: read the breach log again (in the background; recovery runs meanwhile)."""
@@ -299,8 +311,8 @@ class Recovery:
 def install(worker: Worker) -> Recovery:
     """Register the tables' recovery callbacks and the rebalance signals on ``worker.app``."""
     recovery = Recovery(worker)
-    if worker.contact_log is not None:
-        recovery.observe_recovery()
+    for side in worker.touch_logs:
+        recovery.observe_recovery(side)
     worker.contacts_table.on_recover(recovery.contacts_recovered)
     worker.customers_table.on_recover(recovery.customers_recovered)
     if worker.agents_table is not None:

@@ -134,8 +134,9 @@ class Timers:
         now = now_us()
         for proc in self.live.contact_parts.values():
             proc.dirty.update(proc.forget(now))
-        for proc in self.live.customer_parts.values():
-            proc.dirty.update(proc.forget(now))
+        if "customers" not in self.worker.touch_logs:  # else just before each customers' checkpoint (agents.py)
+            for proc in self.live.customer_parts.values():
+                proc.dirty.update(proc.forget(now))
         self.live.prune(now)  # buckets and index entries past every window (a document read prunes too)
         # settled contacts are not in memory (the table holds them): a slice of each table partition per tick
         for what, sweeper in (("contacts", self.contact_sweeper), ("customers", self.customer_sweeper)):

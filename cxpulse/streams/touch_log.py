@@ -1,18 +1,19 @@
-"""The contacts stored since the last checkpoint, with the value each held at it: what lets a worker killed with -9
-(or by the OOM killer) start from its last checkpoint instead of rebuilding every stored contact.
+"""The keys a table stored since the last checkpoint, with the value each held at it: what lets a worker killed with
+-9 (or by the OOM killer) start from its last checkpoints instead of rebuilding every stored contact and customer.
+One log per logged side (``contacts.log``, ``customers.log``).
 
-Why: the counts are sums over the stored contacts. A checkpoint (:mod:`cxpulse.streams.checkpoint`) holds the
-counts as of its moment C, and a contact stored after C must have its contribution at C taken out and its new one
-put in. The checkpoint holds the contacts that were in memory at C; one that was only on disk (settled: Engine v2
-keeps it in RocksDB) held at C what RocksDB holds just before this worker first writes it after C, because nothing
-else writes that database (Faust's recovery writes changelog records into it, and a start checks those against
-this log). So, *before* each RocksDB write, the contacts' table writer appends here the partition, the key and the
-old value of every key it writes for the first time in this process since C, and every deletion. A kill -9 cannot
-leave a write in RocksDB that this log lacks (what a process wrote stays in the page cache); a machine crash may
-lose both, and then the start finds changelog records the log lacks and rebuilds.
+Why: the counts are sums over the stored contacts (and customers). A checkpoint (:mod:`cxpulse.streams.checkpoint`)
+holds the counts as of its moment C, and a key stored after C must have its contribution at C taken out and its new
+one put in. The checkpoint holds the keys that were in memory at C; one that was only on disk (a settled contact, a
+customer not changed lately: Engine v2 keeps them in RocksDB) held at C what RocksDB holds just before this worker
+first writes it after C, because nothing else writes that database (Faust's recovery writes changelog records into
+it, and a start checks those against this log). So, *before* each RocksDB write, the table writer appends here the
+partition, the key and the old value of every key it writes for the first time in this process since C, and every
+deletion. A kill -9 cannot leave a write in RocksDB that this log lacks (what a process wrote stays in the page
+cache); a machine crash may lose both, and then the start finds changelog records the log lacks and rebuilds.
 
-A simulated week: 464k stored contacts, a rebuild 16 s of a 24 s start (docs/performance.md); the log holds the
-contacts stored in the last minute.
+A simulated week: 464k stored contacts, a rebuild 16 s of a 24 s start, and 398k customers, 6 s
+(docs/performance.md); each log holds the keys stored in the last minute.
 
 Format: records of a 4-byte little-endian length and msgpack ``[era, [[partition, key, old value or None,
 deleted], ...]]``. The era names the checkpoint the log follows; a log is read only with the checkpoint of its era.

@@ -64,14 +64,16 @@ class Worker:
     checkpoints: CheckpointStore | None = None  # the live state saved on a clean stop (None: worker.checkpoint off)
     writers: dict[str, Any] = field(default_factory=dict)  # side -> its table's BulkTableWriter
     recovered_offsets: dict[str, Offsets] = field(default_factory=dict)  # side -> changelog offsets at recovery
-    # the contacts stored since the last checkpoint (streams/touch_log.py; None: no checkpoints while running)
-    contact_log: TouchLog | None = None
-    checkpoint_every: float = 0.0  # seconds between checkpoints of the contact side while running (0: none)
-    next_checkpoint_at: float = 0.0  # time.monotonic() of the next one
-    checkpoint_saved_at: float | None = None  # time.time() of the contact side's last checkpoint (for /metrics)
-    # keys of the contacts' changelog records Faust's recovery applied since the last assignment, by partition
-    recovery_keys: dict[int, set[bytes]] = field(default_factory=dict)
-    recovery_keys_overflow: bool = False  # more than RECOVERY_KEYS_MAX of them: a whole table restored, not a tail
+    # side (contacts, customers) -> the keys its table stored since its last checkpoint (streams/touch_log.py); empty:
+    # no checkpoints while running
+    touch_logs: dict[str, TouchLog] = field(default_factory=dict)
+    checkpoint_every: float = 0.0  # seconds between checkpoints of each logged side while running (0: none)
+    next_checkpoint_at: dict[str, float] = field(default_factory=dict)  # side -> time.monotonic() of its next one
+    checkpoint_saved_at: dict[str, float] = field(default_factory=dict)  # side -> time.time() of its last (/metrics)
+    # side -> keys of its changelog records Faust's recovery applied since the last assignment, by partition
+    recovery_keys: dict[str, dict[int, set[bytes]]] = field(default_factory=dict)
+    # sides with more than RECOVERY_KEYS_MAX of them: a whole table restored, not a tail
+    recovery_keys_overflow: set[str] = field(default_factory=set)
     # held while breaches are marked published in memory but not yet handed to the producer: a checkpoint taken then
     # would hold a mark of a breach a kill -9 loses
     publishing: asyncio.Lock = field(default_factory=asyncio.Lock)

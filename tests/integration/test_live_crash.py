@@ -5,7 +5,9 @@ backlog and is killed when its status shows about half processed; a new worker w
 dir takes over. Once it has committed everything, its document must be ``cxpulse replay --now
 <generated_at>`` of the whole file (the same events, each counted once), and ``sla-breaches`` must hold every
 visit that breached exactly once, and no other. Then that worker stops cleanly and starts again (run 3): it
-reads back the checkpoint its stop wrote instead of rebuilding, and the same must still hold.
+reads back the checkpoint its stop wrote instead of rebuilding, and the same must still hold. Last, with checkpoints
+an hour apart, it takes ten more minutes of events after its checkpoints and is killed again (run 4): the start
+(run 5) reads both sides from their checkpoints and what their logs name, and equals the replay of both files.
 
 The crash runs once (module fixture); each test asserts one of those outcomes, so one failing says which.
 """
@@ -91,13 +93,19 @@ class CrashRun:
     stall_restarts: int  # run 2 stopped reading and its stall guard made it exit 75 (then started again)
     start2_log: str  # run 2's start, after the kill
     metrics2: str  # run 2's /metrics once it committed everything
+    metrics2_at: float  # and when it was read
+    # run 5: run 4 (checkpoints an hour apart) took ten more minutes of events after its first checkpoint, and was
+    # killed with -9
+    start5_log: str
+    live5: dict[str, Any]
+    offline5: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> CrashRun:
     tmp_path = tmp_path_factory.mktemp("crash")
     path = tmp_path / "sim.jsonl"
-    start = (now_us() // S - 122 * 60) * S  # two hours ending 2 minutes ago
+    start = (now_us() // S - 132 * 60) * S  # two hours ending 12 minutes ago (run 4 adds the next 10 minutes)
     count = simulate_file(path, start_us=start, seconds=120 * 60, seed=11, scale=4.0)
     assert 20_000 <= count <= 30_000, count
 
@@ -150,7 +158,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
                 await worker.wait_ready()
             await asyncio.sleep(0.5)
         status_after = await worker.status()
-        metrics2 = str((await worker.get("/metrics"))[1])
+        metrics2, metrics2_at = str((await worker.get("/metrics"))[1]), time.time()
 
         # the live document vs the replay (the customer side may trail by a moment: retry a few times)
         for attempt in range(1, 16):
@@ -175,8 +183,44 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
             await asyncio.sleep(1.0)
         await asyncio.sleep(2.0)  # a breach published twice would be published by the timer at once
         breaches3 = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
+
+        # run 4: checkpoints an hour apart, so that the first one, taken once ready, is the last; then ten more
+        # minutes of the centre (new contacts and customers), stored by both sides, and a kill -9
+        worker.stop(grace=60)
+        worker.env["CXPULSE_WORKER__CHECKPOINT_EVERY_SECONDS"] = "3600"
+        worker.start()
+        await worker.wait_ready()
+        began = time.monotonic()
+        while not all(f"\ncxpulse_{side}_checkpoint_timestamp_seconds " in metrics
+                      for metrics in [str((await worker.get("/metrics"))[1])] for side in ("contacts", "customers")):
+            assert time.monotonic() - began < 30, worker.log_tail(100)
+            await asyncio.sleep(0.2)
+        more = tmp_path / "more.jsonl"
+        simulate_file(more, start_us=start + 120 * 60 * S, seconds=10 * 60, seed=12, scale=4.0)
+        whole = tmp_path / "whole.jsonl"
+        whole.write_bytes(path.read_bytes() + more.read_bytes())
+        await produce_file(kafka_bootstrap, worker.topics, more)
+        for _ in range(30):
+            live4 = await worker.kpis(all_window=True)
+            if live4 == await asyncio.to_thread(replay, whole, live4["generated_at"], config_path(worker)):
+                break
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the last batches' writes stored (a batch is stored before the next one starts)
+        worker.kill()
+        # run 5: both sides from the run-4 checkpoints and what their logs name
+        worker.start()
+        await worker.wait_ready()
+        start5_log = worker.start_log(400)
+        for _ in range(15):
+            live5 = await worker.kpis(all_window=True)
+            offline5 = await asyncio.to_thread(replay, whole, live5["generated_at"], config_path(worker))
+            if live5 == offline5:
+                break
+            await asyncio.sleep(1.0)
         return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at,
-                        start3_log, live3, offline3, breaches3, stall_restarts, start2_log, metrics2)
+                        start3_log, live3, offline3, breaches3, stall_restarts, start2_log, metrics2, metrics2_at,
+                        start5_log,
+                        live5, offline5)
     finally:
         worker.stop()
         await delete_topics_with_prefix(kafka_bootstrap, worker.app_id)
@@ -196,17 +240,39 @@ async def test_after_sigkill_and_restart_the_document_equals_the_replay(crash_ru
     assert totals["offered"] > 5_000 and totals["handled"] > 1_000 and totals["first_contacts"] > 0
 
 
-async def test_after_sigkill_the_start_reads_the_last_checkpoint_and_the_contacts_stored_since(
+async def test_after_sigkill_the_start_reads_the_last_checkpoints_and_the_keys_stored_since(
         crash_run: CrashRun) -> None:
-    """The kill -9 left no clean stop's checkpoint, but the one taken while running and its log: the contact side
-    is read from them (no rebuild of every stored contact); the document equals the replay (the test above)."""
+    """The kill -9 left no clean stop's checkpoint, but the ones taken while running and their logs: the contact
+    and the customer sides are read from them (no rebuild of every stored contact or customer); the document equals
+    the replay (the test above)."""
     log = crash_run.start2_log
     assert "contacts recovered from the checkpoint and the" in log, log[-3000:]
     assert "contacts recovered:" not in log, log[-3000:]  # the rebuild's line
+    # the customers' agent starts on its summaries a moment after the contacts': killed that early, the customers may
+    # not have a checkpoint yet (run 5 below is the customers' case)
+    assert ("customers recovered from the checkpoint and the" in log
+            or "customers: not read from the checkpoint and its log: no checkpoint" in log), log[-3000:]
     # and it goes on taking checkpoints (every second here), which /metrics shows
-    saved = [float(line.split()[-1]) for line in crash_run.metrics2.splitlines()
-             if line.startswith("cxpulse_contacts_checkpoint_timestamp_seconds ")]
-    assert saved and time.time() - saved[0] < 120, crash_run.metrics2[-2000:]
+    for side in ("contacts", "customers"):
+        saved = [float(line.split()[-1]) for line in crash_run.metrics2.splitlines()
+                 if line.startswith(f"cxpulse_{side}_checkpoint_timestamp_seconds ")]
+        assert saved and crash_run.metrics2_at - saved[0] < 120, crash_run.metrics2[-2000:]
+
+
+async def test_after_sigkill_both_sides_catch_up_what_they_stored_since_their_checkpoints(
+        crash_run: CrashRun) -> None:
+    """Run 4 stored ten more minutes of contacts and customers after its checkpoints and was killed with -9: run 5
+    reads each side from its checkpoint and the keys its log names (some of each, not a rebuild), and its document
+    is the replay of both files."""
+    run = crash_run
+    log = run.start5_log
+    for side in ("contacts", "customers"):
+        line = next((line for line in log.splitlines() if f"{side} recovered from the checkpoint and the" in line), "")
+        caught_up = int(line.split(" and the ")[1].split()[0]) if line else 0
+        assert caught_up > 0, log[-3000:]
+        assert f"{side} recovered:" not in log, log[-3000:]
+    assert run.live5 == run.offline5, _diff(run.live5, run.offline5)
+    assert run.live5["totals"]["windows"]["all"]["offered"] > run.live3["totals"]["windows"]["all"]["offered"]
 
 
 async def test_after_sigkill_and_restart_no_breach_is_published_twice(crash_run: CrashRun) -> None:

@@ -49,7 +49,7 @@ def _exported(max_queues: int = 200, queues: tuple[str, ...] = ("billing",), eve
                              commit_holes=lambda: COMMIT_HOLES)
     registry = registry_for(collector)
     registry.register(BudgetCollector(RocksDBBudget(MIB, MIB)))  # as create_worker does on rocksdb://
-    registry.register(CheckpointCollector(lambda: CHECKPOINT_AT))  # and with checkpoints while running
+    registry.register(CheckpointCollector(lambda: {"contacts": CHECKPOINT_AT, "customers": CHECKPOINT_AT + 1}))  # and with checkpoints while running
     text = exposition(registry).decode()
     return {family.name: family for family in text_string_to_metric_families(text)}
 
@@ -66,12 +66,14 @@ def test_commits_past_an_unprocessed_record_are_summed_by_topic() -> None:
     assert samples == {"contact-events": 3, "survey-responses": 1}
 
 
-def test_the_last_checkpoint_s_time_is_a_gauge_absent_before_the_first() -> None:
-    family = _exported()["cxpulse_contacts_checkpoint_timestamp_seconds"]
-    assert family.type == "gauge"  # type: ignore[attr-defined]
-    assert [s.value for s in family.samples] == [CHECKPOINT_AT]  # type: ignore[attr-defined]
-    none = list(CheckpointCollector(lambda: None).collect())
-    assert [family.samples for family in none] == [[]]
+def test_each_side_s_last_checkpoint_time_is_a_gauge_absent_before_the_first() -> None:
+    families = _exported()
+    for side, at in (("contacts", CHECKPOINT_AT), ("customers", CHECKPOINT_AT + 1)):
+        family = families[f"cxpulse_{side}_checkpoint_timestamp_seconds"]
+        assert family.type == "gauge"  # type: ignore[attr-defined]
+        assert [s.value for s in family.samples] == [at]  # type: ignore[attr-defined]
+    some = list(CheckpointCollector(lambda: {"contacts": CHECKPOINT_AT}).collect())
+    assert [len(family.samples) for family in some] == [1, 0]
 
 
 def _exposed_names(families: dict[str, object]) -> set[str]:
@@ -91,7 +93,7 @@ def test_the_pipelines_own_metrics_are_prefixed_cxpulse() -> None:
         "cxpulse_consumer_stalled", "cxpulse_broker_reachable", "cxpulse_consumer_stalls", "cxpulse_ready",
         "cxpulse_sla_breaches_published", "cxpulse_queues_folded_into_other", "cxpulse_build_info",
         "cxpulse_feedback_breaches_published", "cxpulse_rocksdb_memory_bytes", "cxpulse_commits_past_unprocessed",
-        "cxpulse_contacts_checkpoint_timestamp_seconds",
+        "cxpulse_contacts_checkpoint_timestamp_seconds", "cxpulse_customers_checkpoint_timestamp_seconds",
     }
     assert not any("pipeline" in name for name in ours)
     assert "contactcenter_contacts_offered" in ours and "contactcenter_sl_formula_info" in ours

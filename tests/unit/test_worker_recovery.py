@@ -84,19 +84,19 @@ def test_the_changelog_keys_faust_recovers_are_noted_until_ready_and_up_to_a_cap
     monkeypatch.setattr(worker.app.assignor, "assigned_actives", lambda: {TP(topic, 0), TP(topic, 1)})
     applied: list[list[Any]] = []
     monkeypatch.setattr(table, "apply_changelog_batch", lambda batch: applied.append(list(batch)))
-    recovery.observe_recovery()
+    recovery.observe_recovery("contacts")
 
     def record(partition: int, key: bytes) -> Any:
         return SimpleNamespace(message=SimpleNamespace(partition=partition, key=key))
 
     table.apply_changelog_batch([record(0, b"a"), record(1, b"b"), record(5, b"a standby's")])
-    assert worker.recovery_keys == {0: {b"a"}, 1: {b"b"}} and len(applied) == 1 and len(applied[0]) == 3
+    assert worker.recovery_keys == {"contacts": {0: {b"a"}, 1: {b"b"}}} and len(applied) == 1 and len(applied[0]) == 3
     worker.ready.set()
     table.apply_changelog_batch([record(0, b"after ready")])
-    assert worker.recovery_keys == {0: {b"a"}, 1: {b"b"}} and len(applied) == 2
+    assert worker.recovery_keys == {"contacts": {0: {b"a"}, 1: {b"b"}}} and len(applied) == 2
     worker.ready.clear()
     monkeypatch.setattr(worker_recovery, "RECOVERY_KEYS_MAX", 2)
     table.apply_changelog_batch([record(0, b"c")])
-    assert worker.recovery_keys_overflow and worker.recovery_keys == {} and len(applied) == 3
+    assert worker.recovery_keys_overflow == {"contacts"} and worker.recovery_keys == {} and len(applied) == 3
     table.apply_changelog_batch([record(0, b"d")])
     assert worker.recovery_keys == {}  # no more noting once over the cap
