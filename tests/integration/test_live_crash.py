@@ -74,6 +74,18 @@ async def _not_committed(bootstrap: str, group: str, ends: dict[TopicPartition, 
             for tp, end in ends.items() if end > 0 and (tp not in committed or committed[tp].offset < end)}
 
 
+async def _settled(worker: WorkerProcess, path: Path, attempts: int = 15) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The worker's document and the replay of ``path`` at its instant, once they agree (the customer side may trail
+    by a moment), or the last pair after ``attempts`` tries a second apart."""
+    for _ in range(attempts):
+        live = await worker.kpis(all_window=True)
+        offline = await asyncio.to_thread(replay, path, live["generated_at"], config_path(worker))
+        if live == offline:
+            break
+        await asyncio.sleep(1.0)
+    return live, offline
+
+
 @dataclass
 class CrashRun:
     path: Path
@@ -175,12 +187,7 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         worker.start()
         await worker.wait_ready()
         start3_log = worker.start_log(400)
-        for _ in range(15):
-            live3 = await worker.kpis(all_window=True)
-            offline3 = await asyncio.to_thread(replay, path, live3["generated_at"], config_path(worker))
-            if live3 == offline3:
-                break
-            await asyncio.sleep(1.0)
+        live3, offline3 = await _settled(worker, path)
         await asyncio.sleep(2.0)  # a breach published twice would be published by the timer at once
         breaches3 = breaches_on_topic(await consume_all(kafka_bootstrap, [worker.topics.sla_breaches]))
 
@@ -200,23 +207,14 @@ async def crash_run(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: s
         whole = tmp_path / "whole.jsonl"
         whole.write_bytes(path.read_bytes() + more.read_bytes())
         await produce_file(kafka_bootstrap, worker.topics, more)
-        for _ in range(30):
-            live4 = await worker.kpis(all_window=True)
-            if live4 == await asyncio.to_thread(replay, whole, live4["generated_at"], config_path(worker)):
-                break
-            await asyncio.sleep(1.0)
+        await _settled(worker, whole, attempts=30)
         await asyncio.sleep(1.0)  # the last batches' writes stored (a batch is stored before the next one starts)
         worker.kill()
         # run 5: both sides from the run-4 checkpoints and what their logs name
         worker.start()
         await worker.wait_ready()
         start5_log = worker.start_log(400)
-        for _ in range(15):
-            live5 = await worker.kpis(all_window=True)
-            offline5 = await asyncio.to_thread(replay, whole, live5["generated_at"], config_path(worker))
-            if live5 == offline5:
-                break
-            await asyncio.sleep(1.0)
+        live5, offline5 = await _settled(worker, whole)
         return CrashRun(path, count, seen_before_kill, status_after, live, offline, attempt, breaches, read_at,
                         start3_log, live3, offline3, breaches3, stall_restarts, start2_log, metrics2, metrics2_at,
                         start5_log,

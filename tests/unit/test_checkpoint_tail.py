@@ -44,6 +44,18 @@ TAIL = settings(max_examples=int(os.environ.get("CXPULSE_TAIL_EXAMPLES", "60")),
 Table = dict[int, dict[bytes, bytes]]
 
 
+def write(table: Table, log: TouchLog, staged: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
+    """The bulk table writer: each partition's changes to the log first, then to the store."""
+    for partition, changes in staged.items():
+        store = table.setdefault(partition, {})
+        log.note(partition, changes, store.get)
+        for key, value in changes:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+
+
 class SimulatedWorker:
     """The contact side as the worker runs it (streams/agents.py ContactBatches), with a dict for each partition's
     RocksDB database and the touch log before every write; customers are fed the summaries directly."""
@@ -75,14 +87,7 @@ class SimulatedWorker:
                          proc.contacts, codec.encode_contact, partition)
             self.send(proc.drain_summaries())
             proc.evict(keep_packed=False)
-        for partition, changes in staged.items():  # the bulk writer: the log first, then the store
-            store = self.table.setdefault(partition, {})
-            self.log.note(partition, changes, store.get)
-            for key, value in changes:
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+        write(self.table, self.log, staged)
 
     def send(self, summaries: list[Any]) -> None:
         """The FCR summaries a batch sends on: here straight to the customers."""
@@ -226,14 +231,7 @@ class SimulatedWorkerWithCustomers(SimulatedWorker):
         for partition, proc in self.live.customer_parts.items():
             save_changed(lambda p, key, value: staged.setdefault(p, []).append((key, value)), proc.dirty,
                          proc.customers, codec.encode_customer, partition)
-        for partition, changes in staged.items():
-            store = self.customer_table.setdefault(partition, {})
-            self.customer_log.note(partition, changes, store.get)
-            for key, value in changes:
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+        write(self.customer_table, self.customer_log, staged)
 
     def checkpoint_customers(self, now: int) -> bytes:
         """As ``forget_and_store`` then the checkpoint: old contacts forgotten and stored first."""
