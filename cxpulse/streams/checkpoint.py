@@ -36,6 +36,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -224,13 +225,35 @@ def lost_contact(touched: dict[int, dict[bytes, Touched]], now: dict[tuple[int, 
     return None
 
 
+@dataclass(frozen=True)
+class LoggedSide:
+    """What differs between the two sides a checkpoint and a touch log bring up to the tables: one entry per side in
+    :data:`LOGGED`, read by :func:`held_keys`, :func:`catch_up` and :func:`read_with_log`."""
+
+    held: tuple[str, ...]  # the processor attributes whose keys the checkpoint holds in memory
+    decode: Callable[[bytes], Any]  # a stored value as the state the processor's ``catch_up`` takes
+    processor: Callable[[Any, int], Any]  # (live, partition) -> that partition's processor
+    settle: Callable[[Any], None]  # after the catch-up: out of memory what a rebuild would not keep there
+    refusal: Callable[[dict[int, dict[bytes, Touched]], dict[tuple[int, bytes], bytes | None]], str | None] | None
+
+
+LOGGED: dict[str, LoggedSide] = {
+    "contacts": LoggedSide(
+        held=("contacts", "settled"), decode=lambda value: codec.decode_contact(value)[1],
+        processor=lambda live, partition: live.contacts(partition),
+        settle=lambda proc: proc.evict_settled(keep_packed=False),  # settled contacts are stored: out of memory
+        refusal=None),
+    "customers": LoggedSide(
+        held=("customers", "packed"), decode=lambda value: CustomerState.from_dict(codec.decode(value)),
+        processor=lambda live, partition: live.customers(partition), settle=lambda proc: proc.evict(),
+        refusal=lost_contact),
+}
+
+
 def held_keys(side: str, saved: dict[int, dict[str, Any]]) -> dict[int, set[str]]:
     """The keys a checkpoint of ``side`` holds in memory, by partition (the rest of its keys were on disk)."""
-    if side == "contacts":
-        return {partition: set(state.get("contacts", ())) | set(state.get("settled", ()))
-                for partition, state in saved.items()}
-    return {partition: set(state.get("customers", ())) | set(state.get("packed", ()))
-            for partition, state in saved.items()}
+    names = LOGGED[side].held
+    return {partition: {key for name in names for key in state.get(name, ())} for partition, state in saved.items()}
 
 
 def catch_up(live: Any, side: str, touched: dict[int, dict[bytes, Touched]],
@@ -239,25 +262,19 @@ def catch_up(live: Any, side: str, touched: dict[int, dict[bytes, Touched]],
     contribution moves from its value at the checkpoint to ``now`` (checked first with :func:`tail_problem`). A key
     whose first write since deleted it (the sweeper, past the retention) keeps its counts, as the running worker
     kept them. Returns how many keys were caught up."""
+    logged = LOGGED[side]
+    decode = logged.decode
     count = 0
     for partition, keys in touched.items():
-        proc = live.contacts(partition) if side == "contacts" else live.customers(partition)
+        proc = logged.processor(live, partition)
         for key, touch in keys.items():
             if touch.deleted_first:
                 continue
             value = now[(partition, key)]
             assert value is not None  # tail_problem refused a logged key missing from the table
-            if side == "contacts":
-                was = codec.decode_contact(touch.old)[1] if touch.old is not None else None
-                proc.catch_up(key.decode(), was, codec.decode_contact(value)[1])
-            else:
-                old = CustomerState.from_dict(codec.decode(touch.old)) if touch.old is not None else None
-                proc.catch_up(key.decode(), old, CustomerState.from_dict(codec.decode(value)))
+            proc.catch_up(key.decode(), decode(touch.old) if touch.old is not None else None, decode(value))
             count += 1
-        if side == "contacts":
-            proc.evict_settled(keep_packed=False)  # those settled are stored: out of memory, as after a rebuild
-        else:
-            proc.evict()
+        logged.settle(proc)
     return count
 
 
@@ -276,8 +293,9 @@ def read_with_log(store: CheckpointStore, side: str, log: TouchLog, offsets: Off
     saved, extra = saved_state.loads(data)
     now = {(partition, key): stored(partition, key) for partition, keys in touched.items() for key in keys}
     problem = tail_problem(touched, held_keys(side, saved), applied, now)
-    if problem is None and side == "customers":
-        problem = lost_contact(touched, now)
+    refusal = LOGGED[side].refusal
+    if problem is None and refusal is not None:
+        problem = refusal(touched, now)
     if problem is not None:
         return None, problem
     return (saved, extra, touched, now, era), "checkpoint"
