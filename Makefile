@@ -13,6 +13,9 @@ PYTHON3 ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.cxpulse-installed
+# the compiled core's record of its sources (setup.py writes it), and the modules setup.py lists in COMPILED
+CORE_STAMP := cxpulse/core/compiled.json
+CORE_SOURCES := $(shell sed -n 's/^    "\(cxpulse\/core\/[a-z_]*\.py\)",$$/\1/p' setup.py)
 STACK := deploy/local/stack.sh
 WITH_STACK := deploy/local/with_stack.sh
 PYTEST_ARGS ?=
@@ -60,13 +63,19 @@ help:
 	@echo "make screenshot  out/wallboard.png (1920x1080) of the running wallboard, or of one it starts itself"
 	@echo "make chaos    bench/chaos.py: hostile input, rebalance soak, broker stop/kill (own broker on 29092); CHAOS_ARGS=..."
 
-venv: $(VENV_STAMP)
+venv: $(VENV_STAMP) $(CORE_STAMP)
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml setup.py
 	@test -x $(PY) || { echo "venv: creating $(VENV)"; $(PYTHON3) -m venv $(VENV); }
 	@echo "venv: pip install -e '.[dev]'"
 	@$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	@touch $@
+
+# The KPI core's hot modules compiled with mypyc (setup.py: which and why). pip install -e compiles them once;
+# an edit of one of them compiles them again here (cxpulse/core/__init__.py runs the sources until then).
+$(CORE_STAMP): $(CORE_SOURCES) | $(VENV_STAMP)
+	@echo "venv: compiling the KPI core with mypyc (setup.py build_ext --inplace, about a minute)"
+	@$(PY) setup.py -q build_ext --inplace >/dev/null
 
 deps:
 	@missing=""; \

@@ -88,7 +88,8 @@ def use_code(rev: str | None, work: Path) -> str:
 
     Without ``rev``: the working tree (``<HEAD>+dirty`` when cxpulse/ has uncommitted changes). With ``rev``:
     ``git archive <rev> cxpulse`` is unpacked under ``work`` and put first on ``PYTHONPATH`` of this process and
-    of every child (``cxpulse`` workers, replay, simulate). Why: the engine is rebuilt in this very checkout
+    of every child (``cxpulse`` workers, replay, simulate); a commit with a ``setup.py`` has its core compiled
+    there (mypyc), as ``make venv`` does for the working tree, so each side runs what it would run installed. Why: the engine is rebuilt in this very checkout
     while benchmarks run, and neither stash nor checkout is allowed there; an archive measures exactly one
     commit, and the editable install's finder comes after ``PYTHONPATH`` on the import path."""
     if rev is None:
@@ -99,6 +100,13 @@ def use_code(rev: str | None, work: Path) -> str:
     src.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "archive", commit, "cxpulse"], cwd=ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    build = subprocess.run(["git", "archive", commit, "setup.py", "pyproject.toml", "README.md"], cwd=ROOT,
+                           capture_output=True)
+    if build.returncode == 0:  # a commit whose core is compiled (setup.py): compiled here too, as installed
+        subprocess.run(["tar", "-x", "-C", str(src)], input=build.stdout, check=True)
+        print(f"bench: compiling the KPI core of {commit} (setup.py build_ext --inplace)", flush=True)
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, check=True,
+                       capture_output=True)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
     sys.path.insert(0, str(src))
     return f"commit {commit} (git archive)"

@@ -184,3 +184,27 @@ async def unique_topic(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
         yield factory
     finally:
         await factory.delete_all()
+
+
+@pytest.fixture
+def on_core_sources(request: pytest.FixtureRequest) -> bool:
+    """For a test that spies on the KPI core by replacing one of its functions (to count calls a figure cannot
+    show): such a replacement needs the core's Python sources, and ``make venv`` compiles the core (setup.py),
+    whose modules call each other directly. Under the compiled core the test runs again in a child pytest with
+    ``CXPULSE_PURE_PYTHON=1`` (the sources; ``cxpulse/core/__init__.py``), this fixture asserts that it passed,
+    and returns False: the test body then returns at once. On the sources it returns True and the body runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cxpulse import core
+
+    if core.runs() != "compiled":
+        return True
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", request.node.nodeid],
+        cwd=root, env=os.environ | {"CXPULSE_PURE_PYTHON": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-4000:] + done.stderr[-2000:]
+    return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core.future import COMBO_BITS as _COMBO_BITS, COMBO_MASK as _COMBO_MASK, COMBOS as _COMBOS, FutureFacts
@@ -44,6 +45,18 @@ class Aggregates:
                  "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")
 
     FOLD_EVERY = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """For pickle (a split replay's process hands its aggregates back): built anew for the same bucket width,
+        then every attribute set. Why explicit: compiled by mypyc (setup.py) the class has neither ``__dict__``
+        nor ``__slots__``, and its default reduction calls ``__init__`` without the width."""
+        names = getattr(type(self), "__mypyc_attrs__", None) or getattr(type(self), "__slots__")
+        state = {name: getattr(self, name) for name in names if not name.isupper() and hasattr(self, name)}
+        return (Aggregates, (self.bucket_us,), state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def __init__(self, bucket_us: int, now_us: int = 0, observer: "Observer | None" = None,
                  open_breaches: "dict[Key, dict[str, int]] | None" = None) -> None:
@@ -264,7 +277,7 @@ class Aggregates:
         end_hour = end_us - end_us % HOUR_US  # whole hours end here
         if first_hour < end_hour:  # hours [first_hour, end_hour) lie wholly inside [start_us, end_us)
             whole = range(first_hour, end_hour, HOUR_US)
-            edges = ((start_us, first_hour), (end_hour, end_us))
+            edges: tuple[tuple[int, int], ...] = ((start_us, first_hour), (end_hour, end_us))
         else:
             whole = range(0)
             edges = ((start_us, end_us),)

@@ -23,17 +23,28 @@ FORMAT = 1  # bumped when what is saved changes shape
 
 # attributes a new process supplies itself (settings, closures over them, the loader of evicted contacts)
 _SUPPLIED = frozenset({"kpi", "queue_settings", "intern", "loader"})
-_AGGREGATE_SLOTS = tuple(slot for slot in Aggregates.__slots__ if slot != "observer")
+
+
+def attributes(obj: Any) -> dict[str, Any]:
+    """An object's own attributes by name: ``vars()`` of a Python object, or of a class compiled by mypyc (no
+    ``__dict__``, no ``__slots__``: its ``__mypyc_attrs__`` names them, class constants such as
+    ``Aggregates.FOLD_EVERY`` among them, which are left out here as ``vars()`` leaves them out)."""
+    names = getattr(type(obj), "__mypyc_attrs__", None)
+    if names is None:
+        names = getattr(type(obj), "__slots__", None)
+        if names is None:
+            return dict(vars(obj))
+    return {name: getattr(obj, name) for name in names if not name.isupper() and hasattr(obj, name)}
 
 
 def processor_state(processor: Any) -> dict[str, Any]:
-    """A processor's own attributes, its aggregates as their slots (without the observer)."""
+    """A processor's own attributes, its aggregates as theirs (without the observer)."""
     state: dict[str, Any] = {}
-    for name, value in vars(processor).items():
+    for name, value in attributes(processor).items():
         if name in _SUPPLIED:
             continue
         if isinstance(value, Aggregates):
-            value = {slot: getattr(value, slot) for slot in _AGGREGATE_SLOTS}
+            value = {slot: saved for slot, saved in attributes(value).items() if slot != "observer"}
         state[name] = value
     return state
 

@@ -46,7 +46,7 @@ KIND_TYPE = {
 }
 TS, RANK, ID, KIND, QUEUE, CHANNEL, A, B, C = range(9)
 
-Record = tuple  # (ts, rank, event_id, kind, queue, channel, a, b, c)
+Record = tuple[Any, ...]  # (ts, rank, event_id, kind, queue, channel, a, b, c)
 QueueLookup = Callable[[str, str], QueueSettings]
 Source = tuple[str, int, int]  # topic, partition, offset
 

@@ -65,7 +65,7 @@ class CustomerState:
         state = cls()
         for item in data["c"]:
             final = tuple(item[6]) if item[6] else None
-            state.contacts[item[0]] = Summary(*item[:6], final)  # type: ignore[arg-type]
+            state.contacts[item[0]] = Summary(*item[:6], final)  # type: ignore[arg-type, call-arg]
         return state
 
 

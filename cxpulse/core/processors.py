@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from collections.abc import MutableMapping
 from typing import Any, Callable
 
@@ -59,6 +58,7 @@ from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core import measures as m
 from cxpulse.core.customer import CustomerState, customer_facts
 from cxpulse.core.measures import Fact
+from cxpulse.core.outcomes import Breach, FeedbackBreach, Rejection
 from cxpulse.core.windows import history_us
 from cxpulse.settings import KpiSettings, QueueSettings
 
@@ -69,70 +69,7 @@ _PACK = msgspec.msgpack.Encoder().encode
 _UNPACK = msgspec.msgpack.Decoder().decode
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """An event refused by the lifecycle rules, ready for the dead-letter topic."""
 
-    kind: str  # metric-safe: "lifecycle"
-    reason: str
-    event_type: str
-    event_id: str
-    raw: bytes | None
-    source: tuple[str, int, int] | None
-    key: bytes | None = None  # the original Kafka key
-
-
-@dataclass(frozen=True, slots=True)
-class Breach:
-    """A queue visit whose wait exceeded its threshold: what goes to topic ``sla-breaches``."""
-
-    queue: str
-    channel: str
-    contact_id: str
-    queued_event_id: str
-    queued_ts_us: int
-    threshold_seconds: float
-    breached_at_us: int  # queued + T: the moment of the crossing
-
-    def to_dict(self) -> dict[str, Any]:
-        from cxpulse.models.events import format_ts
-
-        return {
-            "queue": self.queue,
-            "channel": self.channel,
-            "contact_id": self.contact_id,
-            "visit_id": self.queued_event_id,
-            "queued_ts": format_ts(self.queued_ts_us),
-            "threshold_seconds": self.threshold_seconds,
-            "breached_at": format_ts(self.breached_at_us),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackBreach:
-    """A detractor feedback not followed up by survey ts + target (kpis.md "Closed-loop feedback (v2)")."""
-
-    queue: str
-    channel: str
-    contact_id: str
-    survey_event_id: str
-    survey_ts_us: int
-    target_seconds: int
-    breached_at_us: int  # survey ts + target: the moment of the crossing
-
-    def to_dict(self) -> dict[str, Any]:
-        from cxpulse.models.events import format_ts
-
-        return {
-            "kind": "feedback",
-            "queue": self.queue,
-            "channel": self.channel,
-            "contact_id": self.contact_id,
-            "survey_event_id": self.survey_event_id,
-            "survey_ts": format_ts(self.survey_ts_us),
-            "target_seconds": self.target_seconds,
-            "breached_at": format_ts(self.breached_at_us),
-        }
 
 
 def _diff(aggregates: Aggregates, old: list[Fact], new: list[Fact]) -> None:
