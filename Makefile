@@ -26,7 +26,8 @@ CXPULSE_STACK_CONTROLLER_PORT ?= 19093
 CXPULSE_STACK_REDIS_PORT ?= 16379
 export CXPULSE_STACK_KAFKA_PORT CXPULSE_STACK_CONTROLLER_PORT CXPULSE_STACK_REDIS_PORT
 
-# Debian packages the stack and the later tooling need; java/mvn checked by command name
+# Debian packages the stack and the later tooling need; java/mvn checked by command name, and a C compiler with
+# Python's headers for the compiled core (setup.py; without them the core installs as pure Python, slower)
 APT_PACKAGES := redis-server prometheus prometheus-alertmanager chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -85,6 +86,9 @@ deps:
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
 	test -x $(PY) || $(PYTHON3) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	$(PYTHON3) -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
 	  $(SUDO) apt-get update -q; \

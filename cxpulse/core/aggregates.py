@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core.future import COMBO_BITS as _COMBO_BITS, COMBO_MASK as _COMBO_MASK, COMBOS as _COMBOS, FutureFacts
@@ -44,7 +44,7 @@ class Aggregates:
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "closing", "now", "_totals", "observer", "open",
                  "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")
 
-    FOLD_EVERY = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
+    FOLD_EVERY: ClassVar[int] = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """For pickle (a split replay's process hands its aggregates back): built anew for the same bucket width,

@@ -87,16 +87,17 @@ class KpiEngine:
         Returns True when accepted. Invalid events are recorded in :attr:`rejections` with their reason,
         never raised: bad input must not stop the pipeline.
         """
+        event: Any
         try:
             if topic == "survey-responses":
-                event = decode_survey_response(raw)
+                event = decode_survey_response(raw)  # type: ignore[arg-type]
             elif topic == "contact-events":
-                event = decode_contact_event(raw)
+                event = decode_contact_event(raw)  # type: ignore[arg-type]
             elif topic == AGENT_TOPIC:
                 return self.process_agent_event(parse_agent_event(raw))
             else:
                 try:
-                    event = decode_any_event(raw)
+                    event = decode_any_event(raw)  # type: ignore[arg-type]
                 except InvalidEvent as exc:
                     # one JSONL holds every topic: an agent event is told apart by its type
                     if exc.kind != "unknown_type" or AGENT_EVENT_TYPE not in exc.reason:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core import checkpoint
@@ -198,7 +198,7 @@ class LiveKpis:
         return count
 
     # -- checkpoints (a clean stop and the next start) -----------------------------------------------------
-    SIDES = ("contacts", "customers", "agents")
+    SIDES: ClassVar[tuple[str, ...]] = ("contacts", "customers", "agents")
 
     def _side(self, side: str) -> dict[int, Any]:
         if side == "contacts":
