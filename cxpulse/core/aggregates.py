@@ -15,6 +15,7 @@ import heapq
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+from cxpulse.core.attributes import own_attributes
 from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core.future import COMBO_BITS as _COMBO_BITS, COMBO_MASK as _COMBO_MASK, COMBOS as _COMBOS, FutureFacts
 from cxpulse.core.measures import (
@@ -44,15 +45,14 @@ class Aggregates:
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "closing", "now", "_totals", "observer", "open",
                  "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")
 
-    FOLD_EVERY: ClassVar[int] = 65_536  # pending facts: a bound on memory between reads (a replay reads only at the end)
+    # pending facts: a bound on memory between reads (a replay reads only at the end)
+    FOLD_EVERY: ClassVar[int] = 65_536
 
     def __reduce__(self) -> tuple[Any, ...]:
         """For pickle (a split replay's process hands its aggregates back): built anew for the same bucket width,
         then every attribute set. Why explicit: compiled by mypyc (setup.py) the class has neither ``__dict__``
         nor ``__slots__``, and its default reduction calls ``__init__`` without the width."""
-        names = getattr(type(self), "__mypyc_attrs__", None) or getattr(type(self), "__slots__")
-        state = {name: getattr(self, name) for name in names if not name.isupper() and hasattr(self, name)}
-        return (Aggregates, (self.bucket_us,), state)
+        return (Aggregates, (self.bucket_us,), own_attributes(self))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():

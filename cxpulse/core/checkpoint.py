@@ -18,6 +18,7 @@ import pickle
 from typing import Any
 
 from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.attributes import own_attributes
 
 FORMAT = 1  # bumped when what is saved changes shape
 
@@ -25,26 +26,14 @@ FORMAT = 1  # bumped when what is saved changes shape
 _SUPPLIED = frozenset({"kpi", "queue_settings", "intern", "loader"})
 
 
-def attributes(obj: Any) -> dict[str, Any]:
-    """An object's own attributes by name: ``vars()`` of a Python object, or of a class compiled by mypyc (no
-    ``__dict__``, no ``__slots__``: its ``__mypyc_attrs__`` names them, class constants such as
-    ``Aggregates.FOLD_EVERY`` among them, which are left out here as ``vars()`` leaves them out)."""
-    names = getattr(type(obj), "__mypyc_attrs__", None)
-    if names is None:
-        names = getattr(type(obj), "__slots__", None)
-        if names is None:
-            return dict(vars(obj))
-    return {name: getattr(obj, name) for name in names if not name.isupper() and hasattr(obj, name)}
-
-
 def processor_state(processor: Any) -> dict[str, Any]:
     """A processor's own attributes, its aggregates as theirs (without the observer)."""
     state: dict[str, Any] = {}
-    for name, value in attributes(processor).items():
+    for name, value in own_attributes(processor).items():
         if name in _SUPPLIED:
             continue
         if isinstance(value, Aggregates):
-            value = {slot: saved for slot, saved in attributes(value).items() if slot != "observer"}
+            value = {slot: saved for slot, saved in own_attributes(value).items() if slot != "observer"}
         state[name] = value
     return state
 

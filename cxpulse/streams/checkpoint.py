@@ -45,6 +45,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import cxpulse
+from cxpulse import core
 from cxpulse.core import checkpoint as saved_state
 from cxpulse.core.customer import CustomerState
 from cxpulse.settings import Settings
@@ -61,11 +62,14 @@ Offsets = dict[int, int | None]  # partition -> last changelog offset the state 
 
 
 def fingerprint(settings: Settings) -> str:
-    """What the saved state was computed with: the KPI settings, the partition count, the Python version (pickle)
-    and the text of every module of the package (a checkpoint from other code is never read)."""
+    """What the saved state was computed with: the KPI settings, the partition count, the Python version (pickle),
+    the text of every module of the package (a checkpoint from other code is never read), and whether the core
+    runs compiled or from its sources: the same source pickles its objects differently as a class compiled by
+    mypyc and as a Python class (cxpulse/core/__init__.py), so neither reads the other's checkpoint."""
     digest = hashlib.sha256()
     digest.update(settings.kpi.model_dump_json().encode())
-    digest.update(f"{settings.kafka.partitions}|{sys.version_info[:2]}".encode())
+    compiled = core.runs() == "compiled"
+    digest.update(f"{settings.kafka.partitions}|{sys.version_info[:2]}|compiled={compiled}".encode())
     package = Path(cxpulse.__file__).resolve().parent
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode())

@@ -68,6 +68,28 @@ def test_the_fingerprint_follows_the_kpi_settings_and_the_partitions() -> None:
     assert fingerprint(Settings.model_validate({"worker": {"web_port": 7777}})) == base
 
 
+def test_the_fingerprint_tells_the_compiled_core_from_its_sources() -> None:
+    """The compiled core and its sources pickle the same state differently (classes compiled by mypyc): a
+    checkpoint written by one is not read by the other. The child runs the sources (CXPULSE_PURE_PYTHON=1)."""
+    import os
+    import subprocess
+    import sys
+
+    from cxpulse import core
+
+    assert core.runs() == "compiled"
+    code = "from cxpulse.settings import Settings; from cxpulse.streams.checkpoint import fingerprint; " \
+           "print(fingerprint(Settings()))"
+    printed = {}
+    for pure in ("0", "1"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env=os.environ | {"CXPULSE_PURE_PYTHON": pure})
+        assert done.returncode == 0, done.stderr
+        printed[pure] = done.stdout.strip()
+    assert printed["0"] == fingerprint(Settings())
+    assert printed["1"] != printed["0"] and len(printed["1"]) == 64
+
+
 def test_offsets_at_the_stop_are_the_last_acknowledged_else_the_recovered() -> None:
     written = {0: 50, 2: 3}  # partition 2: acknowledged before a rebalance, since then rewritten by another worker
     writer = SimpleNamespace(persisted=written.get)
