@@ -28,7 +28,6 @@ This module only composes the worker; each part lives in the module named for it
 from __future__ import annotations
 
 import functools
-import logging
 from pathlib import Path
 
 import faust
@@ -36,7 +35,6 @@ from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
-from cxpulse import core
 from cxpulse.core.live import LiveKpis
 from cxpulse.kafka_security import faust_credentials
 from cxpulse.settings import Settings
@@ -145,8 +143,6 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
 def create_worker(settings: Settings) -> Worker:
     """Build the Faust app for ``settings`` (topics, partitions, store, web port) and give it its parts."""
     kafka, ws = settings.kafka, settings.worker
-    # compiled, or the sources and why (an edit without a rebuild runs them: slower, the same figures)
-    logging.getLogger(__name__).info("KPI core: %s", core.runs())
     app = faust_app(settings)
     liveness = Liveness(
         stall_after_us=int(ws.stall_seconds * US_PER_SECOND),

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cxpulse import core
 from cxpulse.gc_policy import freeze_state
 from cxpulse.kafka_security import client_options
 from cxpulse.streams import checkpoint, codec
@@ -304,6 +305,9 @@ class Recovery:
         self.live.published_visits.update(visits)
         self.live.published_feedback.update(feedback)
         log.info("sla-breaches already published: %d; feedback-breaches: %d", len(visits), len(feedback))
+        # once per start, where Faust's logging is set up (not in create_worker: before it, INFO goes nowhere):
+        # compiled, or the sources and why (a build older than its sources runs them: slower, the same figures)
+        log.info("KPI core: %s", core.runs())
         worker.breaches_loaded = True
         self.maybe_ready()
 

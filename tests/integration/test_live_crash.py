@@ -244,6 +244,7 @@ async def test_after_sigkill_the_start_reads_the_last_checkpoints_and_the_keys_s
     and the customer sides are read from them (no rebuild of every stored contact or customer); the document equals
     the replay (the test above)."""
     log = crash_run.start2_log
+    assert "KPI core: compiled" in log, log[-3000:]  # the build make venv compiled (setup.py), said once per start
     assert "contacts recovered from the checkpoint and the" in log, log[-3000:]
     assert "contacts recovered:" not in log, log[-3000:]  # the rebuild's line
     # the customers' agent starts on its summaries a moment after the contacts': killed that early, the customers may
