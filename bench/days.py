@@ -16,7 +16,9 @@ Steps:
    largest ``VmHWM`` polled), and the same for a replay of a one-event file: the start-up footprint, subtracted
    to get the bytes per remembered contact. Then, for each number in ``--replay-jobs`` above 1 (default ``auto``,
    one per CPU; skipped for a ``--rev`` whose replay has no ``--jobs``), ``cxpulse replay --jobs N``: the same
-   figures, its peak memory being the largest sum of the RSS of its processes (polled every 50 ms).
+   figures, its peak memory being the largest sum of the RSS of its processes (polled every 50 ms). With
+   ``--replay-baseline REV``, the same file is then replayed by REV's code too, and each replay's speed is
+   printed as a ratio to the baseline's one process.
 3. Unless ``--skip-worker``: an empty worker (own empty topics) is started to learn the RSS of a worker holding
    nothing; then the file goes to fresh topics and one worker (rocksdb store, every KPI, Redis sink under its
    own key prefix) consumes it: events/s from its first to its last processed event (``/api/v1/status``
@@ -38,6 +40,7 @@ Usage::
     .venv/bin/python bench/days.py --days 7                # the week of issue 9 (about 1.5M events)
     .venv/bin/python bench/days.py --days 14 --skip-replay
     .venv/bin/python bench/days.py --days 7 --rev HEAD     # a commit (git archive) instead of the working tree
+    .venv/bin/python bench/days.py --days 7 --skip-worker --replay-baseline 8c75dd0   # replay, next to Engine v1
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from faust_baseline import (  # noqa: E402  (the sibling script's worker measure
     delete_redis_keys,
     measure_worker,
     prepare_worker_topics,
+    archive_code,
     proc_kb,
     use_code,
     worker_pid,
@@ -202,13 +206,15 @@ def rss_parts(pid: int) -> str:
     return f"anonymous {anon / 1024:,.0f} MiB, file-backed {(fields.get('Rss', 0) - anon) / 1024:,.0f} MiB"
 
 
-def run_replay(path: Path, log: Path, progress_every: float = 15.0, jobs: int = 1) -> ReplayRun:
+def run_replay(path: Path, log: Path, progress_every: float = 15.0, jobs: int = 1,
+               env: dict[str, str] | None = None) -> ReplayRun:
     """``cxpulse replay FILE --no-progress`` (its table to /dev/null); wall time and peak RSS of the replay.
 
     Why GNU ``time`` and not this process's ``wait4`` / ``RUSAGE_CHILDREN``: Linux charges a child's maximum
     RSS with the memory image it had before ``exec``, i.e. a copy of *this* process (which holds the contact
     ids of the whole file), so a small replay would report this script's size. ``/usr/bin/time`` is a tiny
-    parent; without it, the largest ``VmHWM`` polled every 50 ms (it can miss the last 50 ms of growth)."""
+    parent; without it, the largest ``VmHWM`` polled every 50 ms (it can miss the last 50 ms of growth).
+    ``env``: the child's environment (default :func:`child_env`; the baseline's selects other code)."""
     rss_file = log.with_suffix(".maxrss")
     cmd = [cxpulse_bin(), "replay", str(path), "--no-progress"]
     if jobs > 1:  # GNU time's %M is the largest single process: the sum is polled instead
@@ -218,7 +224,7 @@ def run_replay(path: Path, log: Path, progress_every: float = 15.0, jobs: int = 
     began = time.monotonic()
     polled_hwm = 0
     with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env or child_env())
         next_report = began + progress_every
         while proc.poll() is None:
             if jobs > 1:
@@ -280,10 +286,29 @@ def replay_jobs(text: str) -> list[int]:
     return out
 
 
-def replay_has_jobs() -> bool:
+def replay_has_jobs(env: dict[str, str] | None = None) -> bool:
     """Whether the measured code's replay knows ``--jobs`` (a ``--rev`` before it does not)."""
-    done = subprocess.run([cxpulse_bin(), "replay", "--help"], capture_output=True, env=child_env(), text=True)
+    done = subprocess.run([cxpulse_bin(), "replay", "--help"], capture_output=True, env=env or child_env(), text=True)
     return "--jobs" in done.stdout
+
+
+def replay_baseline(rev: str, sim: Simulated, work: Path,
+                    job_counts: list[int]) -> tuple[str, list[tuple[int, ReplayRun]]]:
+    """``--replay-baseline REV``: the same file replayed by REV's code (git archive, first on the child's
+    ``PYTHONPATH`` only), with one process and with each of ``job_counts`` it knows. Why in the same run: this
+    machine is shared and noisy, and its speed changes from one session to the next; a figure means something
+    only next to its baseline measured on the same file within minutes."""
+    src, commit = archive_code(rev, work / "baseline")
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    runs: list[tuple[int, ReplayRun]] = []
+    for jobs in [1] + (job_counts if replay_has_jobs(env) else []):
+        run = run_replay(sim.path, work / f"baseline-{jobs}.log", jobs=jobs, env=env)
+        runs.append((jobs, run))
+        say(f"  replay of the baseline {commit}" + (f" --jobs {jobs}" if jobs > 1 else "")
+            + f": {sim.events / run.wall_s:,.0f} events/s wall, peak RSS {run.peak_rss_kb / 1024:,.0f} MiB; "
+            f"{run.summary}")
+    return commit, runs
 
 
 # ------------------------------------------------------------------------------------------------ worker
@@ -418,6 +443,7 @@ async def main(args: argparse.Namespace) -> None:
     replay: ReplayRun | None = None
     replay_empty: ReplayRun | None = None
     split_runs: list[tuple[int, ReplayRun]] = []
+    baseline: tuple[str, list[tuple[int, ReplayRun]]] | None = None
     worker: WorkerDays | None = None
     try:
         sim = simulate_days(work, args.days, args.contacts_per_day, args.seed)
@@ -440,6 +466,8 @@ async def main(args: argparse.Namespace) -> None:
                 split_runs.append((jobs, split))
                 say(f"  replay --jobs {jobs}: {sim.events / split.wall_s:,.0f} events/s wall, peak RSS "
                     f"{split.peak_rss_kb / 1024:,.0f} MiB; {split.summary}")
+            if args.replay_baseline:
+                baseline = replay_baseline(args.replay_baseline, sim, work, [jobs for jobs, _ in split_runs])
         if not args.skip_worker:
             worker = await run_worker(args, work, prefix, sim)
     finally:
@@ -472,6 +500,17 @@ async def main(args: argparse.Namespace) -> None:
                   f"wall with start-up{core}; {split.wall_s and replay.wall_s / split.wall_s:.2f}x the one process) |")
             print(f"| `cxpulse replay --jobs {jobs}` peak RSS ({split.peak_how}) | "
                   f"{split.peak_rss_kb / 1024:,.0f} MiB |")
+        if baseline is not None:
+            commit, runs = baseline
+            ours = {1: replay.wall_s, **{jobs: split.wall_s for jobs, split in split_runs}}
+            for jobs, run in runs:
+                flag = f" --jobs {jobs}" if jobs > 1 else ""
+                print(f"| baseline {commit}: `cxpulse replay{flag}`, the same file | {sim.events / run.wall_s:,.0f} "
+                      f"events/s ({run.wall_s:.1f} s wall); peak RSS {run.peak_rss_kb / 1024:,.0f} MiB |")
+            base_wall = runs[0][1].wall_s  # the baseline's one process: what a user of it had
+            for jobs, wall in ours.items():
+                flag = f" --jobs {jobs}" if jobs > 1 else ""
+                print(f"| `cxpulse replay{flag}` / the baseline's one process | **{base_wall / wall:.2f}x** |")
     if worker is not None:
         print(f"| worker events/s (first..last) | {worker.rate:,.0f} (steady 10-90%: {worker.steady_rate:,.0f}; "
               f"start->ready {worker.ready_s:.1f} s) |")
@@ -503,6 +542,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--replay-jobs", default="auto",
                         help="comma-separated process counts for extra `cxpulse replay --jobs N` runs (auto: one per "
                              "CPU; 1 or none: no extra run)")
+    parser.add_argument("--replay-baseline", metavar="REV",
+                        help="also replay the same file with this commit's code (git archive), one process and each "
+                             "--replay-jobs count it knows, and print this code's speed as a ratio to it")
     parser.add_argument("--kafka", default=os.environ.get("CXPULSE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092"))
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up on the worker's load after this")
     parser.add_argument("--cold-restart", action=argparse.BooleanOptionalAction, default=True,

@@ -87,13 +87,22 @@ def use_code(rev: str | None, work: Path) -> str:
     """Which cxpulse the benchmark runs; returns the label printed with every figure.
 
     Without ``rev``: the working tree (``<HEAD>+dirty`` when cxpulse/ has uncommitted changes). With ``rev``:
-    ``git archive <rev> cxpulse`` is unpacked under ``work`` and put first on ``PYTHONPATH`` of this process and
-    of every child (``cxpulse`` workers, replay, simulate); a commit with a ``setup.py`` has its core compiled
-    there (mypyc), as ``make venv`` does for the working tree, so each side runs what it would run installed. Why: the engine is rebuilt in this very checkout
-    while benchmarks run, and neither stash nor checkout is allowed there; an archive measures exactly one
-    commit, and the editable install's finder comes after ``PYTHONPATH`` on the import path."""
+    :func:`archive_code` unpacks it under ``work``, and that directory is put first on ``PYTHONPATH`` of this
+    process and of every child (``cxpulse`` workers, replay, simulate). Why: the engine is rebuilt in this very
+    checkout while benchmarks run, and neither stash nor checkout is allowed there; an archive measures exactly
+    one commit, and the editable install's finder comes after ``PYTHONPATH`` on the import path."""
     if rev is None:
         return f"working tree at {git_head()}"
+    src, commit = archive_code(rev, work)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, str(src))
+    return f"commit {commit} (git archive)"
+
+
+def archive_code(rev: str, work: Path) -> tuple[Path, str]:
+    """``git archive <rev> cxpulse`` unpacked under ``work``; returns the directory to put first on
+    ``PYTHONPATH`` and the short commit. A commit with a ``setup.py`` has its core compiled there (mypyc), as
+    ``make venv`` does for the working tree, so each side runs what it would run installed."""
     commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True,
                             check=True).stdout.strip()
     src = work / f"src-{commit}"
@@ -107,9 +116,7 @@ def use_code(rev: str | None, work: Path) -> str:
         print(f"bench: compiling the KPI core of {commit} (setup.py build_ext --inplace)", flush=True)
         subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, check=True,
                        capture_output=True)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
-    sys.path.insert(0, str(src))
-    return f"commit {commit} (git archive)"
+    return src, commit
 
 
 def proc_kb(pid: int, field: str) -> int:
