@@ -55,6 +55,7 @@ class Aggregates:
         return (Aggregates, (self.bucket_us,), own_attributes(self))
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Every attribute of ``state`` set (pickle; and a checkpoint's, ``checkpoint.load_processor``)."""
         for name, value in state.items():
             setattr(self, name, value)
 

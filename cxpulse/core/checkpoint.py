@@ -42,10 +42,8 @@ def load_processor(processor: Any, state: dict[str, Any]) -> None:
     """Put ``state`` (:func:`processor_state`) into a processor just built for the same settings: its aggregates
     keep their observer, everything else is the saved state."""
     for name, value in state.items():
-        if name == "aggregates":
-            aggregates = processor.aggregates
-            for slot, saved in value.items():
-                setattr(aggregates, slot, saved)
+        if name == "aggregates":  # what processor_state took of them, set as pickle sets a pickled one's
+            processor.aggregates.__setstate__(value)
             continue
         setattr(processor, name, value)
 
