@@ -346,7 +346,7 @@ def make_copy(dest: Path, source_root: Path, rev: str | None = None) -> None:
     ``cxpulse/`` comes from that git revision (a half-saved edit in the shared working tree cannot break the
     run) and the tests, docs and config from the working tree."""
     dest.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache", "*.egg-info", "*.so")
     for name in COPIED:
         src = source_root / name
         if rev is not None and name == "cxpulse":
@@ -367,6 +367,9 @@ def child_env(copy_dir: Path, examples: int) -> dict[str, str]:
     env["CXPULSE_PROPERTY_EXAMPLES"] = str(examples)
     # tests/conftest.py: no example database; with --hypothesis-seed=0 a kill does not depend on the draw or history
     env["CXPULSE_HYPOTHESIS_PROFILE"] = "mutants"
+    # the core's sources, never its compiled build (setup.py, mypyc): the baseline traces source lines (compiled
+    # code runs none, and every mutant read "uncovered"), and a mutant is a change of a source
+    env["CXPULSE_PURE_PYTHON"] = "1"
     return env
 
 
@@ -600,7 +603,8 @@ def sanity(runner: Any, copy_dir: Path, base: Baseline) -> None:
     originals = [p.read_text(encoding="utf-8") for p in inits]
     try:
         for path, original in zip(inits, originals):
-            path.write_text(f"raise RuntimeError({SANITY_MARK!r})\n" + original, encoding="utf-8")
+            # appended, not prepended: a ``from __future__`` import must stay the module's first statement
+            path.write_text(original + f"\nraise RuntimeError({SANITY_MARK!r})\n", encoding="utf-8")
             _drop_pyc(path)
         broken = runner.run([*PYTEST_ARGS, *fastest], 120)
     finally:

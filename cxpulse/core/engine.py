@@ -64,6 +64,8 @@ class KpiEngine:
         self.history_us = history_us(self.kpi)
         self.aggregates = Aggregates(self.bucket_us)
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
+        self.contacts.moves_now = True  # "now" is the stream time: see ContactProcessor.moves_now
+        self.contacts.now_until = until_us
         self.customers = CustomerProcessor(self.kpi, self.aggregates, keep_all_customers=True)
         if spill is not None:
             self.contacts.settled = spill("contacts")

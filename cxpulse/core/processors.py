@@ -137,6 +137,14 @@ class ContactProcessor:
         self.stream_time = 0
         self.latest_ts = 0  # largest time of any event (contacts and surveys): "now" of a replay
         self.first_ts: int | None = None
+        # a replay (KpiEngine) sets these: its "now" is the newest event time, so an event that moves it moves
+        # the aggregates to it (but not past ``now_until``, the instant a document will be read at) before its own
+        # facts are applied. Why: applied first, each fact of the usual in-order event lay after the aggregates'
+        # now and took the future road (a code, a heap entry, a pop and a decode at the next event): 2.7 facts per
+        # event of a simulated day. At now, they join their buckets at the next advance, without a heap. The live
+        # engine moves its aggregates by the clock instead (LiveKpis), and leaves ``moves_now`` False.
+        self.moves_now = False
+        self.now_until: int | None = None
         self.dirty: set[str] = set()  # contacts whose stored state changed since the caller last saved
         self.summaries: dict[str, Summary] = {}  # changed FCR summaries for the customer side, by contact
         self._settle_heap: list[tuple[int, str]] = []
@@ -181,6 +189,9 @@ class ContactProcessor:
                 self.stream_time = ts
             if self.first_ts is None:
                 self.first_ts = ts
+            if self.moves_now:
+                until = self.now_until
+                self.aggregates.advance(ts if until is None or ts < until else until)
         else:
             self._note_time(ts, rec[KIND])
         if raw is not None or source is not None:

@@ -218,6 +218,31 @@ def replay_document(kpi: KpiSettings) -> dict[str, Any]:
     return engine.snapshot(T0 + 2 * HOUR_US, include_all=True)
 
 
+def test_a_replay_moves_its_aggregates_to_each_newer_event_before_applying_its_facts() -> None:
+    """A replay's "now" is the newest event time, and an event that moves it moves the aggregates first
+    (``ContactProcessor.moves_now``): its own facts then lie at now, not after it, and never take the road of
+    future facts (a code per (measure, queue, channel), a heap entry, a pop at the next event). Over
+    :func:`fold_history` only the FCR closes (first contacts closed and confirmed, at t0 + F) are ever coded as
+    future facts, and the document equals that of the same replay with the aggregates moved after the facts
+    (the road before Engine v2's session 15: same sums, other path).
+
+    Kills ``KpiEngine.__init__``'s ``contacts.moves_now = True -> False`` (offered, answered, handled ... coded)."""
+    kpi = KpiSettings(fcr_window="1h")
+    engine = KpiEngine(kpi)
+    for event in fold_history():
+        assert engine.process(event)
+    assert {measure for measure, _, _ in engine.aggregates._combos} == {m.FIRST_CLOSED, m.FIRST_CONFIRMED}
+    engine.finish()
+    after = KpiEngine(kpi)
+    after.contacts.moves_now = False
+    for event in fold_history():
+        assert after.process(event)
+    assert m.OFFERED in {measure for measure, _, _ in after.aggregates._combos}
+    after.finish()
+    now = T0 + 2 * HOUR_US
+    assert engine.snapshot(now, include_all=True) == after.snapshot(now, include_all=True)
+
+
 @pytest.mark.parametrize("every", [1, 2])
 def test_folding_pending_facts_early_changes_no_figure(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
     """Facts before now wait in ``Aggregates._pending`` until a read or ``FOLD_EVERY`` (65 536) of them; folding

@@ -396,6 +396,68 @@ def test_a_settled_contact_read_back_for_a_duplicate_leaves_memory_again() -> No
     assert "c3" not in proc.contacts
 
 
+def test_a_duplicate_of_a_saved_contact_inside_the_allowed_disorder_keeps_it_in_memory() -> None:
+    """The duplicate branch marks a contact evictable only when it may leave: saved (not dirty) *and* its newest
+    contact event older than the allowed disorder (60 s). c1 queued 10:00:00, answered 10:00:05, ended 10:01:05,
+    saved; queued q1 again is a duplicate (False) at contact time 10:01:05 (horizon 10:00:05): c1's ended event
+    is inside the allowance, so c1 stays out of ``evictable`` (an event of it may still arrive out of order).
+
+    Kills ``ContactProcessor.handle``'s duplicate test ``and -> or`` (a saved contact marked whatever ``_leaves``
+    says) and its horizon ``stream_time - disorder -> +`` (10:02:05: c1 would leave at once)."""
+    table: dict[str, ContactState] = {}
+    proc = contacts(loader=table.get)
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65)):
+        assert proc.handle(item)
+    save(proc, table)
+    assert proc.handle(event("queued", "q1", 0)) is False
+    assert "c1" in proc.contacts and "c1" not in proc.evictable
+
+
+def test_feedback_marks_its_contact_evictable_only_past_the_allowed_disorder() -> None:
+    """Feedback (a survey, a follow-up) keeps no contact in memory once the contact's own events are older than
+    the allowed disorder (``_leaves``, see the survey test above), but keeps it while they are not.
+
+    c1 queued 10:00:00, answered 10:00:05, ended 10:01:05; its survey s1 at 10:01:06: the contact time is
+    10:01:05 (horizon 10:00:05) and the ended event is inside the allowance: c1 is not evictable. c3 queued
+    10:03:20 moves the contact time (horizon 10:02:20); c1 settles, is saved and leaves. c1's follow-up f1 of s1
+    at 11:00:00 reads c1 back: its contact events are past the horizon, so the follow-up marks it evictable.
+
+    Kills ``ContactProcessor.handle``'s feedback test ``kind == FOLLOWED -> !=`` (a follow-up never marks) and
+    its horizon ``stream_time - disorder -> +`` (10:02:05: c1 evictable with its survey)."""
+    table: dict[str, ContactState] = {}
+    proc = contacts(loader=table.get)
+    for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65),
+                 event("survey", "s1", 66, nps=3)):
+        assert proc.handle(item)
+    assert "c1" not in proc.evictable
+    assert proc.handle(event("queued", "q3", 200, "c3"))
+    proc.settle()
+    assert "c1" in proc.evictable
+    save(proc, table)
+    proc.evict(keep_packed=False)
+    assert "c1" not in proc.contacts and "c1" not in proc.evictable
+    assert proc.handle(follow_up("f1", 3600, "s1"))
+    assert "c1" in proc.contacts and "c1" in proc.evictable
+
+
+def test_a_live_processor_leaves_its_aggregates_clock_to_its_caller() -> None:
+    """Live, "now" of the aggregates is the worker's clock (LiveKpis advances them when it reads), not the newest
+    event time: a producer's clock may run ahead (up to ``max_clock_skew``), and its facts must wait until the
+    worker's clock passes them. The aggregates start at 10:00:00; c1 queued 10:00:30 and c2 queued 10:00:40
+    arrive; the clock reaches 10:00:20: the window [10:00:00, 10:00:20) holds no offered contact (both lie after
+    it, in the same 1-minute bucket); at 10:00:41 it holds both.
+
+    Kills ``ContactProcessor.__init__``'s ``moves_now = False -> True`` (the replay's road, where an event moves
+    the aggregates to its time: at 10:00:40 the first offered would already sit in the 10:00 bucket)."""
+    proc = contacts()
+    assert proc.handle(event("queued", "q1", 30)) and proc.handle(event("queued", "q2", 40, "c2"))
+    assert proc.aggregates.now == T0
+    proc.aggregates.advance(T0 + 20 * US)
+    assert proc.aggregates.window(T0, T0 + 20 * US, [BILLING])[BILLING][m.OFFERED] == 0
+    proc.aggregates.advance(T0 + 41 * US)
+    assert proc.aggregates.window(T0, T0 + 41 * US, [BILLING])[BILLING][m.OFFERED] == 2
+
+
 def test_replace_puts_a_contact_back_to_its_stored_state_or_forgets_it() -> None:
     """When the worker cannot store a contact's new state, ``replace`` puts it back to what is stored, so the
     counts never run ahead of what a restart rebuilds. c1 queued 10:00:00, answered 10:00:05 (stored so), then
