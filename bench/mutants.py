@@ -83,6 +83,7 @@ TEST_FILES = (
     "tests/unit/test_replay_memory.py",  # distinct.py's pruning and the replay's memory rules
     "tests/unit/test_checkpoint.py",  # checkpoint.py and LiveKpis.checkpoint / load_checkpoint (issue 9: restart)
     "tests/unit/test_future_facts.py",  # future.py against a dict (the FCR closing facts)
+    "tests/unit/test_checkpoint_tail.py",  # the processors' catch_up (a start after a kill -9: checkpoint + log)
 )
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout=0", "--hypothesis-seed=0",
                "-W", "ignore::pytest.PytestAssertRewriteWarning")

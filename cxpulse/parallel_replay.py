@@ -268,7 +268,7 @@ def replay_parallel(path: Path, kpi: KpiSettings, jobs: int, *, until_us: int | 
     firsts = [result.first_ts for result in results if result.first_ts is not None]
     document = replay_document(
         kpi, [result.aggregates for result in results], waiting, awaiting, now_us,
-        first_ts=min(firsts) if firsts else None, agents=[result.agents for result in results],
+        first_ts=min(firsts) if firsts else None, agents=[result.agents for result in results], listing=False,
     )
     return ParallelReplay(document, health, rejections, elapsed)
 

@@ -218,7 +218,7 @@ class KpiEngine:
 def replay_document(
     kpi: KpiSettings, parts: list[Aggregates], waiting: dict[tuple[str, str], tuple[int, float]],
     awaiting: dict[tuple[str, str], tuple[int, float]], now_us: int, *, first_ts: int | None,
-    agents: list[AgentProcessor], listing: bool = False,
+    agents: list[AgentProcessor], listing: bool,
 ) -> dict[str, Any]:
     """The document of a replay over its parts (one, or one per process of a split replay): the windows at
     ``now_us``, the ``all`` window from ``first_ts`` (None: no ``all`` window), and the agents section when any

@@ -254,6 +254,31 @@ def test_a_rebuild_keeps_the_bytes_of_events_still_inside_the_allowed_disorder()
     assert refused == [("x1", sent["x1"], ("contact-events", 0, 1))]
 
 
+def test_a_rebuild_of_many_contacts_compacts_the_settle_heap_but_keeps_those_still_in_memory() -> None:
+    """A rebuild files every restored contact for settling; once the settled ones have left memory, the heap is
+    compacted (more than twice the contacts in memory + 1,024 entries) to the entries of contacts still in memory,
+    which must keep theirs. 1,100 contacts d0..d1099 queued 10:00:00 + i ms and abandoned 1 s later (settled);
+    c1 queued 10:00:00 and ended 10:00:05 with no answer (unfit); c9 queued 10:10:00 (waiting). Rebuilt at stream
+    time 10:10:00 (horizon 10:09:00): the 1,100 leave memory, 1,102 entries > 2 x 2 + 1,024, and the heap keeps c1's
+    and c9's. The first settle refuses c1's e1 with its original bytes.
+
+    Kills ``evict_settled``'s compaction keeping the entries ``not in`` memory, or testing each entry's time
+    instead of its contact (``entry[1] -> entry[0]``): c1's entry gone, e1 never refused."""
+    events = []
+    for i in range(1100):
+        events += [contact_event("queued", f"q{i}", T0 + i * 1000, f"d{i}"),
+                   contact_event("abandoned", f"x{i}", T0 + i * 1000 + US, f"d{i}")]
+    events += [contact_event("queued", "q1", T0), contact_event("ended", "e1", T0 + 5 * US, **ENDED),
+               contact_event("queued", "q9", T0 + 10 * MINUTE_US, "c9")]
+    stored, sent = stored_before_any_settle(sorted(events, key=lambda item: item["ts"]))
+    live = rebuilt(stored)
+    proc = live.contacts(0)
+    assert set(proc.contacts) == {"c1", "c9"}
+    assert sorted(cid for _, cid in proc._settle_heap) == ["c1", "c9"]
+    refused = [(r.event_id, r.raw) for r in live.settle(0)]
+    assert refused == [("e1", sent["e1"])]
+
+
 def test_prune_without_a_time_prunes_at_the_wall_clock() -> None:
     """The maintenance timer may call ``LiveKpis.prune()`` with no time: it then prunes at the wall clock
     (``clock``). c0 (u0) queued day 0 10:00:00, c1 (u1) day 3 10:00:00; the clock at day 3 10:00:01: c0's t0 lies

@@ -23,6 +23,7 @@ from cxpulse.core import engine as engine_module
 from cxpulse.core import live as live_module
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import Aggregates
+from cxpulse.core.contact import Summary
 from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core.engine import KpiEngine
 from cxpulse.core.live import LiveKpis
@@ -464,6 +465,41 @@ def test_a_replay_prunes_agent_timelines_every_evict_every_agent_events(monkeypa
         assert engine.process(orjson.dumps(agent_event(f"e{i}", at, state)))
         counts.append(len(engine.agents.agents["A"].records))
     assert counts == [1, 2, 2, 3, 4, 3]
+
+
+def test_summaries_from_other_processes_prune_on_the_same_cadence_as_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split replay hands each process the FCR summaries of its customers computed elsewhere
+    (``KpiEngine.apply_summaries``); they count toward the same ``EVICT_EVERY`` cadence as events (4 here), and
+    each prune drops the buckets no window reaches (before now - history: 26 h by default). c0 queued day 0 10:00,
+    c9 day 3 10:00, c7 day 3 10:00:30 (3 events); summary s1 (u9's x1) is the fourth: pruned at day 3 10:00:30
+    - 26 h, so day 0's bucket goes and day 3's stays. c8 queued day 6 10:00, c6 day 6 10:00:30 and summary s2 (3
+    since): no prune, day 3's bucket stays; s3 (4 since): pruned at day 6 10:00:30 - 26 h: day 3's bucket goes,
+    day 6's stays.
+
+    Kills ``apply_summaries``'s ``_since_evict += 1 -> -=`` / ``+= 0`` (never pruned), ``>= EVICT_EVERY -> >``
+    (no prune at s1), the reset ``= 0 -> 1`` (pruned at s2) and the bound ``now - history -> +`` (day 3's bucket
+    gone at s1)."""
+    monkeypatch.setattr(engine_module, "EVICT_EVERY", 4)
+    day = 24 * HOUR_US
+    engine = KpiEngine()
+
+    def starts() -> set[int]:
+        return set(engine.aggregates.buckets.get(KEY, {}))
+
+    def summary(contact: str, t0: int) -> Summary:
+        return Summary(contact, "u9", t0, None, "billing", "voice", None)
+
+    for eid, at, contact in (("q0", T0, "c0"), ("q9", T0 + 3 * day, "c9"), ("q7", T0 + 3 * day + 30 * US, "c7")):
+        assert engine.process(contact_event("queued", eid, at, contact))
+    assert {T0, T0 + 3 * day} <= starts()
+    engine.apply_summaries([summary("x1", T0 + 3 * day)])
+    assert T0 not in starts() and T0 + 3 * day in starts()
+    for eid, at, contact in (("q8", T0 + 6 * day, "c8"), ("q6", T0 + 6 * day + 30 * US, "c6")):
+        assert engine.process(contact_event("queued", eid, at, contact))
+    engine.apply_summaries([summary("x2", T0 + 6 * day)])
+    assert T0 + 3 * day in starts()
+    engine.apply_summaries([summary("x3", T0 + 6 * day)])
+    assert T0 + 3 * day not in starts() and T0 + 6 * day in starts()
 
 
 def _six_settled_and_one_waiting(clock: Clock) -> tuple[LiveKpis, int]:

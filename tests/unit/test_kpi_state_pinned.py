@@ -25,6 +25,7 @@ from cxpulse.core import measures as m
 from cxpulse.core import processors as processors_module
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.contact import ContactState, Record, Summary
+from cxpulse.core.customer import CustomerState
 from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.core.processors import ContactProcessor, CustomerProcessor
 from cxpulse.models.events import format_ts, parse_any_event, to_us
@@ -1124,3 +1125,36 @@ def test_the_index_s_own_contact_map_is_pruned_with_its_entries_not_before() -> 
     index.note("u1", 40, *BILLING, contact_id="c1")
     assert (index.count(BILLING, 50, 60), index.count(BILLING, 40, 50)) == (0, 1)
     assert index.contacts == {"c1": (40, *BILLING)}
+
+
+def test_catch_up_of_a_customer_moved_out_of_memory_takes_its_checkpointed_facts_out() -> None:
+    """A start from a checkpoint older than the table (a kill -9): a customer stored again since the checkpoint is
+    caught up from ``was``, its stored value at the checkpoint, when the checkpoint no longer held it in memory
+    (moved out to the table). u1's c1 (t0 10:00) is counted and u1 leaves memory; the checkpoint is taken; then
+    u1's c2 (t0 10:10) was stored. c1 ended resolved at 10:05. Catching up u1 from ``was`` (c1) to its stored value
+    now (c1, c2) must count exactly what a worker that never stopped counts, read 8 days on (past c1's t0 + F, a
+    week): first contacts 1 (c1), resolved 1, closed 1 (F passed; not confirmed: c2 came within F), repeat contacts
+    1 (c2).
+
+    Kills ``CustomerProcessor.catch_up``'s ``held is not None -> is`` (``was`` replaced by None for a customer out
+    of memory: c1's facts added a second time: first contacts 2)."""
+    kpi = KpiSettings()
+    c1 = summary("u1", "c1", 0)._replace(final=(T0 + 300 * US, True, "billing", "voice"))  # ended 10:05, resolved
+    checkpointed = CustomerProcessor(kpi, Aggregates(BUCKET_US, T0))
+    checkpointed.update(c1)
+    was = checkpointed.get("u1")
+    assert was is not None
+    was = CustomerState.from_dict(was.to_dict())
+    checkpointed.customers.pop("u1")  # moved out: the table holds it (a worker's customers have a loader)
+    checkpointed.dirty.clear()
+    now = CustomerState.from_dict(was.to_dict())
+    now.contacts["c2"] = summary("u1", "c2", 600)
+    checkpointed.catch_up("u1", was, now)
+    never_stopped = CustomerProcessor(kpi, Aggregates(BUCKET_US, T0))
+    never_stopped.update(c1)
+    never_stopped.update(summary("u1", "c2", 600))
+    for proc in (checkpointed, never_stopped):
+        proc.aggregates.advance(T0 + 8 * 86400 * US)  # past t0 + F (a week): the first contact's facts are due
+    got, want = (proc.aggregates.totals[BILLING] for proc in (checkpointed, never_stopped))
+    assert got == want
+    assert (got[m.FIRST], got[m.FIRST_RESOLVED], got[m.FIRST_CLOSED], got[m.REPEATS]) == (1, 1, 1, 1)
