@@ -55,6 +55,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -130,6 +131,24 @@ def proc_kb(pid: int, field: str) -> int:
     return 0
 
 
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a live process has used, from /proc; 0.0 if it is gone.
+
+    Why beside the rates: on this shared machine a consumer's wall time moves with the load of other processes,
+    its CPU time much less; CPU per event tells two versions of the worker apart when their rates' noise
+    (a few % from round to round) hides the difference."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def wall_of(text: str) -> float:
+    """Unix seconds of an RFC 3339 instant as the worker writes it (``format_ts``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def worker_pid(worker: WorkerProcess) -> int:
     """The worker's process id (0 before it was started: /proc then reads as nothing)."""
     return worker.proc.pid if worker.proc is not None else 0
@@ -168,6 +187,7 @@ def bench_worker(work: Path, bootstrap: str, app_id: str, source: tuple[str, str
     data_dir.mkdir(parents=True, exist_ok=True)
     env = worker_env(bootstrap, app_id, topics, free_port(), data_dir, store, None)
     env["CXPULSE_KAFKA__PARTITIONS"] = str(partitions)
+    env.pop("CXPULSE_WORKER__RECENT_CONTACTS", None)  # the tests' 2; a benchmark measures the default
     env.update(extra_env or {})  # e.g. CXPULSE_WORKER__ROCKSDB_BLOCK_CACHE_MIB=1: settings compared in one run
     port = int(env["CXPULSE_WORKER__WEB_PORT"])
     return WorkerProcess(app_id, topics, port, data_dir, work / f"{app_id}.log", env, bootstrap)
@@ -207,26 +227,34 @@ class WorkerRun:
     """What one worker run measured."""
 
     ready_s: float  # start -> /readyz 200
-    span_s: float  # last poll with nothing processed .. first poll with all processed
+    span_s: float  # last poll with nothing processed .. the last event handled (the worker's own clock)
     rate: float  # events / span_s
     steady_rate: float  # between 10% and 90% of the events
     rss_kb: int  # VmRSS right after the last event
     status: dict[str, Any]
+    cpu_s: float = 0.0  # CPU seconds of the worker process over the span (to the poll that saw every event)
 
 
 async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, ready_timeout: float = 120.0,
-                         progress_every: float = 0.0, poll: float = 0.1,
-                         say: Callable[[str], None] = print, profile: Path | None = None) -> WorkerRun:
+                         progress_every: float = 0.0, poll: float = 0.1, poll_busy: float = 0.5,
+                         say: Callable[[str], None] = print, profile: Path | None = None,
+                         native: bool = False) -> WorkerRun:
     """Start ``worker`` on a backlog of ``events`` records and time it from its first to its last processed
-    event by polling ``/api/v1/status`` every ``poll`` seconds (start-up and recovery are reported apart). With
+    event (start-up and recovery are reported apart). The start: the last poll of ``/api/v1/status`` (every
+    ``poll`` seconds until something is processed) that saw nothing processed. The end: the status's
+    ``last_processed``, the worker's own wall clock at its last event, read by the first poll (every
+    ``poll_busy`` seconds meanwhile) that sees every event. Why not poll every 100 ms throughout: each request
+    costs the worker about a millisecond of its event loop (aiohttp), 1.5% of its time in a py-spy profile
+    (session 16), a cost the bare Faust agent, which times itself, does not pay. With
     ``progress_every`` > 0, a progress line (seen, rate so far, RSS) every that many seconds: a week of events
     takes minutes, and a silent benchmark cannot be told from a stuck one. With ``profile``, py-spy samples the
     worker from ready to the last event into that file (raw stacks) and the top functions are printed (the
     sampling costs the worker a little: do not take that run's rate for a figure)."""
     worker.start()
     ready_s = await worker.wait_ready(timeout=ready_timeout)
-    spy = start_profile(worker_pid(worker), profile) if profile else None
+    spy = start_profile(worker_pid(worker), profile, native) if profile else None
     samples: list[tuple[float, int]] = []
+    cpu: list[float] = []  # the worker's CPU seconds at each sample
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + progress_every
     seen = 0
@@ -236,7 +264,10 @@ async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, 
             raise SystemExit(f"worker stopped at {seen}/{events} processed; log:\n{worker.log_tail()}")
         status = await worker.status()
         seen = worker.seen(status)
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
+        cpu.append(proc_cpu_s(worker_pid(worker)))
+        if seen >= events and status.get("last_processed"):  # the worker's own time of its last event
+            now = min(now, max(now - (wall - wall_of(status["last_processed"])), samples[-1][0] if samples else 0))
         samples.append((now, seen))
         if progress_every and now >= next_report:
             began = next((t for t, n in reversed(samples) if n == 0), samples[0][0])
@@ -245,25 +276,32 @@ async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, 
                 f"RSS {proc_kb(worker_pid(worker), 'VmRSS') / 1024:,.0f} MiB")
             next_report = now + progress_every
         if seen < events:
-            await asyncio.sleep(poll)
+            await asyncio.sleep(poll if seen == 0 else poll_busy)
     rss_kb = proc_kb(worker_pid(worker), "VmRSS")
     if spy is not None and profile is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
         spy.wait(timeout=60)
         say(top_functions(profile))
     first_at = next(t for t, n in samples if n > 0)
-    before_first = max((t for t, n in samples if n == 0), default=first_at)
+    start = max((k for k, (_, n) in enumerate(samples) if n == 0), default=None)
+    before_first = samples[start][0] if start is not None else first_at
     span = samples[-1][0] - before_first
-    return WorkerRun(ready_s, span, events / span, steady_rate(samples, events), rss_kb, status)
+    cpu_s = cpu[-1] - cpu[start] if start is not None else cpu[-1]
+    return WorkerRun(ready_s, span, events / span, steady_rate(samples, events), rss_kb, status, cpu_s)
 
 
-def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy (a sampling profiler that attaches to a running process) on ``pid``, raw stacks into ``out``."""
+def start_profile(pid: int, out: Path, native: bool = False) -> subprocess.Popen[bytes]:
+    """py-spy (a sampling profiler that attaches to a running process) on ``pid``, raw stacks into ``out``;
+    ``native`` adds the C frames (the compiled core is invisible without them, its time lands on its caller)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--nonblocking",
+    # py-spy reads native stacks only from a paused process: --native costs the worker some of its pace
+    mode = ["--native"] if native else ["--nonblocking"]
+    if os.environ.get("FAUST_BASELINE_IDLE"):  # samples of waiting threads too: how much the event loop idles
+        mode.append("--idle")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", *mode,
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -292,6 +330,10 @@ def top_functions(path: Path, top: int = 30) -> str:
     for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"    {100 * count / total:5.1f} | {frame[:150]}")
     return "\n".join(lines)
+
+
+def cpu_us(cpu_s: float, events: int) -> float:
+    return 1e6 * cpu_s / events
 
 
 # ------------------------------------------------------------------------------------------------ children
@@ -338,6 +380,7 @@ def child_faust(args: argparse.Namespace) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             if "first" not in state:
                 state["first"] = time.monotonic()
+                state["cpu_first"] = time.process_time()
             for event in batch:
                 orjson.loads(event.value)
             state["count"] += len(batch)
@@ -345,6 +388,7 @@ def child_faust(args: argparse.Namespace) -> None:
             if state["count"] >= args.events and "done" not in state:
                 state["done"] = time.monotonic()
                 result = {"events": int(state["count"]), "span_s": state["done"] - state["first"],
+                          "cpu_s": time.process_time() - state["cpu_first"],
                           "startup_s": state["first"] - started, "steady": steady_rate(marks, args.events),
                           "batches": len(marks)}
                 Path(args.result).write_text(json.dumps(result))  # Faust routes sys.stdout to its logger
@@ -396,6 +440,7 @@ class ChildRun:
     rate: float
     steady_rate: float  # between 10% and 90% of the events
     batches: int
+    cpu_s: float = 0.0  # CPU seconds of the process over the span (the Faust child; 0 for aiokafka)
 
 
 def run_child(kind: str, app_id: str, args: argparse.Namespace, source: tuple[str, str], log: Path) -> ChildRun:
@@ -404,6 +449,14 @@ def run_child(kind: str, app_id: str, args: argparse.Namespace, source: tuple[st
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--app-id", app_id,
            "--topics", ",".join(source), "--events", str(args.events), "--partitions", str(args.partitions),
            "--kafka", args.kafka, "--result", str(log.with_suffix(".json"))]
+    if args.profile and kind == "faust":  # the bare agent sampled too: what Faust's own machinery costs it
+        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if spy is None:
+            raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+        args.profile.mkdir(parents=True, exist_ok=True)
+        idle = ["--idle"] if os.environ.get("FAUST_BASELINE_IDLE") else []
+        cmd = [spy, "record", "--rate", "200", "--format", "raw", "--nonblocking", "--subprocesses", *idle,
+               "--output", str(args.profile / f"{app_id.rsplit('-', 1)[-1]}.txt"), "--", *cmd]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         try:
@@ -419,7 +472,7 @@ def run_child(kind: str, app_id: str, args: argparse.Namespace, source: tuple[st
         raise SystemExit(f"{kind} child left no result (rc {proc.returncode}); log:\n"
                          + log.read_text(errors="replace")[-3000:]) from None
     return ChildRun(result["startup_s"], result["span_s"], result["events"] / result["span_s"], result["steady"],
-                    result["batches"])
+                    result["batches"], result.get("cpu_s", 0.0))
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -460,12 +513,15 @@ async def main(args: argparse.Namespace) -> None:
             await prepare_worker_topics(worker)
             try:
                 run = await measure_worker(worker, args.events, timeout=args.timeout,
-                                           profile=args.profile / f"worker{k}.txt" if args.profile else None)
+                                           profile=args.profile / f"worker{k}.txt" if args.profile else None,
+                                           native=args.native)
             finally:
                 worker.stop(grace=60)
             worker_runs.append(run)
             print(f"  round {k}: cxpulse worker   {run.rate:9,.0f} events/s "
-                  f"(start-up {run.ready_s:.1f} s) -> ratio {run.rate / bare.rate:.2f}", flush=True)
+                  f"(start-up {run.ready_s:.1f} s) -> ratio {run.rate / bare.rate:.2f}; CPU per event: bare "
+                  f"{cpu_us(bare.cpu_s, args.events):.0f} us, worker {cpu_us(run.cpu_s, args.events):.0f} us",
+                  flush=True)
             if k == 1 and not args.skip_aiokafka:
                 aiokafka_run = run_child("aiokafka", f"{prefix}-aiokafka", args, source, work / "aiokafka.log")
                 print(f"  round {k}: bare aiokafka    {aiokafka_run.rate:9,.0f} events/s", flush=True)
@@ -481,14 +537,17 @@ async def main(args: argparse.Namespace) -> None:
     print(f"one-run comparison, {commit}: {args.events:,} events on {args.partitions} partitions, "
           f"same topics; load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
     print("| round | bare Faust agent events/s (steady 10-90%) | cxpulse worker events/s (steady 10-90%) "
-          "| worker / bare | bare start-up s | worker start->ready s | worker RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+          "| worker / bare | CPU us/event bare, worker | bare start-up s | worker start->ready s | worker RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for k, (b, w) in enumerate(zip(bare_runs, worker_runs), 1):
         print(f"| {k} | {b.rate:,.0f} ({b.steady_rate:,.0f}) | {w.rate:,.0f} ({w.steady_rate:,.0f}) | "
-              f"{w.rate / b.rate:.2f}x | {b.startup_s:.1f} | {w.ready_s:.1f} | {w.rss_kb / 1024:,.0f} |")
+              f"{w.rate / b.rate:.2f}x | {cpu_us(b.cpu_s, args.events):.0f}, {cpu_us(w.cpu_s, args.events):.0f} | "
+              f"{b.startup_s:.1f} | {w.ready_s:.1f} | {w.rss_kb / 1024:,.0f} |")
     if aiokafka_run is not None:
         print(f"bare aiokafka getmany + orjson decode: {aiokafka_run.rate:,.0f} events/s "
               f"(steady {aiokafka_run.steady_rate:,.0f}; reference)")
+    print(f"median CPU per event: bare Faust {statistics.median(cpu_us(b.cpu_s, args.events) for b in bare_runs):.0f}"
+          f" us, worker {statistics.median(cpu_us(w.cpu_s, args.events) for w in worker_runs):.0f} us")
     print(f"median bare Faust {statistics.median(b.rate for b in bare_runs):,.0f} events/s, median worker "
           f"{statistics.median(w.rate for w in worker_runs):,.0f} events/s, "
           f"median ratio worker / bare Faust: {statistics.median(ratios):.2f}x")
@@ -509,6 +568,7 @@ def parse_args() -> argparse.Namespace:
                         help="an environment variable for the worker (repeatable), e.g. CXPULSE_REDIS__ENABLED=false")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy samples of each worker run into DIR (raw stacks) and its top functions printed")
+    parser.add_argument("--native", action="store_true", help="with --profile: C frames too (the compiled core)")
     parser.add_argument("--child", choices=("faust", "aiokafka"), help=argparse.SUPPRESS)
     parser.add_argument("--app-id", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)

@@ -313,6 +313,11 @@ class WorkerSettings(_Strict):
     rocksdb_memtables_mib: int = Field(
         default=16, ge=1, description="RocksDB write buffers of all the worker's tables and partitions together"
     )
+    recent_contacts: int = Field(
+        default=1024, ge=0,
+        description="settled contacts kept in memory per partition, the most recently settled: their next event "
+        "(an end, a survey) then needs no RocksDB read and decode; 0 = every settled contact leaves memory at once",
+    )
     checkpoint: bool = Field(
         default=True,
         description="on a clean stop, save the live state beside the tables, so the next start reads it back "

@@ -13,6 +13,7 @@ from their stored state alone (:meth:`restore`), which is what makes a restart l
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import Counter, OrderedDict
 from collections.abc import MutableMapping
 from typing import Any, Callable
@@ -151,6 +152,10 @@ class ContactProcessor:
         self._breach_heap: list[tuple[int, str, str]] = []
         self._scheduled: set[tuple[str, str]] = set()  # (contact_id, queued id): ids are unique per contact only
         self.evictable: set[str] = set()
+        # settled and saved, yet kept as objects, oldest first, up to ``evict``'s ``keep``: the worker's contacts
+        # that are likely to see another event soon (an end ~5 minutes after the answer, a survey), which would
+        # otherwise be read back from RocksDB and decoded (see :meth:`evict`)
+        self.lingering: dict[str, None] = {}
         self.late_breaches: list[Breach] = []
         # contract v2, closed-loop feedback: detractor feedback awaiting a follow-up, by contact then survey id
         # (its key, for Aggregates.awaiting); the breach timer's heap; what was published (once per survey)
@@ -199,6 +204,8 @@ class ContactProcessor:
         heapq.heappush(self._settle_heap, (ts, contact_id))
         if contact_id in self.evictable:
             self.evictable.discard(contact_id)
+        if contact_id in self.lingering:  # settle() may have filed it as evictable again meanwhile: both
+            del self.lingering[contact_id]
         records = state.records
         kind = rec[KIND]
         if not state.unfit and (not records or rec > records[-1]) and state.fits(kind) and (
@@ -505,20 +512,37 @@ class ContactProcessor:
                 self.evictable.add(contact_id)
         return rejections
 
-    def evict(self, *, keep_packed: bool = True) -> int:
+    def evict(self, *, keep_packed: bool = True, keep: int = 0) -> int:
         """Move settled contacts out of memory (see the class docstring). Call after their state was saved:
-        a contact still dirty stays. ``keep_packed`` False: the caller's store holds them (``loader``)."""
+        a contact still dirty stays. ``keep_packed`` False: the caller's store holds them (``loader``).
+
+        ``keep``: how many of the settled and saved contacts stay objects (:attr:`lingering`), the most recently
+        settled; the oldest beyond it go. Why: the worker's table holds every settled contact, and the next event
+        of one (its end a few minutes after its answer, its survey) read it back: a RocksDB get and a decode,
+        then an encode again, for a contact that had just left memory. A bounded number of them kept saves that
+        for most, at a fixed memory cost (``worker.recent_contacts``). Counts are the same either way: a contact
+        left in memory or read back holds the same records."""
         moved = 0
-        for contact_id in self.evictable:
-            if contact_id in self.dirty:
-                continue
+        lingering = self.lingering
+        contacts = self.contacts
+        saved = [(contacts[cid].last_ts, cid) for cid in self.evictable if cid not in self.dirty and cid in contacts]
+        saved.sort()  # the newest last: evicted last (a set has no order)
+        for _, contact_id in saved:
+            lingering[contact_id] = None
+        self.evictable = {cid for cid in self.evictable if cid in self.dirty and cid in self.contacts}
+        excess = len(lingering) - keep
+        if excess <= 0:
+            return 0
+        dirty = self.dirty  # a lingering contact stored again (a duplicate's) goes only once saved
+        oldest = [cid for cid in itertools.islice(lingering, excess + len(dirty)) if cid not in dirty][:excess]
+        for contact_id in oldest:
+            del lingering[contact_id]
             state = self.contacts.pop(contact_id, None)
             if state is None:
                 continue
             if keep_packed:
                 self.settled[contact_id] = pack_contact(state)
             moved += 1
-        self.evictable = {cid for cid in self.evictable if cid in self.contacts}
         return moved
 
     def evict_settled(self, *, keep_packed: bool = True) -> int:
@@ -568,6 +592,7 @@ class ContactProcessor:
         for contact_id in gone:
             del self.contacts[contact_id]
             self.evictable.discard(contact_id)
+            self.lingering.pop(contact_id, None)
         old = [cid for cid, packed in self.settled.items() if packed_last_ts(packed) < limit]
         for contact_id in old:
             del self.settled[contact_id]
@@ -638,6 +663,7 @@ class ContactProcessor:
         self.summaries.pop(contact_id, None)
         self.dirty.discard(contact_id)
         self.evictable.discard(contact_id)
+        self.lingering.pop(contact_id, None)
         if state is not None:
             self.restore(contact_id, state)
 

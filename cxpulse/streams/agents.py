@@ -145,6 +145,7 @@ class ContactBatches(CheckpointedBatches):
         self.dead_letters = dead_letters
         self.survey_topic = worker.settings.kafka.topics.survey_responses
         self.partitions = worker.settings.kafka.partitions
+        self.recent_contacts = worker.settings.worker.recent_contacts
 
     def parse(self, topic: str, raw: bytes) -> Any:
         """The validated event of ``raw`` (raises :class:`InvalidEvent`), by the contract of its topic."""
@@ -173,7 +174,8 @@ class ContactBatches(CheckpointedBatches):
             for summary in proc.drain_summaries():
                 target = codec.customer_partition(summary.customer_id, self.partitions)
                 outgoing.setdefault(target, []).append(summary)
-            proc.evict(keep_packed=False)  # settled and stored: the table holds them from now on
+            # settled and stored: the table holds them from now on (the most recent few stay: worker.recent_contacts)
+            proc.evict(keep_packed=False, keep=self.recent_contacts)
         for partition, proc in live.contact_parts.items():  # marks set by the timers (breaches, forgetting)
             if proc.dirty and partition not in touched:
                 save_changed(writer.stage, proc.dirty, proc.contacts, codec.encode_contact, partition)

@@ -1158,3 +1158,72 @@ def test_catch_up_of_a_customer_moved_out_of_memory_takes_its_checkpointed_facts
     got, want = (proc.aggregates.totals[BILLING] for proc in (checkpointed, never_stopped))
     assert got == want
     assert (got[m.FIRST], got[m.FIRST_RESOLVED], got[m.FIRST_CLOSED], got[m.REPEATS]) == (1, 1, 1, 1)
+
+
+# -- settled contacts kept in memory, the most recent ones (evict's ``keep``: worker.recent_contacts) ------------------
+def four_settled(proc: ContactProcessor) -> None:
+    """c1..c4 each queued and abandoned 2 s later, at 10:00:00, 10:00:10, 10:00:20, 10:00:30; then c9 queued at
+    10:02:00 (still waiting): stream time 10:02:00, horizon 10:01:00, so settle() files c1..c4, in that order of
+    their settle-heap entries (time order), as evictable; c9 is not (waiting, and inside the allowance)."""
+    for k in range(1, 5):
+        assert proc.handle(event("queued", f"q{k}", 10 * (k - 1), f"c{k}"))
+        assert proc.handle(event("abandoned", f"x{k}", 10 * (k - 1) + 2, f"c{k}"))
+    assert proc.handle(event("queued", "q9", 120, "c9"))
+    proc.settle()
+    assert proc.evictable == {"c1", "c2", "c3", "c4"}
+
+
+def test_evict_keeps_the_most_recently_settled_contacts_up_to_keep_and_reads_the_others_back() -> None:
+    """``evict(keep=2)``: of the four settled and saved contacts, the two settled last (c3, c4) stay objects
+    (``lingering``, oldest first), c1 and c2 leave (2 moved; with ``keep_packed=False`` they are in the table only).
+    Then c2's survey (nps 10 at 10:05:00) reads c2 back from the table and counts a billing/voice promoter; c4's
+    survey (nps 0) finds c4 in memory (no read: the loader is watched) and counts a detractor. Promoters 1,
+    detractors 1 (kpis.md: 9-10 promoter, 0-6 detractor), the same counts as with every contact read back.
+
+    Kills ``evict``'s ``excess <= 0 -> < 0`` / ``len - keep -> +`` (nothing or everything kept), the oldest-first
+    slice (the newest evicted instead) and ``handle``'s removal of a lingering contact that gets an event."""
+    table: dict[str, ContactState] = {}
+    reads: list[str] = []
+
+    def loader(contact_id: str) -> ContactState | None:
+        reads.append(contact_id)
+        return table.get(contact_id)
+
+    proc = contacts(loader=loader)
+    four_settled(proc)
+    save(proc, table)
+    reads.clear()
+    assert proc.evict(keep_packed=False, keep=2) == 2
+    assert list(proc.lingering) == ["c3", "c4"] and proc.evictable == set()
+    assert set(proc.contacts) == {"c3", "c4", "c9"} and proc.settled == {}
+    assert proc.handle(event("survey", "s2", 300, "c2", nps=10))
+    assert proc.handle(event("survey", "s4", 300, "c4", nps=0))
+    assert reads == ["c2"]
+    assert "c4" not in proc.lingering  # it changed: it must be saved (and settle again) before it may leave
+    assert (billing(proc, m.PROMOTERS, 400), billing(proc, m.DETRACTORS, 400)) == (1, 1)
+
+
+def test_a_lingering_contact_that_waits_again_or_is_not_saved_never_leaves() -> None:
+    """A lingering contact is settled *and saved*. c4 queues again (q4b at 10:02:01, waiting): it leaves
+    ``lingering`` and ``evict(keep=0)`` must not move it out (its breach is found through it: due at 10:02:01 +
+    20 s = 10:02:21). c3 is lingering and marked dirty (a re-delivered duplicate is stored again, live.py): it stays
+    until it is saved; then it goes. c1 and c2 (clean) go at once: 2 moved, then 1.
+
+    Kills ``handle``'s lingering removal (``in self.lingering -> not in``: c4 evicted while waiting, its breach
+    lost) and ``evict``'s ``cid not in dirty -> in`` (c3 dropped before it was stored)."""
+    table: dict[str, ContactState] = {}
+    proc = contacts(loader=table.get)
+    four_settled(proc)
+    save(proc, table)
+    proc.evict(keep_packed=False, keep=4)
+    assert list(proc.lingering) == ["c1", "c2", "c3", "c4"]
+    assert proc.handle(event("queued", "q4b", 121, "c4"))
+    save(proc, table)
+    proc.dirty.add("c3")
+    assert proc.evict(keep_packed=False, keep=0) == 2
+    assert set(proc.contacts) == {"c3", "c4", "c9"} and list(proc.lingering) == ["c3"]
+    save(proc, table)
+    assert proc.evict(keep_packed=False, keep=0) == 1
+    assert set(proc.contacts) == {"c4", "c9"}
+    breaches = proc.due_breaches(T0 + 142 * US)
+    assert [(b.contact_id, b.queued_event_id) for b in breaches] == [("c9", "q9"), ("c4", "q4b")]
