@@ -275,8 +275,8 @@ async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, 
             say(f"    worker {seen:>10,}/{events:,} events  {rate:8,.0f} events/s so far  "
                 f"RSS {proc_kb(worker_pid(worker), 'VmRSS') / 1024:,.0f} MiB")
             next_report = now + progress_every
-        if seen < events:
-            await asyncio.sleep(poll if seen == 0 else poll_busy)
+        if seen < events:  # a worker before session 16 has no last_processed: polled every ``poll`` throughout
+            await asyncio.sleep(poll if seen == 0 or "last_processed" not in status else poll_busy)
     rss_kb = proc_kb(worker_pid(worker), "VmRSS")
     if spy is not None and profile is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
