@@ -208,10 +208,14 @@ class ContactProcessor:
             del self.lingering[contact_id]
         records = state.records
         kind = rec[KIND]
-        if not state.unfit and (not records or rec > records[-1]) and state.fits(kind) and (
+        last = not records or rec > records[-1]
+        if not state.unfit and (last or _before_feedback_only(records, rec)) and state.fits(kind) and (
             kind != FOLLOWED or _has_survey(records, rec[A])
         ):
-            records.append(rec)
+            if last:
+                records.append(rec)
+            else:
+                state.insert(rec)
             if ts > state.last_ts:
                 state.last_ts = ts
             self._step(contact_id, state, rec)
@@ -522,28 +526,22 @@ class ContactProcessor:
         then an encode again, for a contact that had just left memory. A bounded number of them kept saves that
         for most, at a fixed memory cost (``worker.recent_contacts``). Counts are the same either way: a contact
         left in memory or read back holds the same records."""
-        moved = 0
         lingering = self.lingering
-        contacts = self.contacts
-        saved = [(contacts[cid].last_ts, cid) for cid in self.evictable if cid not in self.dirty and cid in contacts]
+        contacts, dirty = self.contacts, self.dirty
+        saved = [(contacts[cid].last_ts, cid) for cid in self.evictable if cid not in dirty and cid in contacts]
         saved.sort()  # the newest last: evicted last (a set has no order)
         for _, contact_id in saved:
             lingering[contact_id] = None
-        self.evictable = {cid for cid in self.evictable if cid in self.dirty and cid in self.contacts}
-        excess = len(lingering) - keep
-        if excess <= 0:
-            return 0
-        dirty = self.dirty  # a lingering contact stored again (a duplicate's) goes only once saved
+        self.evictable = {cid for cid in self.evictable if cid in dirty and cid in contacts}
+        excess = max(0, len(lingering) - keep)
+        # the oldest first; a lingering contact stored again (a duplicate's) goes only once it is saved
         oldest = [cid for cid in itertools.islice(lingering, excess + len(dirty)) if cid not in dirty][:excess]
         for contact_id in oldest:
             del lingering[contact_id]
-            state = self.contacts.pop(contact_id, None)
-            if state is None:
-                continue
+            state = contacts.pop(contact_id)  # lingering holds contacts in memory only (forget, replace drop both)
             if keep_packed:
                 self.settled[contact_id] = pack_contact(state)
-            moved += 1
-        return moved
+        return len(oldest)
 
     def evict_settled(self, *, keep_packed: bool = True) -> int:
         """After a restore: move out every contact that is already settled (nothing waiting, nothing that may
@@ -698,6 +696,24 @@ class ContactProcessor:
             wait = max(0.0, (now_us - queued[TS]) / US)
             out[key] = (count + 1, max(longest, wait))
         return out
+
+
+def _before_feedback_only(records: list[Record], rec: Record) -> bool:
+    """Does ``rec``, an answer, an abandon or an end, sort after every contact event of its contact, with only
+    feedback (surveys, follow-ups) after it? Then it is one step of the lifecycle like an event that sorts last.
+
+    Why: a worker catching up a backlog reads the survey topic ahead of the contact events (it has ~13x fewer
+    records), so a survey often comes before its contact's answer or end; each of those then walked the whole
+    contact (``_recompute``: 2.5% of a catching-up worker's main thread, py-spy, session 16). Exact: what a step
+    of these kinds adds depends on the contact events only (:func:`~cxpulse.core.contact.walk` skips feedback for
+    the lifecycle), and what the feedback after it counts does not depend on them: a survey is attributed to the
+    latest ``contact.queued`` not after it, which is why a queued event is left out here (it may move that)."""
+    if rec[KIND] == QUEUED or rec[RANK] >= FEEDBACK_RANK:
+        return False
+    for other in reversed(records):
+        if other[RANK] < FEEDBACK_RANK:  # the newest contact event: every record after it is feedback
+            return other < rec
+    return False  # feedback only: no answer, abandon or end can happen yet (fits() says no either)
 
 
 def _has_survey(records: list[Record], survey_id: str) -> bool:

@@ -1191,6 +1191,8 @@ def test_evict_keeps_the_most_recently_settled_contacts_up_to_keep_and_reads_the
 
     proc = contacts(loader=loader)
     four_settled(proc)
+    assert proc.evict(keep_packed=False, keep=2) == 0  # not saved yet: none lingers, none leaves
+    assert proc.lingering == {} and proc.evictable == {"c1", "c2", "c3", "c4"}
     save(proc, table)
     reads.clear()
     assert proc.evict(keep_packed=False, keep=2) == 2
@@ -1204,26 +1206,78 @@ def test_evict_keeps_the_most_recently_settled_contacts_up_to_keep_and_reads_the
 
 
 def test_a_lingering_contact_that_waits_again_or_is_not_saved_never_leaves() -> None:
-    """A lingering contact is settled *and saved*. c4 queues again (q4b at 10:02:01, waiting): it leaves
-    ``lingering`` and ``evict(keep=0)`` must not move it out (its breach is found through it: due at 10:02:01 +
-    20 s = 10:02:21). c3 is lingering and marked dirty (a re-delivered duplicate is stored again, live.py): it stays
-    until it is saved; then it goes. c1 and c2 (clean) go at once: 2 moved, then 1.
+    """A lingering contact is settled *and saved*. With ``keep=4`` all four stay (0 moved). c4 queues again (q4b
+    at 10:02:01, waiting): it leaves ``lingering`` and ``evict(keep=0)`` must not move it out (its breach is found
+    through it: due at 10:02:01 + 20 s = 10:02:21). c1, the oldest lingering, is marked dirty (a re-delivered
+    duplicate is stored again, live.py): it stays until it is saved, then it goes; c2 and c3 (clean) go at once:
+    2 moved, then 1.
 
     Kills ``handle``'s lingering removal (``in self.lingering -> not in``: c4 evicted while waiting, its breach
-    lost) and ``evict``'s ``cid not in dirty -> in`` (c3 dropped before it was stored)."""
+    lost), ``evict``'s ``cid not in dirty -> in`` (c1 dropped before it was stored), ``max(0, ...) -> max(1, ...)``
+    (one leaves although four may stay) and the look-ahead ``excess + len(dirty) -> -`` (past the dirty c1, c3
+    would stay)."""
     table: dict[str, ContactState] = {}
     proc = contacts(loader=table.get)
     four_settled(proc)
     save(proc, table)
-    proc.evict(keep_packed=False, keep=4)
+    assert proc.evict(keep_packed=False, keep=4) == 0
     assert list(proc.lingering) == ["c1", "c2", "c3", "c4"]
     assert proc.handle(event("queued", "q4b", 121, "c4"))
     save(proc, table)
-    proc.dirty.add("c3")
+    proc.dirty.add("c1")
     assert proc.evict(keep_packed=False, keep=0) == 2
-    assert set(proc.contacts) == {"c3", "c4", "c9"} and list(proc.lingering) == ["c3"]
+    assert set(proc.contacts) == {"c1", "c4", "c9"} and list(proc.lingering) == ["c1"]
     save(proc, table)
     assert proc.evict(keep_packed=False, keep=0) == 1
     assert set(proc.contacts) == {"c4", "c9"}
     breaches = proc.due_breaches(T0 + 142 * US)
     assert [(b.contact_id, b.queued_event_id) for b in breaches] == [("c9", "q9"), ("c4", "q4b")]
+
+
+def test_an_answer_or_an_end_before_a_survey_read_ahead_is_one_step_and_a_queued_one_a_recompute(
+    monkeypatch: pytest.MonkeyPatch, on_core_sources: bool,
+) -> None:
+    """A worker catching up a backlog reads the survey topic ahead of the contact events, so a survey often comes
+    before its contact's answer and end. Those sort after every *contact* event, with only feedback after them:
+    one step each (``_before_feedback_only``), no walk. c1 queued q1 10:00:00; its survey s1 timed 10:10:00 (nps
+    3) comes next; then a1 answered 10:00:05 and e1 ended 10:05:00 -> no recompute. Billing/voice: offered 1,
+    answered 1 (within T = 20 s: 1), handled 1, detractors 1 and detractor feedback 1 (s1 attributed to q1's
+    queue, the latest queued not after it). Then q2 queued 10:06:40 in sales/chat, also before s1: a queued
+    event may move the survey's attribution (kpis.md: the latest ``contact.queued`` not after the survey), so it
+    is a recompute, and s1 now counts under sales/chat (detractors there 1, billing 0). a2 answered 10:06:50 (after
+    q2, before s1) is a step again.
+
+    Kills ``_before_feedback_only``'s queued exclusion (``== QUEUED -> !=``: s1 would stay under billing), its
+    ``return False`` on a contact event after ``rec`` and ``other < rec -> >`` (steps out of order: wrong
+    counts or recomputes), ``rec[RANK] >= FEEDBACK_RANK -> >`` (a survey out of order taken as a step: s2 at 10:08:20,
+    before s1, must still be a recompute) and ``handle`` appending instead of inserting (records out of order).
+    s2 (nps 10) counts a promoter under sales/chat, q2's queue."""
+    if not on_core_sources:  # ran on the sources in a child pytest (tests/conftest.py)
+        return
+    recomputed: list[str | None] = []
+    real_recompute = ContactProcessor._recompute
+
+    def spy(self: ContactProcessor, contact_id: str, state: ContactState, rec: Record | None = None) -> Any:
+        recomputed.append(None if rec is None else rec[2])
+        return real_recompute(self, contact_id, state, rec)
+
+    monkeypatch.setattr(ContactProcessor, "_recompute", spy)
+    proc = contacts()
+    for item in (event("queued", "q1", 0), event("survey", "s1", 600, nps=3), event("answered", "a1", 5),
+                 event("ended", "e1", 300)):
+        assert proc.handle(item)
+    assert recomputed == []
+    assert [rec[2] for rec in proc.contacts["c1"].records] == ["q1", "a1", "e1", "s1"]
+    counts = [billing(proc, measure) for measure in (m.OFFERED, m.ANSWERED, m.ANSWERED_WITHIN, m.HANDLED,
+                                                      m.DETRACTORS, m.DETRACTOR_FEEDBACK)]
+    assert counts == [1, 1, 1, 1, 1, 1]
+    assert proc.handle(event("queued", "q2", 400, queue="sales", channel="chat"))
+    assert recomputed == ["q2"]
+    assert proc.handle(event("answered", "a2", 410, queue="sales", channel="chat"))
+    assert recomputed == ["q2"]
+    sales = proc.aggregates.totals[SALES]
+    assert (billing(proc, m.DETRACTORS), sales[m.DETRACTORS], sales[m.OFFERED], sales[m.ANSWERED]) == (0, 1, 1, 1)
+    assert [rec[2] for rec in proc.contacts["c1"].records] == ["q1", "a1", "e1", "q2", "a2", "s1"]
+    assert proc.handle(event("survey", "s2", 500, nps=10))  # feedback out of order: a recompute, as before
+    assert recomputed == ["q2", "s2"]
+    assert billing(proc, m.PROMOTERS) == 0 and proc.aggregates.totals[SALES][m.PROMOTERS] == 1
