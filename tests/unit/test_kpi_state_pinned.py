@@ -523,6 +523,21 @@ def test_a_breach_already_published_is_not_published_again_after_a_recompute() -
     assert proc.first_ts == T0 - US  # the earliest event is now s0 (09:59:59): where an "all" window starts
 
 
+def spy_recomputes(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The ids of the events whose contact ``ContactProcessor._recompute`` walks (the real one runs): which
+    events were not one step. Only on the core's sources (the ``on_core_sources`` fixture): a compiled class's
+    method cannot be replaced."""
+    recomputed: list[str | None] = []
+    real_recompute = ContactProcessor._recompute
+
+    def spy(self: ContactProcessor, contact_id: str, state: ContactState, rec: Record | None = None) -> Any:
+        recomputed.append(None if rec is None else rec[2])
+        return real_recompute(self, contact_id, state, rec)
+
+    monkeypatch.setattr(ContactProcessor, "_recompute", spy)
+    return recomputed
+
+
 def test_events_in_order_take_one_step_each_never_the_full_recompute(
     monkeypatch: pytest.MonkeyPatch, on_core_sources: bool,
 ) -> None:
@@ -538,14 +553,7 @@ def test_events_in_order_take_one_step_each_never_the_full_recompute(
     (every event recomputed)."""
     if not on_core_sources:  # ran on the sources in a child pytest (tests/conftest.py)
         return
-    recomputed: list[str | None] = []
-    real_recompute = ContactProcessor._recompute
-
-    def spy(self: ContactProcessor, contact_id: str, state: ContactState, rec: Record | None = None) -> Any:
-        recomputed.append(None if rec is None else rec[2])
-        return real_recompute(self, contact_id, state, rec)
-
-    monkeypatch.setattr(ContactProcessor, "_recompute", spy)
+    recomputed = spy_recomputes(monkeypatch)
     proc = contacts()
     for item in (event("queued", "q1", 0), event("answered", "a1", 5), event("ended", "e1", 65),
                  event("survey", "s1", 120, nps=3), follow_up("f1", 180, "s1"), event("queued", "q2", 240),
@@ -1254,14 +1262,7 @@ def test_an_answer_or_an_end_before_a_survey_read_ahead_is_one_step_and_a_queued
     s2 (nps 10) counts a promoter under sales/chat, q2's queue."""
     if not on_core_sources:  # ran on the sources in a child pytest (tests/conftest.py)
         return
-    recomputed: list[str | None] = []
-    real_recompute = ContactProcessor._recompute
-
-    def spy(self: ContactProcessor, contact_id: str, state: ContactState, rec: Record | None = None) -> Any:
-        recomputed.append(None if rec is None else rec[2])
-        return real_recompute(self, contact_id, state, rec)
-
-    monkeypatch.setattr(ContactProcessor, "_recompute", spy)
+    recomputed = spy_recomputes(monkeypatch)
     proc = contacts()
     for item in (event("queued", "q1", 0), event("survey", "s1", 600, nps=3), event("answered", "a1", 5),
                  event("ended", "e1", 300)):
