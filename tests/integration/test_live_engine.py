@@ -559,6 +559,8 @@ async def test_live_breach_published_at_queued_plus_threshold_once(workers, kafk
 
     status = await worker.status()
     assert status["breaches_published"] == 4
+    # the wall time of the last event it handled (the marker, sent this run): what bench/faust_baseline.py times by
+    assert 0 <= now_us() - parse_iso_us(status["last_processed"]) < 300 * S, status["last_processed"]
     # what a restarted worker reads back before it publishes anything (so it never publishes one again)
     from cxpulse.streams.breach_log import read_published_visits
 
