@@ -290,19 +290,23 @@ async def measure_worker(worker: WorkerProcess, events: int, *, timeout: float, 
     return WorkerRun(ready_s, span, events / span, steady_rate(samples, events), rss_kb, status, cpu_s)
 
 
+def py_spy() -> list[str]:
+    """The py-spy command with the options both profiles share (``FAUST_BASELINE_IDLE=1``: idle samples too)."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+    idle = ["--idle"] if os.environ.get("FAUST_BASELINE_IDLE") else []  # how much the event loop waits
+    return [spy, "record", "--rate", "200", "--format", "raw", *idle]
+
+
 def start_profile(pid: int, out: Path, native: bool = False) -> subprocess.Popen[bytes]:
     """py-spy (a sampling profiler that attaches to a running process) on ``pid``, raw stacks into ``out``;
     ``native`` adds the C frames (the compiled core is invisible without them, its time lands on its caller)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-    if spy is None:
-        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
     # py-spy reads native stacks only from a paused process: --native costs the worker some of its pace
     mode = ["--native"] if native else ["--nonblocking"]
-    if os.environ.get("FAUST_BASELINE_IDLE"):  # samples of waiting threads too: how much the event loop idles
-        mode.append("--idle")
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", *mode,
-                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*py_spy(), "--pid", str(pid), *mode, "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def top_functions(path: Path, top: int = 30) -> str:
@@ -450,12 +454,8 @@ def run_child(kind: str, app_id: str, args: argparse.Namespace, source: tuple[st
            "--topics", ",".join(source), "--events", str(args.events), "--partitions", str(args.partitions),
            "--kafka", args.kafka, "--result", str(log.with_suffix(".json"))]
     if args.profile and kind == "faust":  # the bare agent sampled too: what Faust's own machinery costs it
-        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-        if spy is None:
-            raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
         args.profile.mkdir(parents=True, exist_ok=True)
-        idle = ["--idle"] if os.environ.get("FAUST_BASELINE_IDLE") else []
-        cmd = [spy, "record", "--rate", "200", "--format", "raw", "--nonblocking", "--subprocesses", *idle,
+        cmd = [*py_spy(), "--nonblocking", "--subprocesses",
                "--output", str(args.profile / f"{app_id.rsplit('-', 1)[-1]}.txt"), "--", *cmd]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
