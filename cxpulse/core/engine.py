@@ -28,6 +28,11 @@ from cxpulse.models.wire import decode_any_event, decode_contact_event, decode_s
 from cxpulse.settings import KpiSettings
 
 EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (packed): cheap, and rare enough
+# settled contacts that stay objects (the most recent): the next event of most settled contacts (the end a few
+# minutes after the answer, the survey) comes within a few thousand contacts; moved out, each came back from the
+# spill store (a RocksDB get and delete, a decode, an encode and a put again): 31k of the 121k contacts moved out
+# of a simulated day's 300k events, 396 with 2,048 kept (bench/ and docs/performance.md, session 17)
+RECENT_CONTACTS = 4096
 
 
 @dataclass(slots=True)
@@ -133,7 +138,7 @@ class KpiEngine:
             # a replay stores nothing: what a worker would save is simply not dirty any more
             self.contacts.dirty.clear()
             self.customers.dirty.clear()
-            self.contacts.evict()
+            self.contacts.evict(keep=RECENT_CONTACTS)
             self.customers.evict()
             # what no window of the document can reach any more (it prunes the same at the end): buckets, and
             # the distinct-customer index, whose old contacts a replay keeps only as customer ids (distinct.py)

@@ -332,10 +332,12 @@ def _history() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "spilled"])
 @pytest.mark.parametrize("every", [1, 3])
+@pytest.mark.parametrize("recent", [0, 1], ids=["none-kept", "one-kept"])
 def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                         every: int, on_disk: bool) -> None:
-    """A replay packs settled contacts out of memory every ``EVICT_EVERY`` (4096) events; the unit histories are
-    far shorter, so here it packs every ``every`` events. The document must be the one without packing, and the
+                                                         every: int, on_disk: bool, recent: int) -> None:
+    """A replay packs settled contacts out of memory every ``EVICT_EVERY`` (4096) events, but the most recently
+    settled ``RECENT_CONTACTS`` (4096); the unit histories are far shorter, so here it packs every ``every`` events
+    and keeps ``recent`` (0 or 1) of them. The document must be the one without packing, and the
     figures the hand-computed ones: offered 5 billing + 1 tech, the duplicate q1 counted once (1 duplicate),
     c1's survey (after c1 was packed) on billing/voice (1 promoter, CSAT 100), c4 a repeat of c1 (reason billing,
     within F = 1 h), handled 4 (e1, e3, e3b, e4).
@@ -351,12 +353,14 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
         plain.process(event)
     expected = plain.snapshot(include_all=True)
     monkeypatch.setattr(engine_module, "EVICT_EVERY", every)
+    monkeypatch.setattr(engine_module, "RECENT_CONTACTS", recent)
     monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)  # more than 2 customers: the rest packed
     store = SpillStore(tmp_path) if on_disk else None
     packed = KpiEngine(kpi, spill=store.map if store is not None else None)
     for event in _history():
         packed.process(event)
     assert packed.contacts.settled, "no contact was packed away: the test would prove nothing"
+    assert len(packed.contacts.lingering) == recent, "the replay keeps its most recent settled contacts as objects"
     assert packed.customers.packed, "no customer was packed away: the test would prove nothing"
     if store is not None:
         assert isinstance(packed.contacts.settled, SpillMap) and isinstance(packed.customers.packed, SpillMap)
