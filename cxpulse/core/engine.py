@@ -33,6 +33,10 @@ EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (pa
 # spill store (a RocksDB get and delete, a decode, an encode and a put again): 31k of the 121k contacts moved out
 # of a simulated day's 300k events, 396 with 2,048 kept (bench/ and docs/performance.md, session 17)
 RECENT_CONTACTS = 4096
+# customers that stay objects (the most recently changed): a replay holds every customer in one process, and its
+# repeat contacts within hours came back from the spill store: 90k of a simulated week's 487k customers moved out,
+# 2k with 16,384 kept, for 14 MiB more at the peak (docs/performance.md, session 17)
+RECENT_CUSTOMERS = 16384
 
 
 @dataclass(slots=True)
@@ -71,7 +75,8 @@ class KpiEngine:
         self.contacts = ContactProcessor(self.kpi, self.aggregates, publish_breaches=publish_breaches)
         self.contacts.moves_now = True  # "now" is the stream time: see ContactProcessor.moves_now
         self.contacts.now_until = until_us
-        self.customers = CustomerProcessor(self.kpi, self.aggregates, keep_all_customers=True)
+        self.customers = CustomerProcessor(self.kpi, self.aggregates, keep_all_customers=True,
+                                           recent=RECENT_CUSTOMERS)
         if spill is not None:
             self.contacts.settled = spill("contacts")
             self.customers.packed = spill("customers")

@@ -748,12 +748,14 @@ class CustomerProcessor:
     theirs arrives."""
 
     def __init__(self, kpi: KpiSettings, aggregates: Aggregates, *, keep_all_customers: bool = False,
-                 loader: Callable[[str], CustomerState | None] | None = None) -> None:
+                 loader: Callable[[str], CustomerState | None] | None = None, recent: int | None = None) -> None:
         """``keep_all_customers``: never prune the index of distinct customers (a replay's ``all`` window).
         ``loader``: where customers moved out of memory are read back from (the worker's table); None: they are
-        kept packed in :attr:`packed` (replay)."""
+        kept packed in :attr:`packed` (replay). ``recent``: how many recently changed customers stay objects
+        (None: ``RECENT_CUSTOMERS``, a worker's partition; a replay, one process for every customer, keeps more)."""
         self.kpi = kpi
         self.loader = loader
+        self.recent = RECENT_CUSTOMERS if recent is None else recent
         self.aggregates = aggregates
         if aggregates.distinct is None:
             # forget() drops contacts customer_memory_us after their t0: with a short F, before the index does
@@ -806,17 +808,17 @@ class CustomerProcessor:
         self.dirty.add(customer_id)
         # only saved customers can move out: counting the unsaved ones in, every update past 2,048 customers
         # changed since the last save made evict() pop and put back each of them (a fifth of a replay's time)
-        if len(self.customers) - len(self.dirty) > 2 * RECENT_CUSTOMERS:
+        if len(self.customers) - len(self.dirty) > 2 * self.recent:
             self.evict()
 
     def evict(self) -> int:
-        """Move the least recently changed customers beyond ``RECENT_CUSTOMERS`` out of memory (never one not yet
+        """Move the least recently changed customers beyond :attr:`recent` out of memory (never one not yet
         saved): packed, or, with a ``loader`` (the worker), nowhere: its table holds them (Engine v2; packed, a
         week's 400k customers held 80 MiB of bytes and keys in the worker)."""
         moved = 0
         customers = self.customers
         keep: list[tuple[str, CustomerState]] = []
-        while len(customers) - len(keep) > RECENT_CUSTOMERS and customers:
+        while len(customers) - len(keep) > self.recent and customers:
             customer_id, state = customers.popitem(last=False)
             if customer_id in self.dirty:
                 keep.append((customer_id, state))
@@ -846,7 +848,7 @@ class CustomerProcessor:
             self.distinct.note(customer_id, summary.t0, summary.queue, summary.channel, None, summary.contact_id)
         self._recent.pop(customer_id, None)
         self.aggregates.apply(customer_facts(state, self.window_us), 1)
-        if len(self.customers) > 2 * RECENT_CUSTOMERS:
+        if len(self.customers) > 2 * self.recent:
             self.evict()
 
     def catch_up(self, customer_id: str, was: CustomerState | None, state: CustomerState) -> None:

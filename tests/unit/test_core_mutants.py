@@ -344,7 +344,7 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
 
     Kills mutants of ``ContactProcessor.evict``/``_load`` and of the packing that lose or alter a packed contact
     (its dedup ids, its queued for attribution, its FCR summary), and of the customer side's packing beyond
-    ``RECENT_CUSTOMERS`` (set to 1 here). ``spilled``: packed into the store on disk that ``cxpulse replay``
+    the replay's ``RECENT_CUSTOMERS`` (set to 1 here). ``spilled``: packed into the store on disk that ``cxpulse replay``
     uses (``cxpulse/spill.py``), read back from it."""
     kpi = KpiSettings(fcr_window="1h")
     monkeypatch.setattr(engine_module, "EVICT_EVERY", 10**9)
@@ -354,7 +354,7 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
     expected = plain.snapshot(include_all=True)
     monkeypatch.setattr(engine_module, "EVICT_EVERY", every)
     monkeypatch.setattr(engine_module, "RECENT_CONTACTS", recent)
-    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)  # more than 2 customers: the rest packed
+    monkeypatch.setattr(engine_module, "RECENT_CUSTOMERS", 1)  # more than 2 customers: the rest packed
     store = SpillStore(tmp_path) if on_disk else None
     packed = KpiEngine(kpi, spill=store.map if store is not None else None)
     for event in _history():
@@ -380,13 +380,13 @@ def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.Mon
 
 def test_eviction_reports_what_it_packed_and_keeps_the_most_recent_customers(monkeypatch: pytest.MonkeyPatch) -> None:
     """After the history (nothing packed yet, nothing left to save): ``ContactProcessor.evict()`` packs the
-    settled contacts and returns how many; ``CustomerProcessor.evict()`` with ``RECENT_CUSTOMERS`` = 1 packs all
+    settled contacts and returns how many; ``CustomerProcessor.evict()`` with the replay's ``RECENT_CUSTOMERS`` = 1 packs all
     customers but the most recently changed one (u5, whose c5 came last) and returns how many (4 customers -> 3).
 
     Kills ``evict`` counting with ``moved = 1`` / ``-= 1`` / ``+= 0``, ``CustomerProcessor.evict``
     ``popitem(last=False) -> True`` (the newest packed instead of the oldest) and its loop bound mutants."""
     monkeypatch.setattr(engine_module, "EVICT_EVERY", 10**9)
-    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 1)
+    monkeypatch.setattr(engine_module, "RECENT_CUSTOMERS", 1)
     engine = KpiEngine(KpiSettings(fcr_window="1h"))
     for event in _history():
         engine.process(event)

@@ -13,7 +13,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from cxpulse.core import processors as processors_module
+from cxpulse.core import engine as engine_module
 from cxpulse.core.contact import (
     ABANDONED, ANSWERED, ENDED, KIND, QUEUED, RANK, RANK_OF, SURVEY, ContactState, Summary, record_of,
 )
@@ -167,7 +167,7 @@ def test_a_packed_customer_is_forgotten_only_when_its_newest_contact_is_old(monk
     limit is 13:00, past c2 too: u1 goes.
 
     Kills ``CustomerState.newest_t0`` ``max -> min`` (u1 would be judged by c1 and dropped at 13:01)."""
-    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 0)  # evict() packs every saved customer
+    monkeypatch.setattr(engine_module, "RECENT_CUSTOMERS", 0)  # the replay's evict() packs every saved customer
     kpi = KpiSettings(fcr_window="1h", allowed_disorder="60s")
     engine, _ = run([ev("queued", "c1q", DAY, "c1"), ev("queued", "c2q", DAY + 2 * H, "c2")], kpi)
     proc = engine.customers

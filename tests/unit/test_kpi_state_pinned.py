@@ -1044,7 +1044,7 @@ def test_forgetting_old_contacts_of_customers_marks_changed_customers_for_saving
       nothing to save (dirty empty);
     - 1 µs later c1 goes: u1 changed (dirty, to be saved), u2 not; no customer is gone.
 
-    Packed (RECENT_CUSTOMERS 0, so every saved customer is packed), a customer goes whole once its newest t0 is
+    Packed (``recent`` 0, so every saved customer is packed), a customer goes whole once its newest t0 is
     older than the limit: u1 and u2 (newest t0 both day 1 10:00:00) stay at now = day 1 12:01:00 and go 1 µs
     later.
 
@@ -1060,7 +1060,7 @@ def test_forgetting_old_contacts_of_customers_marks_changed_customers_for_saving
     assert proc.forget(now) == [] and proc.dirty == set()
     assert proc.forget(now + 1) == [] and proc.dirty == {"u1"}
     assert sorted(proc.customers["u1"].contacts) == ["c2"]
-    monkeypatch.setattr(processors_module, "RECENT_CUSTOMERS", 0)
+    monkeypatch.setattr(proc, "recent", 0)
     proc.dirty.clear()
     assert proc.evict() == 2 and sorted(proc.packed) == ["u1", "u2"]
     later = now + DAY_S * US
