@@ -56,7 +56,7 @@ def replay_file(
     with the days replayed); False keeps them in memory. ``jobs`` above 1 splits the file over that many
     processes (``cxpulse/parallel_replay.py``)."""
     from cxpulse.core.engine import KpiEngine
-    from cxpulse.gc_policy import tune_for_long_runs
+    from cxpulse.gc_policy import paused, tune_for_long_runs
     from cxpulse.settings import load_settings
     from cxpulse.spill import SpillStore
 
@@ -64,8 +64,9 @@ def replay_file(
     kpi = with_window(settings.kpi, window)
     tune_for_long_runs()
     if jobs > 1:
-        return _replay_jobs(path, kpi, jobs, progress, now_us, spill)
-    with SpillStore() if spill else nullcontext() as store:  # type: ignore[attr-defined]
+        with paused():
+            return _replay_jobs(path, kpi, jobs, progress, now_us, spill)
+    with paused(), SpillStore() if spill else nullcontext() as store:  # type: ignore[attr-defined]
         engine = KpiEngine(kpi, until_us=now_us, keep_raw=False, spill=store.map if store is not None else None)
         started = time.perf_counter()
         _feed(engine, path, progress)

@@ -6,20 +6,27 @@
 - The distinct-customer index: a replay prunes contacts past ``history_us`` (26 h by default) every ``EVICT_EVERY`` events and keeps
   only their customer ids, so the ``all`` window still counts each customer once, and the rolling windows are
   unchanged.
+- The garbage collector's walks: a replay runs with automatic collection paused (``gc_policy.paused``).
 """
 
 from __future__ import annotations
 
+import gc
+import sys
 from datetime import timedelta
+from pathlib import Path
 
+import orjson
 import pytest
 
+from cxpulse import gc_policy
+from cxpulse.commands.replay import replay_file
 from cxpulse.core import engine as engine_module
 from cxpulse.core import measures as m
 from cxpulse.core.aggregates import Aggregates
 from cxpulse.core.distinct import DistinctCustomers
 from cxpulse.settings import KpiSettings
-from test_kpi_edges import DAY, ev, row, run
+from test_kpi_edges import DAY, S, all_of, ev, row, run
 
 MIN_US = 60_000_000
 HOUR_US = 60 * MIN_US
@@ -120,3 +127,59 @@ def test_a_future_fact_reaching_now_can_be_retracted_there_and_leaves_no_key() -
     assert agg.active_keys() == set()
     agg.advance(at + MIN_US)
     assert agg.buckets[("billing", "voice")][at][m.OFFERED] == 0 and agg.active_keys() == set()
+
+
+def test_a_replay_collects_no_garbage_while_it_feeds_and_gives_the_collector_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cxpulse replay`` pauses automatic collection (why: gc_policy.paused). With the thresholds set for a young
+    collection every 10 allocations, the replay of 100 contacts (300 events) runs no collection while it feeds its
+    file, finishes and builds its document (the few before and after are the command's own), counts them all
+    (offered 100, handled 100), and the collector is on again afterwards."""
+    monkeypatch.setattr(gc_policy, "YOUNG", 10)  # what replay_file's tune_for_long_runs() then sets
+    lines = []
+    for i in range(100):
+        at = DAY + i * M
+        lines += [ev("queued", f"q{i}", at, f"c{i}", customer=f"u{i}"),
+                  ev("answered", f"a{i}", at + 5 * S, f"c{i}", customer=f"u{i}"),
+                  ev("ended", f"e{i}", at + 50 * S, f"c{i}", customer=f"u{i}")]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    started: list[str] = []  # per collection: the replay function running then, if any
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_name not in ("_feed", "finish", "snapshot"):
+                frame = frame.f_back
+            started.append("outside" if frame is None else frame.f_code.co_name)
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(count)
+    try:
+        document, health, _ = replay_file(path, progress=False)
+        assert set(started) <= {"outside"}, "a collection ran while the replay fed its file or built its document"
+        assert gc.isenabled() and gc.get_threshold()[0] == 10
+        del started[:]
+        gc.collect()
+        assert started == ["outside"]
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+    assert health.processed == 300
+    billing = all_of(document)
+    assert (billing["offered"], billing["handled"]) == (100, 100)
+
+
+def test_the_pause_leaves_a_disabled_collector_disabled() -> None:
+    """``paused()`` restores the state it found: off stays off (a caller that had disabled it itself)."""
+    gc.disable()
+    try:
+        with gc_policy.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with gc_policy.paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
