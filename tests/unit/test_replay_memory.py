@@ -135,7 +135,8 @@ def test_a_replay_collects_no_garbage_while_it_feeds_and_gives_the_collector_bac
     """``cxpulse replay`` pauses automatic collection (why: gc_policy.paused). With the thresholds set for a young
     collection every 10 allocations, the replay of 100 contacts (300 events) runs no collection while it feeds its
     file, finishes and builds its document (the few before and after are the command's own), counts them all
-    (offered 100, handled 100), and the collector is on again afterwards."""
+    (offered 100, handled 100), and the collector is on again afterwards, with what the replay built frozen (not
+    walked again by the first collection)."""
     monkeypatch.setattr(gc_policy, "YOUNG", 10)  # what replay_file's tune_for_long_runs() then sets
     lines = []
     for i in range(100):
@@ -155,17 +156,20 @@ def test_a_replay_collects_no_garbage_while_it_feeds_and_gives_the_collector_bac
             started.append("outside" if frame is None else frame.f_code.co_name)
 
     thresholds = gc.get_threshold()
+    frozen = gc.get_freeze_count()
     gc.callbacks.append(count)
     try:
         document, health, _ = replay_file(path, progress=False)
         assert set(started) <= {"outside"}, "a collection ran while the replay fed its file or built its document"
         assert gc.isenabled() and gc.get_threshold()[0] == 10
+        assert gc.get_freeze_count() > frozen, "what the replay built is left for the next young collection"
         del started[:]
         gc.collect()
         assert started == ["outside"]
     finally:
         gc.callbacks.remove(count)
         gc.set_threshold(*thresholds)
+        gc.unfreeze()
     assert health.processed == 300
     billing = all_of(document)
     assert (billing["offered"], billing["handled"]) == (100, 100)
@@ -183,3 +187,4 @@ def test_the_pause_leaves_a_disabled_collector_disabled() -> None:
     with gc_policy.paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+    gc.unfreeze()
