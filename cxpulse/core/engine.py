@@ -31,12 +31,13 @@ EVICT_EVERY = 4096  # events between moves of settled contacts out of memory (pa
 # settled contacts that stay objects (the most recent): the next event of most settled contacts (the end a few
 # minutes after the answer, the survey) comes within a few thousand contacts; moved out, each came back from the
 # spill store (a RocksDB get and delete, a decode, an encode and a put again): 31k of the 121k contacts moved out
-# of a simulated day's 300k events, 396 with 2,048 kept (bench/ and docs/performance.md, session 17)
-RECENT_CONTACTS = 4096
+# of a simulated day's 300k events, 396 with 2,048 kept (docs/performance.md, session 17)
+RECENT_CONTACTS = 2048
 # customers that stay objects (the most recently changed): a replay holds every customer in one process, and its
-# repeat contacts within hours came back from the spill store: 90k of a simulated week's 487k customers moved out,
-# 2k with 16,384 kept, for 14 MiB more at the peak (docs/performance.md, session 17)
-RECENT_CUSTOMERS = 16384
+# repeat contacts within hours came back from the spill store: 16k of a simulated day's 94k customers moved out,
+# 1.6k with 8,192 kept (334 with 16,384, but each process of a split replay keeps as many: the week's --jobs 2
+# then peaked at 491 MiB for its three processes, against the 500 MB target)
+RECENT_CUSTOMERS = 8192
 
 
 @dataclass(slots=True)

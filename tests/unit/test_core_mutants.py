@@ -336,7 +336,7 @@ def _history() -> list[dict[str, Any]]:
 def test_packing_settled_contacts_away_changes_no_figure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                          every: int, on_disk: bool, recent: int) -> None:
     """A replay packs settled contacts out of memory every ``EVICT_EVERY`` (4096) events, but the most recently
-    settled ``RECENT_CONTACTS`` (4096); the unit histories are far shorter, so here it packs every ``every`` events
+    settled ``RECENT_CONTACTS`` (2048); the unit histories are far shorter, so here it packs every ``every`` events
     and keeps ``recent`` (0 or 1) of them. The document must be the one without packing, and the
     figures the hand-computed ones: offered 5 billing + 1 tech, the duplicate q1 counted once (1 duplicate),
     c1's survey (after c1 was packed) on billing/voice (1 promoter, CSAT 100), c4 a repeat of c1 (reason billing,
