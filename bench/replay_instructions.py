@@ -86,7 +86,7 @@ def main() -> None:
             source = simulate_days(work, 1, 66_000, seed=7).path
         elif not source.is_file():
             raise SystemExit(f"replay_instructions: --file {source}: no such file")
-        path = work / "events.jsonl"
+        path = work / "head.jsonl"  # not events.jsonl: the simulated file's own name
         with source.open("rb") as inp, path.open("wb") as out:
             events = 0
             for line in inp:
@@ -103,7 +103,7 @@ def main() -> None:
             src, commit = archive_code(rev, work / "codes")
             codes.append((f"commit {commit}", str(src)))
         print(f"replay_instructions: {events:,} events of {source}, {len(codes)} codes under callgrind, two at a "
-              "time (about a minute per 10k events each)", flush=True)
+              "time (about 20 s per 10k events each)", flush=True)
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(lambda code: measure(code[0], code[1], path, one, events), codes))
     first = results[0][3]
