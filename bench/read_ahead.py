@@ -33,6 +33,7 @@ from cxpulse.core import processors  # noqa: E402
 from cxpulse.core.aggregates import Aggregates  # noqa: E402
 from cxpulse.models.events import parse_any_event  # noqa: E402
 from cxpulse.settings import KpiSettings  # noqa: E402
+from cxpulse.units import US_PER_SECOND  # noqa: E402
 from faust_baseline import scaled_flat_file  # noqa: E402
 
 
@@ -70,7 +71,7 @@ def count(order: list[bytes], with_step: bool) -> int:
     processors.ContactProcessor._recompute = recompute  # type: ignore[method-assign]
     try:
         kpi = KpiSettings()
-        proc = processors.ContactProcessor(kpi, Aggregates(kpi.bucket_seconds * 1_000_000, 0))
+        proc = processors.ContactProcessor(kpi, Aggregates(kpi.bucket_seconds * US_PER_SECOND, 0))
         for line in order:
             proc.handle(parse_any_event(line))
     finally:
