@@ -37,9 +37,8 @@ class Aggregates:
     Why facts before now are folded in lazily (Engine v2): a fact used to cost three counter updates (its
     bucket, its hour, the total) and four dictionary lookups the moment it was applied, about a fifth of the
     whole per-event cost. Now :meth:`apply` only appends it to ``_pending``; :meth:`_fold` sums the pending
-    facts per (queue, channel, bucket, measure) first, then touches each bucket, hour and total once per
-    distinct key, when something reads the counts (a window, the totals, pruning) or when ``FOLD_EVERY``
-    facts are pending. Sums are commutative, so the result is exactly the eager one, bucket structure
+    facts per (queue, channel, bucket) first, then touches each bucket, hour and total once per such slot,
+    when something reads the counts (a window, the totals, pruning) or when ``FOLD_EVERY`` facts are pending. Sums are commutative, so the result is exactly the eager one, bucket structure
     included (a key whose facts cancel out still gets its zero counts)."""
 
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "closing", "now", "_totals", "observer", "open",
@@ -161,19 +160,26 @@ class Aggregates:
         return (measure, code >> _COMBO_BITS, queue, channel, value)
 
     def _fold(self) -> None:
-        """Add the pending facts to their buckets, hours and totals (see the class docstring)."""
+        """Add the pending facts to their buckets, hours and totals (see the class docstring).
+
+        Why a row of every measure per (queue, channel, bucket) first: a fold of 100,000 events' facts (322k) meets
+        4.2k such slots but 58k (slot, measure) pairs; keyed by the slot alone, a fact costs one three-element
+        tuple and one dictionary lookup (a tuple's hash is not cached: a get and a set hashed the four-element key
+        twice), and each bucket, hour and total is looked up once per slot, not once per measure."""
         pending = self._pending
         if not pending:
             return
         self._pending = []
         bucket_us = self.bucket_us
-        summed: dict[tuple[str, str, int, int], int] = {}
-        get = summed.get
+        rows: dict[tuple[str, str, int], list[int]] = {}
         for measure, at, queue, channel, value in pending:
-            slot = (queue, channel, at - at % bucket_us, measure)
-            summed[slot] = get(slot, 0) + value
+            slot = (queue, channel, at - at % bucket_us)
+            row = rows.get(slot)
+            if row is None:
+                row = rows[slot] = [0] * N_MEASURES
+            row[measure] += value
         buckets, hours, totals = self._buckets, self._hours, self._totals
-        for (queue, channel, start, measure), value in summed.items():
+        for (queue, channel, start), row in rows.items():
             key = (queue, channel)
             per_key = buckets.get(key)
             if per_key is None:
@@ -188,9 +194,13 @@ class Aggregates:
             hour_counts = per_hour.get(hour)
             if hour_counts is None:
                 hour_counts = per_hour[hour] = [0] * N_MEASURES
-            counts[measure] += value
-            hour_counts[measure] += value
-            totals[key][measure] += value
+            total = totals[key]
+            for measure in range(N_MEASURES):
+                value = row[measure]
+                if value:
+                    counts[measure] += value
+                    hour_counts[measure] += value
+                    total[measure] += value
 
     def advance(self, now_us: int) -> None:
         """Let time pass: facts before ``now_us`` join their buckets. Time never goes back."""
