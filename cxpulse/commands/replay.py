@@ -102,10 +102,10 @@ def _feed(engine: Any, path: Path, progress: bool) -> None:
     """Every line of ``path`` into ``engine``, with a progress bar on the terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cxpulse.parallel_replay import READ_BUFFER
+    from cxpulse.event_file import open_events
 
     size = path.stat().st_size
-    with path.open("rb", buffering=READ_BUFFER) as handle, Progress(
+    with open_events(path) as handle, Progress(
         TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes"), TimeRemainingColumn(),
         disable=not progress, transient=False, console=None,
     ) as bar:
