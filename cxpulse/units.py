@@ -6,4 +6,6 @@ integer microseconds, and each of them may import this without pulling in anythi
 
 from __future__ import annotations
 
-US_PER_SECOND = 1_000_000  # microseconds per second: every ``*_us`` value is an integer count of these
+from typing import Final
+
+US_PER_SECOND: Final = 1_000_000  # microseconds per second: every ``*_us`` value is an integer count of these

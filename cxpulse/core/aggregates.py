@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from cxpulse.core.attributes import own_attributes
 from cxpulse.core.distinct import DistinctCustomers
@@ -22,11 +22,11 @@ from cxpulse.core.measures import (
     CUSTOMERS, FEEDBACK_BREACHES, FIRST_CLOSED, FIRST_CONFIRMED, N_MEASURES, SLA_BREACHES, Fact,
 )
 
-HOUR_US = 3_600_000_000
+HOUR_US: Final = 3_600_000_000
 Key = tuple[str, str]  # queue, channel
 # a future fact's code in ``future``: at_us << _COMBO_BITS | id of its (measure, queue, channel)
 # the measures of an FCR close (at max(t0 + F, end)): a week ahead with the default window, kept in ``closing``
-_CLOSING = frozenset((FIRST_CLOSED, FIRST_CONFIRMED))
+_CLOSING: Final = frozenset((FIRST_CLOSED, FIRST_CONFIRMED))
 Awaiting = dict[tuple[str, str], tuple[int, int]]  # (contact_id, survey id) -> (survey ts, survey ts + target)
 Observer = Callable[[list[Fact], int], None]  # (facts, sign)
 

@@ -22,21 +22,26 @@ from __future__ import annotations
 import base64
 from bisect import insort
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Final, NamedTuple
 
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core import measures as m
 from cxpulse.core.measures import Fact
 from cxpulse.settings import QueueSettings
 
-US = US_PER_SECOND
+US: Final = US_PER_SECOND
 
 # record kinds, and their rank at an equal timestamp (a visit opens before it closes; a survey before its
 # follow-up)
-QUEUED, ANSWERED, ABANDONED, ENDED, SURVEY, FOLLOWED = "q", "a", "x", "e", "s", "f"
-RANK_OF = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3, FOLLOWED: 4}  # field RANK of a record
-FEEDBACK_RANK = RANK_OF[SURVEY]  # records of this rank and above come from the survey topic
-KIND_TYPE = {
+QUEUED: Final = "q"
+ANSWERED: Final = "a"
+ABANDONED: Final = "x"
+ENDED: Final = "e"
+SURVEY: Final = "s"
+FOLLOWED: Final = "f"
+RANK_OF: Final = {QUEUED: 0, ANSWERED: 1, ABANDONED: 1, ENDED: 2, SURVEY: 3, FOLLOWED: 4}  # field RANK of a record
+FEEDBACK_RANK: Final = RANK_OF[SURVEY]  # records of this rank and above come from the survey topic
+KIND_TYPE: Final = {
     QUEUED: "contact.queued",
     ANSWERED: "contact.answered",
     ABANDONED: "contact.abandoned",
@@ -44,7 +49,15 @@ KIND_TYPE = {
     SURVEY: "survey.response",
     FOLLOWED: "survey.followed_up",
 }
-TS, RANK, ID, KIND, QUEUE, CHANNEL, A, B, C = range(9)
+TS: Final = 0
+RANK: Final = 1
+ID: Final = 2
+KIND: Final = 3
+QUEUE: Final = 4
+CHANNEL: Final = 5
+A: Final = 6
+B: Final = 7
+C: Final = 8
 
 Record = tuple[Any, ...]  # (ts, rank, event_id, kind, queue, channel, a, b, c)
 QueueLookup = Callable[[str, str], QueueSettings]
@@ -109,9 +122,9 @@ class Walk:
         return last if last is not None and last[1] is None else None
 
 
-_UNFIT_QUEUED = "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"
-_UNFIT_ENDED = "contact.ended for a contact that was not answered (no contact.answered in service)"
-UNFIT_FOLLOWED = "no such survey: survey.followed_up of a survey_event_id that is no survey.response of this contact"
+_UNFIT_QUEUED: Final = "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"
+_UNFIT_ENDED: Final = "contact.ended for a contact that was not answered (no contact.answered in service)"
+UNFIT_FOLLOWED: Final = "no such survey: survey.followed_up of a survey_event_id that is no survey.response of this contact"
 
 
 def _unfit_outcome(kind: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from operator import itemgetter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from cxpulse.core import measures as m
 from cxpulse.core.contact import Summary
@@ -69,7 +69,7 @@ class CustomerState:
         return state
 
 
-_BY_TIME = itemgetter(2, 0)  # (t0, contact_id)
+_BY_TIME: Final = itemgetter(2, 0)  # (t0, contact_id)
 
 
 def _any_match(contacts: list[Summary], lo: int, hi: int, summary: Summary) -> bool:

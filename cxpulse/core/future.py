@@ -18,12 +18,13 @@ import heapq
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Final
 
-COMBO_BITS = 20  # a fact's code inside its slot: offset_us << COMBO_BITS | id of its (measure, queue, channel)
-COMBOS = 1 << COMBO_BITS
-COMBO_MASK = COMBOS - 1
-SLOT_US = 600_000_000  # 10 minutes: offsets < 2**30, so a code < 2**50 fits an int64
-NEVER = 2**63  # ``first_at`` when nothing is held
+COMBO_BITS: Final = 20  # a fact's code inside its slot: offset_us << COMBO_BITS | id of its (measure, queue, channel)
+COMBOS: Final = 1 << COMBO_BITS
+COMBO_MASK: Final = COMBOS - 1
+SLOT_US: Final = 600_000_000  # 10 minutes: offsets < 2**30, so a code < 2**50 fits an int64
+NEVER: Final = 2**63  # ``first_at`` when nothing is held
 
 
 class FutureFacts:

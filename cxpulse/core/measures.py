@@ -11,8 +11,10 @@ floating-point residue.
 
 from __future__ import annotations
 
+from typing import Final
 
-MEASURES: tuple[str, ...] = (
+
+MEASURES: Final[tuple[str, ...]] = (
     "offered",
     "answered",
     "answered_within_threshold",
@@ -50,44 +52,44 @@ MEASURES: tuple[str, ...] = (
     "feedback_response_us",  # sum of (first follow-up ts - survey ts)
     "feedback_breaches",  # detractor feedback not followed up by survey ts + target, at that moment
 )
-M = {name: index for index, name in enumerate(MEASURES)}
-N_MEASURES = len(MEASURES)
+M: Final = {name: index for index, name in enumerate(MEASURES)}
+N_MEASURES: Final = len(MEASURES)
 
-OFFERED = M["offered"]
-ANSWERED = M["answered"]
-ANSWERED_WITHIN = M["answered_within_threshold"]
-WAIT_ANSWERED = M["wait_answered_us"]
-ABANDONED = M["abandoned"]
-ABANDONED_SHORT = M["abandoned_short"]
-ABANDONED_WITHIN = M["abandoned_within_threshold"]
-WAIT_ABANDONED = M["wait_abandoned_us"]
-SLA_BREACHES = M["sla_breaches"]
-HANDLED = M["handled"]
-HANDLE = M["handle_us"]
-REPEATS = M["repeat_contacts"]
-FIRST = M["first_contacts"]
-FIRST_RESOLVED = M["first_contacts_resolved"]
-FIRST_CLOSED = M["first_contacts_closed"]
-FIRST_CONFIRMED = M["first_contacts_confirmed"]
-PROMOTERS = M["promoters"]
-PASSIVES = M["passives"]
-DETRACTORS = M["detractors"]
+OFFERED: Final = M["offered"]
+ANSWERED: Final = M["answered"]
+ANSWERED_WITHIN: Final = M["answered_within_threshold"]
+WAIT_ANSWERED: Final = M["wait_answered_us"]
+ABANDONED: Final = M["abandoned"]
+ABANDONED_SHORT: Final = M["abandoned_short"]
+ABANDONED_WITHIN: Final = M["abandoned_within_threshold"]
+WAIT_ABANDONED: Final = M["wait_abandoned_us"]
+SLA_BREACHES: Final = M["sla_breaches"]
+HANDLED: Final = M["handled"]
+HANDLE: Final = M["handle_us"]
+REPEATS: Final = M["repeat_contacts"]
+FIRST: Final = M["first_contacts"]
+FIRST_RESOLVED: Final = M["first_contacts_resolved"]
+FIRST_CLOSED: Final = M["first_contacts_closed"]
+FIRST_CONFIRMED: Final = M["first_contacts_confirmed"]
+PROMOTERS: Final = M["promoters"]
+PASSIVES: Final = M["passives"]
+DETRACTORS: Final = M["detractors"]
 CSAT_1 = M["csat_1"]  # csat_k = CSAT_1 + k - 1
-CONTACTS = M["contacts"]
-CUSTOMERS = M["customers"]
-RESOLVED = M["resolved"]
-RESOLUTION = M["resolution_us"]
-COST = M["cost_micros"]
-COSTED = M["costed"]
-DETRACTOR_FEEDBACK = M["detractor_feedback"]
-FOLLOWED_UP = M["followed_up"]
-FEEDBACK_RESPONSE = M["feedback_response_us"]
-FEEDBACK_BREACHES = M["feedback_breaches"]
-DISTINCT = frozenset({CUSTOMERS})
+CONTACTS: Final = M["contacts"]
+CUSTOMERS: Final = M["customers"]
+RESOLVED: Final = M["resolved"]
+RESOLUTION: Final = M["resolution_us"]
+COST: Final = M["cost_micros"]
+COSTED: Final = M["costed"]
+DETRACTOR_FEEDBACK: Final = M["detractor_feedback"]
+FOLLOWED_UP: Final = M["followed_up"]
+FEEDBACK_RESPONSE: Final = M["feedback_response_us"]
+FEEDBACK_BREACHES: Final = M["feedback_breaches"]
+DISTINCT: Final = frozenset({CUSTOMERS})
 """Measures that are not sums of facts: a distinct count per window does not add up over buckets, so it is
 counted from the customer side's index of contacts when a window is read (``Aggregates.window``)."""
 
-UNKNOWN = "unknown"
+UNKNOWN: Final = "unknown"
 
 
 Fact = tuple[int, int, str, str, int]
