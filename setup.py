@@ -29,6 +29,7 @@ COMPILED = [
     "cxpulse/core/contact.py",
     "cxpulse/core/customer.py",
     "cxpulse/core/distinct.py",
+    "cxpulse/core/due_queue.py",
     "cxpulse/core/engine.py",
     "cxpulse/core/future.py",
     "cxpulse/core/live.py",

@@ -56,6 +56,7 @@ from cxpulse.core.contact import (
     walk,
 )
 from cxpulse.core.distinct import DistinctCustomers
+from cxpulse.core.due_queue import DueQueue
 from cxpulse.core import measures as m
 from cxpulse.core.customer import CustomerState, customer_facts
 from cxpulse.core.measures import Fact
@@ -148,7 +149,7 @@ class ContactProcessor:
         self.now_until: int | None = None
         self.dirty: set[str] = set()  # contacts whose stored state changed since the caller last saved
         self.summaries: dict[str, Summary] = {}  # changed FCR summaries for the customer side, by contact
-        self._settle_heap: list[tuple[int, str]] = []
+        self._settle = DueQueue()  # (event time, contact id) of every event, taken once the disorder passed it
         self._breach_heap: list[tuple[int, str, str]] = []
         self._scheduled: set[tuple[str, str]] = set()  # (contact_id, queued id): ids are unique per contact only
         self.evictable: set[str] = set()
@@ -201,7 +202,7 @@ class ContactProcessor:
             self._note_time(ts, rec[KIND])
         if raw is not None or source is not None:
             state.remember(rec[ID], raw, source, key)
-        heapq.heappush(self._settle_heap, (ts, contact_id))
+        self._settle.push(ts, contact_id)
         if contact_id in self.evictable:
             self.evictable.discard(contact_id)
         if contact_id in self.lingering:  # settle() may have filed it as evictable again meanwhile: both
@@ -486,17 +487,14 @@ class ContactProcessor:
     # -- time ------------------------------------------------------------------------------------------
     def settle_due(self) -> bool:
         """Has an event passed the allowed disorder since the last :meth:`settle` (is there work for it)?"""
-        heap = self._settle_heap
-        return bool(heap) and heap[0][0] < self.stream_time - self.disorder_us
+        first = self._settle.first_at()
+        return first is not None and first < self.stream_time - self.disorder_us
 
     def settle(self) -> list[Rejection]:
         """Reject impossible events once the allowed disorder has passed (stream time minus the allowance),
         drop the original bytes of settled events, and mark settled contacts as evictable."""
         horizon = self.stream_time - self.disorder_us
-        heap = self._settle_heap
-        touched: set[str] = set()
-        while heap and heap[0][0] < horizon:
-            touched.add(heapq.heappop(heap)[1])
+        touched = set(self._settle.take_before(horizon))
         rejections: list[Rejection] = []
         for contact_id in touched:
             state = self.contacts.get(contact_id)
@@ -556,12 +554,10 @@ class ContactProcessor:
             if self._leaves(state, horizon):
                 self.evictable.add(contact_id)
         moved = self.evict(keep_packed=keep_packed)
-        heap = self._settle_heap
-        if len(heap) > 2 * len(self.contacts) + 1024:
+        if len(self._settle) > 2 * len(self.contacts) + 1024:
             # restore() files every contact for settling; settle() skips those no longer in memory, but until the
             # clock passed them a rebuild of 14 simulated days held 930k entries, and the memory they pinned
-            self._settle_heap = [entry for entry in heap if entry[1] in self.contacts]
-            heapq.heapify(self._settle_heap)
+            self._settle.retain(self.contacts)
         return moved
 
     def due_breaches(self, now_us: int) -> list[Breach]:
@@ -631,7 +627,7 @@ class ContactProcessor:
         self.contacts[contact_id] = state
         for rec in state.records:
             self._note_time(rec[TS], rec[KIND])
-        heapq.heappush(self._settle_heap, (state.last_ts, contact_id))
+        self._settle.push(state.last_ts, contact_id)
         # every breach of the contact is offered again; the caller filters out those already on the
         # sla-breaches topic (marks stored in the table may predate Kafka's acknowledgement)
         state.clear_marks()

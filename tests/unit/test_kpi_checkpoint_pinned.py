@@ -274,7 +274,7 @@ def test_a_rebuild_of_many_contacts_compacts_the_settle_heap_but_keeps_those_sti
     live = rebuilt(stored)
     proc = live.contacts(0)
     assert set(proc.contacts) == {"c1", "c9"}
-    assert sorted(cid for _, cid in proc._settle_heap) == ["c1", "c9"]
+    assert sorted(cid for _, cid in proc._settle) == ["c1", "c9"]
     refused = [(r.event_id, r.raw) for r in live.settle(0)]
     assert refused == [("e1", sent["e1"])]
 
