@@ -87,6 +87,33 @@ def test_taking_compacts_the_front_of_the_queue_and_keeps_the_rest() -> None:
     assert queue._head == 1 and len(queue) == 999
 
 
+def test_the_front_is_dropped_exactly_once_4096_entries_and_half_the_list_were_taken() -> None:
+    """The bounds of the compaction, pinned: 8,190 entries, 4,095 taken: kept (4,096 needed); one more: dropped
+    (4,096 taken, twice that >= 8,190). 8,192 entries and 4,096 taken: dropped (twice 4,096 is exactly 8,192).
+    Two of three taken: kept (4,096 needed, however much of the list it is).
+
+    Kills ``_COMPACT_AFTER`` 4096 -> 4095 and the two ``>=`` -> ``>`` and ``and`` -> ``or`` of ``take_before``."""
+    queue = DueQueue()
+    for at in range(8190):
+        queue.push(at, "k")
+    queue.take_before(4095)
+    assert (queue._head, len(queue._queue)) == (4095, 8190)
+    queue.take_before(4096)
+    assert (queue._head, len(queue._queue)) == (0, 4094)
+
+    queue = DueQueue()
+    for at in range(8192):
+        queue.push(at, "k")
+    queue.take_before(4096)
+    assert (queue._head, len(queue._queue)) == (0, 4096)
+
+    queue = DueQueue()
+    for at in range(3):
+        queue.push(at, "k")
+    queue.take_before(2)
+    assert (queue._head, len(queue._queue)) == (2, 3)
+
+
 def test_an_emptied_queue_starts_again_and_pickles_with_its_entries() -> None:
     """A checkpoint pickles the processor with its queue: entries and their order survive."""
     queue = DueQueue()
