@@ -131,8 +131,7 @@ class KpiEngine:
             return False
         self.health.processed += 1
         # "now" of a replay is the stream time: facts before it go straight to their buckets
-        latest = self.contacts.latest_ts
-        self.aggregates.advance(latest if self.until_us is None or latest < self.until_us else self.until_us)
+        self.aggregates.advance(self._now())
         if self.contacts.summaries:
             self._drain_summaries()
         if self.contacts.settle_due():
@@ -148,9 +147,15 @@ class KpiEngine:
             self.customers.evict()
             # what no window of the document can reach any more (it prunes the same at the end): buckets, and
             # the distinct-customer index, whose old contacts a replay keeps only as customer ids (distinct.py)
-            now = latest if self.until_us is None or latest < self.until_us else self.until_us
-            self.aggregates.prune(now - self.history_us)
+            self.aggregates.prune(self._now() - self.history_us)
         return True
+
+    def _now(self) -> int:
+        """The replay's now: the newest event time, but not past ``until_us`` (the contacts' ``now_until``, the
+        same instant: their in-order step moves the aggregates there too)."""
+        latest = self.contacts.latest_ts
+        until = self.until_us
+        return latest if until is None or latest < until else until
 
     def apply_summaries(self, summaries: Iterable[Summary]) -> None:
         """FCR summaries of this engine's customers computed by another engine (a split replay's other processes,

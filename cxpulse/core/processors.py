@@ -802,8 +802,9 @@ class CustomerProcessor:
         _diff(self.aggregates, before, after)
         self._recent[customer_id] = after
         self.dirty.add(customer_id)
-        # only saved customers can move out: counting the unsaved ones in, every update past 2,048 customers
-        # changed since the last save made evict() pop and put back each of them (a fifth of a replay's time)
+        # only saved customers can move out: counting the unsaved ones in, every update past twice ``recent``
+        # customers changed since the last save made evict() pop and put back each of them (a fifth of a replay's
+        # time when ``recent`` was 1,024)
         if len(self.customers) - len(self.dirty) > 2 * self.recent:
             self.evict()
 
