@@ -22,8 +22,8 @@ from cxpulse.core.attributes import own_attributes
 
 FORMAT = 1  # bumped when what is saved changes shape
 
-# attributes a new process supplies itself (settings, closures over them, the loader of evicted contacts)
-_SUPPLIED = frozenset({"kpi", "queue_settings", "intern", "loader"})
+# attributes a new process supplies itself (the settings, what is resolved from them, the loader of evicted contacts)
+_SUPPLIED = frozenset({"kpi", "queue_settings", "_settings_cache", "loader"})
 
 
 def processor_state(processor: Any) -> dict[str, Any]:

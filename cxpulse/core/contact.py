@@ -68,23 +68,28 @@ def _handle_us(event: Any) -> int:
     return round((event.talk_seconds + event.hold_seconds + event.wrap_seconds) * US)
 
 
-def record_of(event: Any, intern: Callable[[str], str] = str) -> Record:
-    """Keep only what the KPIs read from a validated event. ``intern`` shares queue and channel strings."""
-    kind = event.type
-    if kind == "contact.queued":
-        return (event.ts_us, 0, event.event_id, QUEUED, intern(event.queue), intern(event.channel), event.reason,
-                event.customer_id, None)
-    if kind == "contact.answered":
-        return (event.ts_us, 1, event.event_id, ANSWERED, intern(event.queue), intern(event.channel), None, None, None)
-    if kind == "contact.abandoned":
-        return (event.ts_us, 1, event.event_id, ABANDONED, intern(event.queue), intern(event.channel), None, None, None)
-    if kind == "contact.ended":
-        return (event.ts_us, 2, event.event_id, ENDED, intern(event.queue), intern(event.channel), _handle_us(event),
-                event.resolved, event.transferred)
+def record_of(event: Any, names: dict[str, str] | None = None) -> Record:
+    """Keep only what the KPIs read from a validated event. ``names``: queue and channel names seen so far, so that
+    every record of a queue shares one string (added to as new ones come)."""
+    kind: str = event.type
     if kind == "survey.response":
         return (event.ts_us, 3, event.event_id, SURVEY, "", "", event.nps, event.csat, None)
     if kind == "survey.followed_up":
         return (event.ts_us, 4, event.event_id, FOLLOWED, "", "", event.survey_event_id, None, None)
+    queue: str = event.queue
+    channel: str = event.channel
+    if names is not None:
+        queue = names.setdefault(queue, queue)
+        channel = names.setdefault(channel, channel)
+    if kind == "contact.queued":
+        return (event.ts_us, 0, event.event_id, QUEUED, queue, channel, event.reason, event.customer_id, None)
+    if kind == "contact.answered":
+        return (event.ts_us, 1, event.event_id, ANSWERED, queue, channel, None, None, None)
+    if kind == "contact.abandoned":
+        return (event.ts_us, 1, event.event_id, ABANDONED, queue, channel, None, None, None)
+    if kind == "contact.ended":
+        return (event.ts_us, 2, event.event_id, ENDED, queue, channel, _handle_us(event), event.resolved,
+                event.transferred)
     raise TypeError(f"not an event: {kind!r}")
 
 

@@ -40,6 +40,7 @@ from cxpulse.core.contact import (
     US,
     RANK,
     ContactState,
+    QueueLookup,
     Record,
     Summary,
     Walk,
@@ -111,21 +112,12 @@ class ContactProcessor:
     def __init__(self, kpi: KpiSettings, aggregates: Aggregates, *, publish_breaches: bool = False,
                  loader: Callable[[str], ContactState | None] | None = None) -> None:
         self.kpi = kpi
-        cache: dict[tuple[str, str], QueueSettings] = {}
-
-        def queue_settings(queue: str, channel: str) -> QueueSettings:
-            found = cache.get((queue, channel))
-            if found is None:
-                found = cache[(queue, channel)] = kpi.for_queue(queue, channel)
-            return found
-
-        names: dict[str, str] = {}
-
-        def intern(name: str) -> str:
-            return names.setdefault(name, name)
-
-        self.queue_settings = queue_settings
-        self.intern = intern
+        # the settings of each (queue, channel), resolved once; ``_settings`` reads them in this class (a native
+        # call), ``queue_settings`` is the same lookup as a function for the walk's facts (contact.contact_facts)
+        self._settings_cache: dict[tuple[str, str], QueueSettings] = {}
+        self.queue_settings: QueueLookup = self._settings
+        # queue and channel names shared by every record (record_of)
+        self.names: dict[str, str] = {}
         self.aggregates = aggregates
         self.publish_breaches = publish_breaches
         self.disorder_us = kpi.allowed_disorder * US
@@ -170,11 +162,18 @@ class ContactProcessor:
         # take back (the contact's own facts then hold the outcome), and a recompute must not make it await again
         self.expired_feedback: dict[str, dict[str, tuple[Key, int]]] = {}
 
+    def _settings(self, queue: str, channel: str) -> QueueSettings:
+        """The settings of ``queue`` on ``channel`` (resolved once)."""
+        found = self._settings_cache.get((queue, channel))
+        if found is None:
+            found = self._settings_cache[(queue, channel)] = self.kpi.for_queue(queue, channel)
+        return found
+
     # -- events ---------------------------------------------------------------------------------------
     def handle(self, event: Any, raw: bytes | None = None, source: tuple[str, int, int] | None = None,
                key: bytes | None = None) -> bool:
         """Add one validated event; False when it is a duplicate (same ``event_id`` seen for this contact)."""
-        rec = record_of(event, self.intern)
+        rec = record_of(event, self.names)
         contact_id = event.contact_id
         state = self.contacts.get(contact_id)
         if state is None:
@@ -269,7 +268,7 @@ class ContactProcessor:
         add = facts.append
         if kind == QUEUED:
             queue, channel = rec[QUEUE], rec[CHANNEL]
-            qs = self.queue_settings(queue, channel)
+            qs = self._settings(queue, channel)
             add((m.OFFERED, rec[TS], queue, channel, 1))
             state.waiting = state.last_queued = rec
             self._now_waiting(contact_id, rec, qs)
@@ -286,7 +285,7 @@ class ContactProcessor:
                 self._now_awaiting(contact_id, rec, queue, channel)
         elif kind == ENDED:
             state.in_service -= 1
-            ended_facts(rec, self.queue_settings(rec[QUEUE], rec[CHANNEL]), add)
+            ended_facts(rec, self._settings(rec[QUEUE], rec[CHANNEL]), add)
             if not rec[C]:
                 first = state.first_queued
                 assert first is not None  # an end follows an answer, which follows a queued event
@@ -304,7 +303,7 @@ class ContactProcessor:
         else:  # answered or abandoned: the open visit closes
             queued = state.waiting
             assert queued is not None  # fits() said so
-            qs = self.queue_settings(queued[QUEUE], queued[CHANNEL])
+            qs = self._settings(queued[QUEUE], queued[CHANNEL])
             if outcome_facts(queued, rec, qs, add) > qs.threshold_us:
                 add((m.SLA_BREACHES, queued[TS] + qs.threshold_us, queued[QUEUE], queued[CHANNEL], 1))
                 if self.publish_breaches and queued[ID] not in state.breaches_published:
@@ -333,7 +332,7 @@ class ContactProcessor:
         if survey is None or not is_detractor(survey):
             return
         queue, channel = survey_attribution(queued, survey[TS])
-        target = self.queue_settings(queue, channel).feedback_target_us
+        target = self._settings(queue, channel).feedback_target_us
         followed_up_facts(survey, rec, queue, channel, target, add)
         self._not_awaiting(contact_id, survey_id)
         self._unexpire(contact_id, survey_id)
@@ -343,7 +342,7 @@ class ContactProcessor:
     def _now_awaiting(self, contact_id: str, survey: Record, queue: str, channel: str) -> None:
         """A detractor feedback without a follow-up: live, until one comes (its breach at survey ts + target)."""
         key = (queue, channel)
-        deadline = survey[TS] + self.queue_settings(queue, channel).feedback_target_us
+        deadline = survey[TS] + self._settings(queue, channel).feedback_target_us
         self.aggregates.ensure_key(key)
         self.awaiting.setdefault(key, {})[(contact_id, survey[ID])] = (survey[TS], deadline)
         self.awaiting_by_contact.setdefault(contact_id, {})[survey[ID]] = key
@@ -378,7 +377,7 @@ class ContactProcessor:
                 continue
             self._unexpire(contact_id, survey[ID])
             if self.publish_breaches:
-                target = self.queue_settings(queue, channel).feedback_target_us
+                target = self._settings(queue, channel).feedback_target_us
                 if first[TS] > survey[TS] + target:
                     self._late_feedback(contact_id, survey, queue, channel, target)
 
@@ -461,7 +460,7 @@ class ContactProcessor:
             self._not_waiting(contact_id)
         else:
             queued = waiting[0]
-            self._now_waiting(contact_id, queued, self.queue_settings(queued[QUEUE], queued[CHANNEL]))
+            self._now_waiting(contact_id, queued, self._settings(queued[QUEUE], queued[CHANNEL]))
         if self.publish_breaches:
             self._late_breaches(contact_id, state, lifecycle)
         if lifecycle.surveys or contact_id in self.awaiting_by_contact:
@@ -472,13 +471,13 @@ class ContactProcessor:
         for queued, outcome in lifecycle.visits:
             if outcome is None or queued[ID] in state.breaches_published:
                 continue
-            qs = self.queue_settings(queued[QUEUE], queued[CHANNEL])
+            qs = self._settings(queued[QUEUE], queued[CHANNEL])
             if outcome[TS] - queued[TS] > qs.threshold_us:
                 state.mark(queued[ID])
                 self.late_breaches.append(self._breach(contact_id, queued))
 
     def _breach(self, contact_id: str, queued: Record) -> Breach:
-        qs = self.queue_settings(queued[QUEUE], queued[CHANNEL])
+        qs = self._settings(queued[QUEUE], queued[CHANNEL])
         return Breach(
             queued[QUEUE], queued[CHANNEL], contact_id, queued[ID], queued[TS],
             qs.sl_threshold_seconds, queued[TS] + qs.threshold_us,
