@@ -38,8 +38,9 @@ class Aggregates:
     bucket, its hour, the total) and four dictionary lookups the moment it was applied, about a fifth of the
     whole per-event cost. Now :meth:`apply` only appends it to ``_pending``; :meth:`_fold` sums the pending
     facts per (queue, channel, bucket) first, then touches each bucket, hour and total once per such slot,
-    when something reads the counts (a window, the totals, pruning) or when ``FOLD_EVERY`` facts are pending. Sums are commutative, so the result is exactly the eager one, bucket structure
-    included (a key whose facts cancel out still gets its zero counts)."""
+    when something reads the counts (a window, the totals, pruning) or when ``FOLD_EVERY`` facts are pending.
+    Sums are commutative, so the result is exactly the eager one, bucket structure included (a key whose facts
+    cancel out still gets its zero counts)."""
 
     __slots__ = ("bucket_us", "_buckets", "_hours", "future", "_heap", "closing", "now", "_totals", "observer", "open",
                  "at_now", "_pending", "awaiting", "distinct", "_combos", "_combo_of")

@@ -127,9 +127,13 @@ class Walk:
         return last if last is not None and last[1] is None else None
 
 
-_UNFIT_QUEUED: Final = "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"
+_UNFIT_QUEUED: Final = (
+    "contact.queued while the contact is already waiting in a queue (a contact has at most one open queue visit)"
+)
 _UNFIT_ENDED: Final = "contact.ended for a contact that was not answered (no contact.answered in service)"
-UNFIT_FOLLOWED: Final = "no such survey: survey.followed_up of a survey_event_id that is no survey.response of this contact"
+UNFIT_FOLLOWED: Final = (
+    "no such survey: survey.followed_up of a survey_event_id that is no survey.response of this contact"
+)
 
 
 def _unfit_outcome(kind: str) -> str:
