@@ -80,11 +80,24 @@ class LiveKpis:
         self.agent_listing = False  # the document lists agents by name (wallboard.show_agents)
 
     # -- partitions ------------------------------------------------------------------------------------
+    def _aggregates(self, observer: Any = None) -> Aggregates:
+        """A partition's new aggregates, pruned at once where the maintenance timer's :meth:`prune` will prune.
+
+        Why at once: a fact before that limit then makes no bucket (:meth:`Aggregates._fold_pruned`) from the
+        first batch on. A worker that starts behind a backlog of days (a new deployment reading its topics from
+        the start, a restart after an outage) otherwise made every bucket of its first minute's days before the
+        first prune deleted them unread: a simulated week, ~110 MB of Python's heap that stayed the process's
+        (docs/performance.md, session 19)."""
+        now = self.clock()
+        aggregates = Aggregates(self.bucket_us, now, observer)
+        aggregates.prune(now - history_us(self.kpi))
+        return aggregates
+
     def contacts(self, partition: int) -> ContactProcessor:
         proc = self.contact_parts.get(partition)
         if proc is None:
             proc = self.contact_parts[partition] = ContactProcessor(
-                self.kpi, Aggregates(self.bucket_us, self.clock(), self.observer), publish_breaches=True,
+                self.kpi, self._aggregates(self.observer), publish_breaches=True,
                 loader=self.loader_for(partition) if self.loader_for is not None else None,
             )
         return proc
@@ -93,7 +106,7 @@ class LiveKpis:
         proc = self.customer_parts.get(partition)
         if proc is None:
             proc = self.customer_parts[partition] = CustomerProcessor(
-                self.kpi, Aggregates(self.bucket_us, self.clock()),
+                self.kpi, self._aggregates(),
                 # the all window counts every customer once, as a replay does: pruned contacts stay as customer
                 # ids (distinct.py); a set entry per customer, the price of an exact figure
                 keep_all_customers=True,

@@ -782,11 +782,15 @@ def test_the_live_state_forgets_buckets_no_window_reaches_without_a_document_rea
     events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}", customer_id=f"u{k}") for k in range(2)]
 
     def filled() -> LiveKpis:
-        live = LiveKpis(KpiSettings(), clock=Clock(now))
+        clock = Clock(T0)  # the partitions' aggregates are made (and pruned at once: live._aggregates) at T0
+        live = LiveKpis(KpiSettings(), clock=clock)
         for offset, event in enumerate(events):
             assert feed(live, 0, event, offset)
         for summary in live.contacts(0).drain_summaries():
             live.customers(0).update(summary)
+        clock.now_us = now
+        for part in live.parts():  # made at T0, the facts at T0 and later were ahead of their now
+            part.advance(now)
         return live
 
     pruned, kept = filled(), filled()
@@ -798,6 +802,40 @@ def test_the_live_state_forgets_buckets_no_window_reaches_without_a_document_rea
     assert min(s for part in kept.parts() for b in part.buckets.values() for s in b) < T0 + day  # kept: all
     assert pruned.customers(0).distinct.all == [(T0 + 3 * day, "u1")]  # c0's t0 (u0) is past every window
     assert pruned.document(now, include_all=True) == kept.document(now, include_all=True)
+
+
+def test_a_partition_made_late_makes_no_bucket_past_every_window_and_reads_the_same() -> None:
+    """A worker that starts behind a backlog: its partitions' aggregates are pruned the moment they are made, at
+    the maintenance timer's limit (wall clock - 26 h), so the backlog's facts before it make no bucket, only their
+    totals (and the hours that keep buckets after the limit). Contacts queued at T0 and T0 + 3 days, the live state
+    made at T0 + 3 days + 1 s: no bucket before the limit, and the same document (``all`` included) and totals as
+    a live state made at T0 and pruned by the timer at the same moment.
+
+    Kills ``LiveKpis._aggregates`` without its prune (c0's bucket made) and a prune at the wrong limit."""
+    day = 86_400 * US
+    now = T0 + 3 * day + US
+    events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}", customer_id=f"u{k}") for k in range(2)]
+
+    def filled(made_at: int) -> LiveKpis:
+        clock = Clock(made_at)
+        live = LiveKpis(KpiSettings(), clock=clock)
+        for offset, event in enumerate(events):
+            assert feed(live, 0, event, offset)
+        for summary in live.contacts(0).drain_summaries():
+            live.customers(0).update(summary)
+        clock.now_us = now
+        for part in live.parts():  # made at T0, the facts at T0 and later were ahead of their now
+            part.advance(now)
+        return live
+
+    late, early = filled(now), filled(T0)
+    limit = now - history_us(KpiSettings()) - 60 * US
+    starts = [start for part in late.parts() for b in part.buckets.values() for start in b]
+    assert starts and min(starts) > limit, "no bucket at or before the limit was made"
+    assert late.contacts(0).aggregates.totals == early.contacts(0).aggregates.totals
+    early.prune(now)
+    assert late.document(now, include_all=True) == early.document(now, include_all=True)
+    assert [p.buckets for p in late.parts()] == [p.buckets for p in early.parts()]
 
 
 @pytest.mark.parametrize("live_side", [False, True], ids=["replay", "live"])

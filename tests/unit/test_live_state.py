@@ -70,9 +70,16 @@ def fill(live: LiveKpis) -> None:
 NOW = T0 + 3_600_000_000  # one hour after T0
 
 
+def at_now() -> int:
+    """The live state's wall clock: NOW. A partition's aggregates are pruned where the maintenance timer would
+    prune, from the moment they are made (``LiveKpis._aggregates``): with the real clock, days after T0, every
+    fact of the scenario would be past every window of a document read at NOW."""
+    return NOW
+
+
 def test_live_document_equals_single_process_engine() -> None:
     kpi = KpiSettings()
-    live = LiveKpis(kpi)
+    live = LiveKpis(kpi, clock=at_now)
     fill(live)
     engine = KpiEngine(kpi)
     for event in scenario():
@@ -85,7 +92,7 @@ def test_live_document_equals_single_process_engine() -> None:
 def test_rebuild_from_stored_state_gives_the_same_document() -> None:
     """What recovery does after a crash: only the stored per-key values survive."""
     kpi = KpiSettings()
-    live = LiveKpis(kpi)
+    live = LiveKpis(kpi, clock=at_now)
     fill(live)
     before = live.document(NOW)
     stored_contacts = [
@@ -96,12 +103,12 @@ def test_rebuild_from_stored_state_gives_the_same_document() -> None:
         (cid, codec.decode(codec.encode_customer(state, p)))
         for p, proc in live.customer_parts.items() for cid, state in proc.customers.items()
     ]
-    fresh = LiveKpis(kpi)
+    fresh = LiveKpis(kpi, clock=at_now)
     assert fresh.rebuild_contacts(stored_contacts, {0, 1, 2}) == 6
     assert fresh.rebuild_customers(stored_customers, {0, 1}) == 5
     assert fresh.document(NOW) == before
     # a partition not assigned to this worker is left out
-    partial_worker = LiveKpis(kpi)
+    partial_worker = LiveKpis(kpi, clock=at_now)
     partial_worker.rebuild_contacts(stored_contacts, {0})
     offered = partial_worker.document(NOW)["totals"]["windows"]["1h"]["offered"]
     assert offered == sum(1 for e in scenario() if e["type"] == "contact.queued" and partition_of(e["contact_id"]) == 0)
@@ -109,7 +116,7 @@ def test_rebuild_from_stored_state_gives_the_same_document() -> None:
 
 def test_breach_of_a_waiting_contact_is_handed_out_once_and_not_after_a_rebuild() -> None:
     kpi = KpiSettings()
-    live = LiveKpis(kpi)
+    live = LiveKpis(kpi, clock=at_now)
     fill(live)
     # c5 waits on billing (voice, T = 20 s) since T0 + 1000 s; c2 was answered after 50 s (late breach)
     first = live.due_breaches(T0 + 1_019_000_000)
@@ -119,7 +126,7 @@ def test_breach_of_a_waiting_contact_is_handed_out_once_and_not_after_a_rebuild(
     assert [(b.contact_id, b.breached_at_us) for b in crossed] == [("c5", T0 + 1_020_000_000)]
     assert live.due_breaches(T0 + 2_000_000_000) == []
     # after a crash the worker reads the published visit ids back from sla-breaches
-    restarted = LiveKpis(kpi)
+    restarted = LiveKpis(kpi, clock=at_now)
     restarted.published_visits.update((b.contact_id, b.queued_event_id) for b in first + crossed)
     stored = [(cid, *codec.decode_contact(codec.encode_contact(s, p))) for p, pr in live.contact_parts.items() for cid, s in pr.contacts.items()]
     restarted.rebuild_contacts(stored, {0, 1, 2})
@@ -128,11 +135,11 @@ def test_breach_of_a_waiting_contact_is_handed_out_once_and_not_after_a_rebuild(
 
 def test_partials_of_two_workers_merge_into_the_whole() -> None:
     kpi = KpiSettings()
-    whole = LiveKpis(kpi)
+    whole = LiveKpis(kpi, clock=at_now)
     fill(whole)
     workers = []
     for owned, owned_customers in (({0, 1}, {0}), ({2}, {1})):
-        worker = LiveKpis(kpi)
+        worker = LiveKpis(kpi, clock=at_now)
         worker.contact_parts = {p: proc for p, proc in whole.contact_parts.items() if p in owned}
         worker.customer_parts = {p: proc for p, proc in whole.customer_parts.items() if p in owned_customers}
         workers.append(worker)
