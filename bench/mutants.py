@@ -84,6 +84,8 @@ TEST_FILES = (
     "tests/unit/test_checkpoint.py",  # checkpoint.py and LiveKpis.checkpoint / load_checkpoint (issue 9: restart)
     "tests/unit/test_future_facts.py",  # future.py against a dict (the FCR closing facts)
     "tests/unit/test_checkpoint_tail.py",  # the processors' catch_up (a start after a kill -9: checkpoint + log)
+    "tests/unit/test_aggregates_pruned.py",  # facts in buckets a prune has passed (Aggregates._fold_pruned)
+    "tests/unit/test_due_queue.py",  # due_queue.py against a plain heap
 )
 PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout=0", "--hypothesis-seed=0",
                "-W", "ignore::pytest.PytestAssertRewriteWarning")

@@ -44,6 +44,21 @@ def test_a_late_fact_in_a_pruned_bucket_counts_in_the_total_and_its_live_hour_bu
     assert window[m.OFFERED] == 2
 
 
+def test_an_hour_whose_last_bucket_is_the_limit_is_pruned_whole_and_takes_no_late_fact() -> None:
+    """prune(12:00) with 1-minute buckets: the limit is 11:59, the last bucket of hour 11:00, so that hour is gone
+    as a whole (``prune`` deletes it) and a late fact at 11:30 joins neither a bucket nor the hour, only the total.
+
+    Kills ``_fold_pruned``'s ``hour + 1 h - bucket > limit`` -> ``>=`` and ``- bucket`` -> ``+ bucket`` (hour 11:00
+    made again)."""
+    t0 = 10 * HOUR_US
+    agg = Aggregates(MINUTE_US, t0 + 4 * HOUR_US)
+    agg.prune(t0 + 2 * HOUR_US)
+    agg.apply([(m.OFFERED, t0 + HOUR_US + 30 * MINUTE_US, *KEY, 1)])
+    assert agg.hours[KEY] == {}
+    assert agg.buckets[KEY] == {}
+    assert agg.totals[KEY][m.OFFERED] == 1
+
+
 def test_a_prune_at_an_earlier_limit_keeps_the_later_one() -> None:
     """A clock stepped back: prune(B2 < B1) after prune(B1) does not bring pruned buckets back: a fact at B1 - 2
     minutes still makes none."""
