@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, BinaryIO, Callable, ClassVar, Iterable
 
 from cxpulse.units import US_PER_SECOND
 from cxpulse.core import checkpoint
@@ -226,10 +226,16 @@ class LiveKpis:
         """Every partition of one side as bytes (:mod:`cxpulse.core.checkpoint`), for :meth:`load_checkpoint`
         in the next process. The contact side carries the observer's sums too (if it has ``state()``): they
         are over all its partitions, which is why a checkpoint is only taken whole."""
-        extra = None
+        return checkpoint.dumps(self._side(side), self._checkpoint_extra(side))
+
+    def write_checkpoint(self, side: str, file: BinaryIO) -> None:
+        """:meth:`checkpoint` written to ``file`` as it is made (:func:`cxpulse.core.checkpoint.dump`)."""
+        checkpoint.dump(self._side(side), self._checkpoint_extra(side), file)
+
+    def _checkpoint_extra(self, side: str) -> Any:
         if side == "contacts" and hasattr(self.observer, "state"):
-            extra = self.observer.state()
-        return checkpoint.dumps(self._side(side), extra)
+            return self.observer.state()
+        return None
 
     def load_checkpoint(self, side: str, data: bytes) -> int:
         """Replace one side by a checkpoint of it (instead of ``rebuild_*`` from the tables); returns the number

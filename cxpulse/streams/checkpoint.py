@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from faust.types import TP
 from prometheus_client.core import GaugeMetricFamily
@@ -87,20 +87,38 @@ class CheckpointStore:
     def path(self, side: str) -> Path:
         return self.directory / f"{side}.checkpoint"
 
-    def save(self, side: str, offsets: Offsets, data: bytes, era: str | None = None) -> Path:
+    def save(self, side: str, offsets: Offsets, data: bytes | Callable[[BinaryIO], None],
+             era: str | None = None) -> Path:
         """Write atomically (a new file renamed over the old): a stop cut short leaves none, never half a one.
-        ``era`` names the touch log that follows this checkpoint (the contact side's)."""
+        ``data``: the state's bytes, or what writes them to the file as they are made
+        (:meth:`cxpulse.core.live.LiveKpis.write_checkpoint`: no copy of the whole state in memory). ``era`` names
+        the touch log that follows this checkpoint (the contact side's).
+
+        The header goes first and names the state's size, known only once it is written: it is written twice,
+        with the size as fixed-width digits, so the second one takes exactly the first one's bytes."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(side)
         partial = path.with_suffix(".partial")
         with partial.open("wb") as handle:
-            pickle.dump({"fingerprint": self.fingerprint, "offsets": offsets, "size": len(data), "era": era}, handle,
-                        protocol=5)
-            handle.write(data)
+            self._header(handle, offsets, 0, era)
+            start = handle.tell()
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
+            size = handle.tell() - start
+            handle.seek(0)
+            self._header(handle, offsets, size, era)
+            if handle.tell() != start:
+                raise RuntimeError("a checkpoint's header changed length")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, path)
         return path
+
+    def _header(self, handle: BinaryIO, offsets: Offsets, size: int, era: str | None) -> None:
+        pickle.dump({"fingerprint": self.fingerprint, "offsets": offsets, "size": b"%020d" % size, "era": era},
+                    handle, protocol=5)
 
     def open(self, side: str, offsets: Offsets) -> tuple[bytes | None, dict[str, Any], str]:
         """The saved state of ``side`` and its header if it may be caught up to the tables at ``offsets`` (the
@@ -141,8 +159,9 @@ class CheckpointStore:
                     if ahead:
                         return None, header, f"the table is older than it (partitions {ahead})"
                 data = handle.read()
-                if len(data) != header.get("size"):
-                    return None, header, f"it is cut short ({len(data)} of {header.get('size')} bytes)"
+                size = int(header.get("size", b"-1"))
+                if len(data) != size:
+                    return None, header, f"it is cut short ({len(data)} of {size} bytes)"
                 return data, header, "checkpoint"
         except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is only a slower start
             return None, {}, f"it cannot be read ({exc!r})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -200,16 +201,16 @@ class Recovery:
                 if writer is None:
                     continue
                 began = time.monotonic()
-                data = self.live.checkpoint(side)
                 offsets = checkpoint.offsets_now(recovered, writer)
                 side_log = worker.touch_logs.get(side)
                 era = checkpoint.new_era() if side_log is not None else None
-                worker.checkpoints.save(side, offsets, data, era)
+                saved = worker.checkpoints.save(side, offsets, functools.partial(self.live.write_checkpoint, side),
+                                                era)
                 if side_log is not None and era is not None:
                     side_log.begin(era)
                     worker.checkpoint_saved_at[side] = time.time()
                 log.info("%s saved for the next start: %d partitions, %d MiB, in %.1f s", side, len(offsets),
-                         len(data) >> 20, time.monotonic() - began)
+                         saved.stat().st_size >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the next start rebuilds from the tables instead
             log.exception("cannot save the checkpoint; the next start rebuilds from the tables")
 
@@ -245,13 +246,13 @@ class Recovery:
                 if not worker.is_ready():
                     return  # a rebalance began meanwhile
                 began = time.monotonic()
-                data = self.live.checkpoint(side)
                 offsets = checkpoint.offsets_now(worker.recovered_offsets[side], writer)
                 era = checkpoint.new_era()
-                worker.checkpoints.save(side, offsets, data, era)
+                saved = worker.checkpoints.save(side, offsets, functools.partial(self.live.write_checkpoint, side),
+                                                era)
                 side_log.begin(era)
                 worker.checkpoint_saved_at[side] = time.time()
-            log.debug("%s checkpoint: %d MiB in %.2f s", side, len(data) >> 20, time.monotonic() - began)
+            log.debug("%s checkpoint: %d MiB in %.2f s", side, saved.stat().st_size >> 20, time.monotonic() - began)
         except Exception:  # noqa: BLE001 - the previous checkpoint and its log still describe the state
             log.exception("cannot save the %s' checkpoint; trying again in %.0f s", side, worker.checkpoint_every)
 

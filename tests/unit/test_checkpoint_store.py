@@ -42,6 +42,39 @@ def test_refused_when_the_table_or_the_partitions_differ(tmp_path: Path, offsets
     assert not path.exists()
 
 
+def test_a_state_written_as_it_is_made_reads_back_as_the_same_bytes(tmp_path: Path) -> None:
+    """The worker hands ``save`` a function that writes the state to the file (no copy of it in memory); the
+    header, written again once the size is known, keeps its length, and the file is the one bytes would give."""
+    state = bytes(range(256)) * 300
+
+    def write(handle: Any) -> None:
+        for at in range(0, len(state), 1000):
+            handle.write(state[at:at + 1000])
+
+    streamed = store(tmp_path / "a").save("contacts", OFFSETS, write, "era-1")
+    whole = store(tmp_path / "b").save("contacts", OFFSETS, state, "era-1")
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert store(tmp_path / "a").open("contacts", dict(OFFSETS))[0] == state
+    streamed.write_bytes(streamed.read_bytes()[:-1])
+    assert store(tmp_path / "a").take("contacts", OFFSETS) == (None, f"it is cut short ({len(state) - 1} of "
+                                                                      f"{len(state)} bytes)")
+
+
+def test_the_live_state_written_to_a_file_is_its_checkpoint(tmp_path: Path) -> None:
+    """``LiveKpis.write_checkpoint`` writes exactly the bytes of ``LiveKpis.checkpoint`` (the worker's path and
+    the one the tests read back)."""
+    import io
+
+    from cxpulse.core.live import LiveKpis
+    from cxpulse.settings import KpiSettings
+    live = LiveKpis(KpiSettings())
+    live.contacts(0), live.contacts(3), live.customers(1)
+    for side in ("contacts", "customers"):
+        buffer = io.BytesIO()
+        live.write_checkpoint(side, buffer)
+        assert buffer.getvalue() == live.checkpoint(side)
+
+
 def test_refused_when_the_settings_or_the_code_changed(tmp_path: Path) -> None:
     store(tmp_path, "old").save("agents", OFFSETS, b"x")
     assert store(tmp_path, "new").take("agents", OFFSETS) == (
