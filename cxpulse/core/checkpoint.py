@@ -14,6 +14,7 @@ slotted objects of this package, and pickle reads them back an order of magnitud
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any, BinaryIO
 
@@ -52,8 +53,9 @@ def dumps(parts: dict[int, Any], extra: Any = None) -> bytes:
     """Every partition's processor of one side (``{partition: processor}``) and ``extra`` (e.g. the observer's
     sums), in one pickle: objects the processors share with their aggregates (the open visits, the awaiting
     feedback, the index of distinct customers) stay shared when read back."""
-    saved = {partition: processor_state(proc) for partition, proc in parts.items()}
-    return pickle.dumps((FORMAT, saved, extra), protocol=5)
+    buffer = io.BytesIO()
+    dump(parts, extra, buffer)
+    return buffer.getvalue()
 
 
 def dump(parts: dict[int, Any], extra: Any, file: BinaryIO) -> None:
