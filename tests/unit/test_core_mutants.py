@@ -772,28 +772,34 @@ def test_a_configured_window_longer_than_two_days_counts_its_whole_length() -> N
     assert engine_module.history_us(KpiSettings()) == 26 * hour  # 24h and today
 
 
+DAY_US = 86_400 * US
+# contacts queued at T0 and T0 + 3 days, of u0 and u1; the live state read at T0 + 3 days + 1 s
+TWO_QUEUED = [contact_event("queued", f"q{k}", T0 + k * 3 * DAY_US, f"c{k}", customer_id=f"u{k}") for k in range(2)]
+TWO_QUEUED_NOW = T0 + 3 * DAY_US + US
+
+
+def filled_live(made_at: int) -> LiveKpis:
+    """A live state whose wall clock reads ``made_at`` while its partitions are made (and pruned at once:
+    ``LiveKpis._aggregates``) and :data:`TWO_QUEUED` are fed, then :data:`TWO_QUEUED_NOW`, every part advanced."""
+    clock = Clock(made_at)
+    live = LiveKpis(KpiSettings(), clock=clock)
+    for offset, event in enumerate(TWO_QUEUED):
+        assert feed(live, 0, event, offset)
+    for summary in live.contacts(0).drain_summaries():
+        live.customers(0).update(summary)
+    clock.now_us = TWO_QUEUED_NOW
+    for part in live.parts():  # facts at or after the clock at their making were ahead of their now
+        part.advance(TWO_QUEUED_NOW)
+    return live
+
+
 def test_the_live_state_forgets_buckets_no_window_reaches_without_a_document_read() -> None:
     """The Redis read model's partials never pruned, and only a document read did: a worker whose document
     nobody asked for kept every bucket and distinct-customer entry since its start. ``LiveKpis.prune`` (the
     maintenance timer) forgets what lies past every window (26 hours for the default windows) and changes no
     figure: contacts queued at T0 and T0 + 3 days, pruned at T0 + 3 days + 1 s, the same document as unpruned."""
-    day = 86_400 * US
-    now = T0 + 3 * day + US
-    events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}", customer_id=f"u{k}") for k in range(2)]
-
-    def filled() -> LiveKpis:
-        clock = Clock(T0)  # the partitions' aggregates are made (and pruned at once: live._aggregates) at T0
-        live = LiveKpis(KpiSettings(), clock=clock)
-        for offset, event in enumerate(events):
-            assert feed(live, 0, event, offset)
-        for summary in live.contacts(0).drain_summaries():
-            live.customers(0).update(summary)
-        clock.now_us = now
-        for part in live.parts():  # made at T0, the facts at T0 and later were ahead of their now
-            part.advance(now)
-        return live
-
-    pruned, kept = filled(), filled()
+    day, now = DAY_US, TWO_QUEUED_NOW
+    pruned, kept = filled_live(T0), filled_live(T0)  # made at T0: nothing pruned before the timer's prune
     pruned.prune(now)
     for live in (pruned, kept):
         assert sum(len(b) for b in live.contacts(0).aggregates.buckets.values()) > 0
@@ -812,23 +818,8 @@ def test_a_partition_made_late_makes_no_bucket_past_every_window_and_reads_the_s
     a live state made at T0 and pruned by the timer at the same moment.
 
     Kills ``LiveKpis._aggregates`` without its prune (c0's bucket made) and a prune at the wrong limit."""
-    day = 86_400 * US
-    now = T0 + 3 * day + US
-    events = [contact_event("queued", f"q{k}", T0 + k * 3 * day, f"c{k}", customer_id=f"u{k}") for k in range(2)]
-
-    def filled(made_at: int) -> LiveKpis:
-        clock = Clock(made_at)
-        live = LiveKpis(KpiSettings(), clock=clock)
-        for offset, event in enumerate(events):
-            assert feed(live, 0, event, offset)
-        for summary in live.contacts(0).drain_summaries():
-            live.customers(0).update(summary)
-        clock.now_us = now
-        for part in live.parts():  # made at T0, the facts at T0 and later were ahead of their now
-            part.advance(now)
-        return live
-
-    late, early = filled(now), filled(T0)
+    now = TWO_QUEUED_NOW
+    late, early = filled_live(now), filled_live(T0)
     limit = now - history_us(KpiSettings()) - 60 * US
     starts = [start for part in late.parts() for b in part.buckets.values() for start in b]
     assert starts and min(starts) > limit, "no bucket at or before the limit was made"
